@@ -1,0 +1,46 @@
+# Two commands set everything up: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+DATA_DIR ?= data/sample
+OUTPUT_DIR ?= output/sample
+ML1M_DIR ?= ../shared/data/ml-1m
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+# TFX 1.16 needs Python 3.10: take python3.10 from PATH if it runs (a pyenv
+# shim may exist without a 3.10 selected), else the pyenv install.
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10; do \
+  if "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then echo "$$p"; break; fi; done)
+
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run run-ml1m test clean help
+
+help:
+	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample"
+	@echo "make test    - set up $(VENV) if needed and run the test suite"
+	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@if [ -z "$(PYTHON310)" ]; then \
+	  echo "error: Python 3.10 not found (tried python3.10 on PATH and ~/.pyenv/versions/3.10.*/bin/python3.10)." >&2; \
+	  echo "       TFX 1.16 needs Python 3.10; install it, e.g. 'pyenv install 3.10'." >&2; exit 1; fi
+	@test -x $(VENV)/bin/python || { echo "creating $(VENV) with $(PYTHON310)"; $(PYTHON310) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip==24.0"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/recsys run --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)
+
+run-ml1m: $(STAMP)
+	$(VENV)/bin/recsys run --data-dir $(ML1M_DIR) --output-dir output/ml-1m
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf output

@@ -1,0 +1,12 @@
+"""Artifact types this project adds to TFX's standard ones."""
+from tfx.types import artifact
+
+
+class ItemCatalog(artifact.Artifact):
+  """The item catalog (id -> title, genres, year) as `items.json`.
+
+  Written by Sessionize from the raw interactions and shipped beside the
+  pushed model, so that an app (or `recsys recommend`) can fill an item's side
+  features and show titles.
+  """
+  TYPE_NAME = "ItemCatalog"

@@ -1,0 +1,216 @@
+"""Reading raw text files in Beam with byte offsets, and reporting bad lines.
+
+Beam's ReadFromText splits large files across workers but does not say where a
+line came from. Reporting a malformed line by file and line number needs its
+position, so `ReadLinesWithOffsets` is a splittable file source that yields
+each line with its byte offset; the few offsets of malformed lines are turned
+into line numbers after the Beam job (`resolve_line_numbers`), which reads the
+file only up to the last bad line and only when there is one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import apache_beam as beam
+from apache_beam.io import filebasedsource
+import tensorflow as tf
+
+MALFORMED = "malformed"
+# Malformed lines kept verbatim in the report (all of them are counted).
+MAX_REPORTED_LINES = 100
+
+
+class IngestionError(ValueError):
+  """Raw input that cannot be ingested: missing, empty or too malformed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LineRecord:
+  path: str
+  offset: int
+  text: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class MalformedLine:
+  path: str
+  offset: int
+  reason: str
+  text: str
+  line: Optional[int] = None  # 1-based, filled in by resolve_line_numbers
+
+  def describe(self) -> str:
+    where = f"{self.path}:{self.line}" if self.line else (
+        f"{self.path} (byte {self.offset})")
+    return f"{where}: {self.reason}: {self.text[:200]!r}"
+
+
+class MalformedLineError(ValueError):
+  """Raised by a line parser; the message is the reason the line is bad."""
+
+
+class _OffsetLineSource(filebasedsource.FileBasedSource):
+  """Splittable source of (path, byte offset, line) for uncompressed files."""
+
+  def read_records(self, file_name: str,
+                   offset_range_tracker) -> Iterator[LineRecord]:
+    start = offset_range_tracker.start_position()
+    with self.open_file(file_name) as f:
+      if start > 0:
+        # The line that crosses `start` belongs to the previous range: skip to
+        # the first line that begins at or after `start`.
+        f.seek(start - 1)
+        start += len(f.readline()) - 1
+      position = start
+      while offset_range_tracker.try_claim(position):
+        line = f.readline()
+        if not line:
+          break
+        yield LineRecord(file_name, position, line.rstrip(b"\r\n"))
+        position += len(line)
+
+
+class ReadLinesWithOffsets(beam.PTransform):
+  """Reads one text file as LineRecords, split across workers."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._path = path
+
+  def expand(self, pbegin):
+    return pbegin | beam.io.Read(
+        _OffsetLineSource(self._path, splittable=True, validate=True))
+
+
+def require_file(path: str, what: str) -> str:
+  """Returns path if it names a non-empty file, else a clear IngestionError."""
+  if not tf.io.gfile.exists(path):
+    raise IngestionError(f"{what} not found: {path}")
+  if tf.io.gfile.isdir(path):
+    raise IngestionError(f"{what} is a directory, not a file: {path}")
+  if tf.io.gfile.stat(path).length == 0:
+    raise IngestionError(f"{what} is empty: {path}")
+  return path
+
+
+class ParseLines(beam.DoFn):
+  """Applies `parse(text, offset, **side_inputs) -> value`; lines it rejects
+  with MalformedLineError go to the MALFORMED output.
+
+  Blank lines carry no record and are skipped; `skip_first_line` drops a
+  header already checked by format detection.
+  """
+
+  def __init__(self, parse, encoding: str, skip_first_line: bool = False):
+    super().__init__()
+    self._parse = parse
+    self._encoding = encoding
+    self._skip_first_line = skip_first_line
+
+  def process(self, record: LineRecord, **side_inputs):
+    if self._skip_first_line and record.offset == 0:
+      return
+    if not record.text.strip():
+      return
+    try:
+      text = record.text.decode(self._encoding)
+    except UnicodeDecodeError as e:
+      yield beam.pvalue.TaggedOutput(MALFORMED, MalformedLine(
+          record.path, record.offset, f"not valid {self._encoding}: {e.reason}",
+          record.text.decode("latin-1")))
+      return
+    try:
+      yield self._parse(text, record.offset, **side_inputs)
+    except MalformedLineError as e:
+      yield beam.pvalue.TaggedOutput(
+          MALFORMED, MalformedLine(record.path, record.offset, str(e), text))
+
+
+def _first_lines(malformed: List[MalformedLine]) -> List[MalformedLine]:
+  return sorted(malformed, key=lambda m: (m.path, m.offset))
+
+
+class WriteIngestionSummary(beam.PTransform):
+  """Counts examples and malformed lines; keeps the first bad lines verbatim.
+
+  Input: {"examples": PCollection, "malformed": PCollection[MalformedLine]}.
+  Writes one JSON file `summary` into report_dir, read back by
+  `read_ingestion_summary` once the Beam job is done.
+  """
+
+  def __init__(self, report_dir: str):
+    super().__init__()
+    self._report_dir = report_dir
+
+  def expand(self, inputs):
+    examples = inputs["examples"] | "CountExamples" >> beam.combiners.Count.Globally()
+    malformed = inputs["malformed"]
+    count = malformed | "CountMalformed" >> beam.combiners.Count.Globally()
+    first = (
+        malformed
+        | "FirstMalformed" >> beam.combiners.Top.Of(
+            MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset), reverse=True)
+        | "Sort" >> beam.Map(_first_lines))
+    return (
+        examples
+        | "Summary" >> beam.Map(
+            lambda n, bad, lines: json.dumps({
+                "examples": n, "malformed": bad,
+                "malformed_lines": [dataclasses.asdict(m) for m in lines]}),
+            bad=beam.pvalue.AsSingleton(count),
+            lines=beam.pvalue.AsSingleton(first))
+        | "Write" >> beam.io.WriteToText(
+            os.path.join(self._report_dir, "summary"), shard_name_template=""))
+
+
+@dataclasses.dataclass
+class IngestionSummary:
+  examples: int
+  malformed: int
+  malformed_lines: List[MalformedLine]
+
+
+def read_ingestion_summary(report_dir: str) -> IngestionSummary:
+  with tf.io.gfile.GFile(os.path.join(report_dir, "summary")) as f:
+    summary = json.loads(f.read())
+  return IngestionSummary(
+      summary["examples"], summary["malformed"],
+      resolve_line_numbers(MalformedLine(**m) for m in summary["malformed_lines"]))
+
+
+def resolve_line_numbers(
+    malformed: Iterable[MalformedLine]) -> List[MalformedLine]:
+  """Fills in 1-based line numbers by counting newlines before each offset."""
+  by_path: Dict[str, List[MalformedLine]] = {}
+  for m in malformed:
+    by_path.setdefault(m.path, []).append(m)
+  resolved = []
+  for path, lines in by_path.items():
+    offsets = sorted({m.offset for m in lines})
+    line_at = {}
+    newlines, read = 0, 0
+    with tf.io.gfile.GFile(path, "rb") as f:
+      for offset in offsets:
+        while read < offset:
+          chunk = f.read(min(1 << 20, offset - read))
+          if not chunk:
+            break
+          newlines += chunk.count(b"\n")
+          read += len(chunk)
+        line_at[offset] = newlines + 1
+    resolved.extend(dataclasses.replace(m, line=line_at[m.offset]) for m in lines)
+  return sorted(resolved, key=lambda m: (m.path, m.offset))
+
+
+def check_malformed(count: int, sample: List[MalformedLine], tolerance: int,
+                    setting: str) -> None:
+  """Fails when more lines are malformed than tolerated, naming the first."""
+  if count > tolerance:
+    shown = "\n  ".join(m.describe() for m in sample[:10])
+    more = f"\n  ... and {count - 10} more" if count > 10 else ""
+    raise IngestionError(
+        f"{count} malformed line(s), more than {setting}={tolerance}:\n"
+        f"  {shown}{more}")

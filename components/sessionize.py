@@ -1,0 +1,321 @@
+"""Sessionize: per-user timelines -> next-item examples in leave-last-out splits.
+
+Per user (one GroupByKey in Beam), interactions are ordered by timestamp, ties
+kept in file order, and every position becomes one example: its label is the
+item at that position and its context the up-to-`max_context_length` items
+before it, with their ratings, years and genres (flattened, most recent kept).
+Splits follow ../shared/PROTOCOL.md: the last interaction is the test target,
+the one before it the eval target, everything earlier trains; eval and test
+examples also carry the whole earlier history for filter-seen metrics.
+
+The first position has an empty context: it trains the model's prior (what a
+user with no history gets) and makes the train labels exactly the train
+interactions, so label counts are the popularity baseline's train counts.
+
+Beside the examples the component writes their schema (derived from the one
+feature spec below, so it cannot drift from what is written) and the item
+catalog (id, title, genres, year) that ships with the pushed model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+from absl import logging
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+import tensorflow as tf
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx import types
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from components import features as F
+from components.anomalies import raise_on_anomalies
+from components.artifacts import ItemCatalog
+
+NAMESPACE = "sessionize"
+CATALOG_FILE = "items.json"
+SCHEMA_FILE = "schema.pbtxt"
+REPORT_FILE = "sessionize_report.json"
+CATALOG = "catalog"
+
+
+def feature_spec() -> Dict[str, Any]:
+  """The tf.Example spec of session examples (also their schema)."""
+  var = tf.io.VarLenFeature
+  return {
+      F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+      F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+      F.CONTEXT_ITEM_ID: var(tf.string),
+      F.CONTEXT_RATING: var(tf.float32),
+      F.CONTEXT_YEAR: var(tf.int64),
+      F.CONTEXT_GENRE: var(tf.string),
+      F.HISTORY_ITEM_ID: var(tf.string),
+      F.USER_GENDER: var(tf.string),
+      F.USER_AGE: var(tf.int64),
+      F.USER_OCCUPATION: var(tf.string),
+      F.USER_ZIPCODE: var(tf.string),
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionParams:
+  min_rating: Optional[float] = None
+  min_timeline_length: int = 3
+  max_context_length: int = 10
+  max_context_genres: int = 32
+
+
+class Interaction(NamedTuple):
+  """One rating, as much of it as sessionization needs."""
+  user_id: bytes
+  item_id: bytes
+  rating: float
+  timestamp: int
+  file_offset: int
+  year: int  # 0 when unknown
+  genres: Tuple[bytes, ...]
+  user: Tuple[Tuple[str, list], ...]  # (name, values) of the user features
+
+
+_KIND = {tf.string: "bytes_list", tf.float32: "float_list",
+         tf.int64: "int64_list"}
+_SPEC = feature_spec()
+_LIST = {"bytes_list": tf.train.BytesList, "float_list": tf.train.FloatList,
+         "int64_list": tf.train.Int64List}
+
+
+def _feature(name: str, values: Iterable) -> tf.train.Feature:
+  """A tf.train.Feature of the type the session feature spec gives `name`."""
+  kind = _KIND[_SPEC[name].dtype]
+  return tf.train.Feature(**{kind: _LIST[kind](value=list(values))})
+
+
+def _values(features, name: str) -> list:
+  if name not in features:
+    return []
+  feature = features[name]
+  kind = feature.WhichOneof("kind")
+  return list(getattr(feature, kind).value) if kind else []
+
+
+class ParseRaw(beam.DoFn):
+  """Raw tf.Example -> Interaction; and (item id, catalog entry) on the side."""
+
+  def process(self, serialized: bytes):
+    f = tf.train.Example.FromString(serialized).features.feature
+
+    def first(name, default):
+      values = _values(f, name)
+      return values[0] if values else default
+
+    interaction = Interaction(
+        user_id=first(F.USER_ID, b""),
+        item_id=first(F.ITEM_ID, b""),
+        rating=float(first(F.RATING, 0.0)),
+        timestamp=int(first(F.TIMESTAMP, 0)),
+        file_offset=int(first(F.FILE_OFFSET, 0)),
+        year=int(first(F.ITEM_YEAR, 0)),
+        genres=tuple(_values(f, F.ITEM_GENRES)),
+        user=tuple((name, _values(f, name)) for name in F.USER_FEATURES
+                   if _values(f, name)))
+    yield interaction
+    yield beam.pvalue.TaggedOutput(CATALOG, (
+        interaction.item_id.decode("utf-8"), {
+            "title": first(F.ITEM_TITLE, b"").decode("utf-8"),
+            "genres": [g.decode("utf-8") for g in interaction.genres],
+            "year": interaction.year or None,
+        }))
+
+
+def split_of(position: int, length: int) -> str:
+  """Leave-last-out: last -> test, second to last -> eval, earlier -> train."""
+  if position == length - 1:
+    return F.TEST
+  if position == length - 2:
+    return F.EVAL
+  return F.TRAIN
+
+
+def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
+                      params: SessionParams):
+  """Yields (split, tf.train.Example) for every position of one user's timeline.
+
+  Interactions below min_rating are left out; a user left with fewer than
+  min_timeline_length interactions yields nothing. Both are counted.
+  """
+  timeline = sorted(interactions, key=lambda i: (i.timestamp, i.file_offset))
+  if params.min_rating is not None:
+    kept = [i for i in timeline if i.rating >= params.min_rating]
+    Metrics.counter(NAMESPACE, "low_rating_interactions_dropped").inc(
+        len(timeline) - len(kept))
+    timeline = kept
+  length = len(timeline)
+  if length < params.min_timeline_length:
+    Metrics.counter(NAMESPACE, "short_users_dropped").inc()
+    Metrics.counter(NAMESPACE, "short_user_interactions_dropped").inc(length)
+    return
+  Metrics.counter(NAMESPACE, "users").inc()
+  Metrics.counter(NAMESPACE, "train_examples").inc(length - 2)
+  Metrics.counter(NAMESPACE, "eval_examples").inc()
+  Metrics.counter(NAMESPACE, "test_examples").inc()
+  user = {name: _feature(name, values) for name, values in timeline[0].user}
+  for position, target in enumerate(timeline):
+    split = split_of(position, length)
+    context = timeline[max(0, position - params.max_context_length):position]
+    genres = [g for i in context for g in i.genres]
+    feature = {
+        F.USER_ID: _feature(F.USER_ID, [user_id]),
+        F.LABEL_ITEM_ID: _feature(F.LABEL_ITEM_ID, [target.item_id]),
+        F.CONTEXT_ITEM_ID: _feature(F.CONTEXT_ITEM_ID,
+                                    (i.item_id for i in context)),
+        F.CONTEXT_RATING: _feature(F.CONTEXT_RATING, (i.rating for i in context)),
+        F.CONTEXT_YEAR: _feature(F.CONTEXT_YEAR, (i.year for i in context)),
+        F.CONTEXT_GENRE: _feature(F.CONTEXT_GENRE,
+                                  genres[-params.max_context_genres:]),
+        **user,
+    }
+    if split != F.TRAIN:
+      feature[F.HISTORY_ITEM_ID] = _feature(
+          F.HISTORY_ITEM_ID, (i.item_id for i in timeline[:position]))
+    yield split, tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _any(values: Iterable):
+  """Picks one of equal values (all ratings of an item carry its metadata)."""
+  return next(iter(values))
+
+
+@beam.ptransform_fn
+def SessionizeExamples(raw: beam.PCollection, params: SessionParams):  # pylint: disable=invalid-name
+  """Serialized raw interactions -> {split: serialized session examples,
+  CATALOG: one JSON object {item id: title, genres, year}}."""
+  parsed = raw | "Parse" >> beam.ParDo(ParseRaw()).with_outputs(
+      CATALOG, main="interactions")
+  examples = (
+      parsed.interactions
+      | "KeyByUser" >> beam.Map(lambda i: (i.user_id, i))
+      | "GroupByUser" >> beam.GroupByKey()
+      | "Timelines" >> beam.FlatMap(
+          lambda user: timeline_examples(user[0], user[1], params)))
+  by_split = examples | "BySplit" >> beam.Partition(
+      lambda e, _: F.SPLITS.index(e[0]), len(F.SPLITS))
+  result = {
+      split: by_split[i] | f"Serialize[{split}]" >> beam.Map(
+          lambda e: e[1].SerializeToString())
+      for i, split in enumerate(F.SPLITS)
+  }
+  result[CATALOG] = (
+      parsed[CATALOG]
+      | "OnePerItem" >> beam.CombinePerKey(_any)
+      | "ToList" >> beam.combiners.ToList()
+      | "Json" >> beam.Map(lambda entries: json.dumps(
+          dict(entries), ensure_ascii=False, sort_keys=True)))
+  return result
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Checks the validator's verdict, then sessionizes with Beam."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    if input_dict.get("anomalies"):
+      raise_on_anomalies(artifact_utils.get_single_instance(
+          input_dict["anomalies"]))
+    params = SessionParams(**json.loads(exec_properties["session_config"]))
+    raw_artifact = artifact_utils.get_single_instance(input_dict["examples"])
+    raw_splits = artifact_utils.decode_split_names(raw_artifact.split_names)
+    patterns = [os.path.join(artifact_utils.get_split_uri([raw_artifact], s), "*")
+                for s in raw_splits]
+    output = artifact_utils.get_single_instance(output_dict["sessions"])
+    output.split_names = artifact_utils.encode_split_names(list(F.SPLITS))
+    catalog = artifact_utils.get_single_instance(output_dict["catalog"])
+    schema = artifact_utils.get_single_instance(output_dict["schema"])
+
+    pipeline = self._make_beam_pipeline()
+    raw = (
+        [pipeline | f"Read[{s}]" >> beam.io.ReadFromTFRecord(p)
+         for s, p in zip(raw_splits, patterns)]
+        | "Flatten" >> beam.Flatten())
+    sessions = raw | "Sessionize" >> SessionizeExamples(params)  # pylint: disable=no-value-for-parameter
+    for split in F.SPLITS:
+      _ = sessions[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+          os.path.join(artifact_utils.get_split_uri([output], split),
+                       "data_tfrecord"),
+          file_name_suffix=".gz")
+    _ = sessions[CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
+        os.path.join(catalog.uri, CATALOG_FILE), shard_name_template="")
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    counts = {
+        c.key.metric.name: c.result for c in result.metrics().query(
+            MetricsFilter().with_namespace(NAMESPACE))["counters"]}
+    report = {name: int(counts.get(name, 0)) for name in (
+        "users", "short_users_dropped", "short_user_interactions_dropped",
+        "low_rating_interactions_dropped", "train_examples", "eval_examples",
+        "test_examples")}
+    report["params"] = dataclasses.asdict(params)
+    with tf.io.gfile.GFile(os.path.join(output.uri, REPORT_FILE), "w") as f:
+      f.write(json.dumps(report, indent=2))
+    for name, value in report.items():
+      if isinstance(value, int):
+        output.set_int_custom_property(name, value)
+    logging.info("Sessionized: %s", report)
+    if report["users"] == 0:
+      raise ValueError(
+          f"no user has at least {params.min_timeline_length} interactions"
+          f"{'' if params.min_rating is None else ' rated >= %s' % params.min_rating};"
+          f" nothing to train or evaluate on ({report})")
+    io_utils.write_pbtxt_file(
+        os.path.join(schema.uri, SCHEMA_FILE),
+        schema_utils.schema_from_feature_spec(feature_spec()))
+
+
+class SessionizeSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      "session_config": component_spec.ExecutionParameter(type=str),
+  }
+  INPUTS = {
+      "examples": component_spec.ChannelParameter(
+          type=standard_artifacts.Examples),
+      "anomalies": component_spec.ChannelParameter(
+          type=standard_artifacts.ExampleAnomalies, optional=True),
+  }
+  OUTPUTS = {
+      "sessions": component_spec.ChannelParameter(
+          type=standard_artifacts.Examples),
+      "schema": component_spec.ChannelParameter(type=standard_artifacts.Schema),
+      "catalog": component_spec.ChannelParameter(type=ItemCatalog),
+  }
+
+
+class Sessionize(base_beam_component.BaseBeamComponent):
+  """Raw interactions -> `sessions` (train/eval/test next-item examples),
+  their `schema` and the item `catalog`.
+
+  `anomalies` (ExampleValidator's output) gates the run: any anomaly stops it
+  here, before sessionization and training.
+  """
+
+  SPEC_CLASS = SessionizeSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, examples: types.BaseChannel, session_config: str,
+               anomalies: Optional[types.BaseChannel] = None):
+    super().__init__(spec=SessionizeSpec(
+        examples=examples,
+        anomalies=anomalies,
+        session_config=session_config,
+        **{name: types.Channel(type=p.type)
+           for name, p in SessionizeSpec.OUTPUTS.items()}))

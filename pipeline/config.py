@@ -1,0 +1,259 @@
+"""One config object that records every knob of a run.
+
+`RunConfig` is built from defaults, an optional YAML/JSON file (`--config`) and
+`--set section.key=value` overrides, validated before the pipeline starts, and
+written in full into the run's output directory (`run_config.json`). Each
+component receives only the sections it depends on, so that changing, say, the
+number of epochs re-runs training but reuses the cached ingestion.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+DATASETS = ("movielens",)
+
+
+class ConfigError(ValueError):
+  """A config file or override that names an unknown key or a bad value."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+  # Which raw format family to ingest; the exact MovieLens variant (1M, 100K,
+  # CSV) is detected from the files in data_dir.
+  dataset: str = "movielens"
+  data_dir: str = "data/sample"
+  # Malformed lines tolerated before ingestion fails (each one is reported).
+  max_malformed_lines: int = 0
+
+
+@dataclasses.dataclass
+class SessionConfig:
+  # Keep only interactions rated at least this (None keeps every rating).
+  min_rating: Optional[float] = None
+  # Users with fewer interactions are dropped (and counted); the protocol's 3
+  # is the least that gives a train, an eval and a test interaction.
+  min_timeline_length: int = 3
+  # Items of context before each label (the most recent ones).
+  max_context_length: int = 10
+  # Genres of the context items, flattened, most recent kept.
+  max_context_genres: int = 32
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  encoder: str = "bow"
+  # Width of item embeddings and of the context/label encodings.
+  embedding_dim: int = 64
+  # Width of the rating, year and genre embeddings.
+  side_embedding_dim: int = 16
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  epochs: int = 5
+  batch_size: int = 512
+  learning_rate: float = 0.003
+  shuffle_buffer: int = 200_000
+  seed: int = 42
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  # Blessing threshold: the model's HR@10 on the test split must reach this.
+  min_hit_rate_at_10: float = 0.05
+
+
+@dataclasses.dataclass
+class ServingConfig:
+  # Recommendations returned by the serving signature and the TFLite model.
+  top_k: int = 100
+
+
+@dataclasses.dataclass
+class RunConfig:
+  name: str = "recsys"
+  output_dir: str = "output/sample"
+  # Pushed models land in <push_dir>/<version>/; empty means
+  # <output_dir>/serving.
+  push_dir: str = ""
+  # Arguments for every component's Beam job.
+  beam_args: List[str] = dataclasses.field(
+      default_factory=lambda: ["--direct_running_mode=in_memory",
+                               "--direct_num_workers=1"])
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  session: SessionConfig = dataclasses.field(default_factory=SessionConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+
+  # --- derived locations -------------------------------------------------
+  @property
+  def pipeline_root(self) -> str:
+    return os.path.join(self.output_dir, "pipeline_root")
+
+  @property
+  def metadata_path(self) -> str:
+    return os.path.join(self.output_dir, "metadata.sqlite")
+
+  @property
+  def serving_dir(self) -> str:
+    return self.push_dir or os.path.join(self.output_dir, "serving")
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  def digest(self) -> str:
+    """Short hash of every setting, to tell runs apart."""
+    return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+  def section_json(self, *names: str) -> str:
+    """JSON of the named sections, as a component's execution property."""
+    return json.dumps({n: dataclasses.asdict(getattr(self, n)) for n in names},
+                      sort_keys=True)
+
+  def validate(self) -> None:
+    """Fails before the pipeline starts, naming the field that is wrong."""
+    def require(ok: bool, field: str, why: str) -> None:
+      if not ok:
+        raise ConfigError(f"{field}: {why}")
+
+    require(self.data.dataset in DATASETS, "data.dataset",
+            f"{self.data.dataset!r} is not one of {', '.join(DATASETS)}")
+    require(self.data.max_malformed_lines >= 0, "data.max_malformed_lines",
+            "must be >= 0")
+    require(self.session.min_timeline_length >= 3,
+            "session.min_timeline_length",
+            "must be >= 3 (a train, an eval and a test interaction)")
+    require(self.session.max_context_length >= 1,
+            "session.max_context_length", "must be >= 1")
+    require(self.session.max_context_genres >= 1,
+            "session.max_context_genres", "must be >= 1")
+    require(self.model.encoder in ("bow",), "model.encoder",
+            f"{self.model.encoder!r} is not a known context encoder (bow)")
+    require(self.model.embedding_dim >= 1, "model.embedding_dim", "must be >= 1")
+    require(self.model.side_embedding_dim >= 1, "model.side_embedding_dim",
+            "must be >= 1")
+    require(self.train.epochs >= 1, "train.epochs", "must be >= 1")
+    require(self.train.batch_size >= 1, "train.batch_size", "must be >= 1")
+    require(self.train.learning_rate > 0, "train.learning_rate", "must be > 0")
+    require(self.train.shuffle_buffer >= 1, "train.shuffle_buffer",
+            "must be >= 1")
+    require(0.0 <= self.eval.min_hit_rate_at_10 <= 1.0,
+            "eval.min_hit_rate_at_10", "must be within [0, 1]")
+    require(self.serving.top_k >= 1, "serving.top_k", "must be >= 1")
+
+
+def _check_type(value: Any, hint: Any, field: str) -> Any:
+  """Checks (and mildly coerces) a value against a dataclass field's type."""
+  origin = typing.get_origin(hint)
+  if origin is typing.Union:  # Optional[X]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if value is None:
+      return None
+    return _check_type(value, args[0], field)
+  if origin in (list, List):
+    (item,) = typing.get_args(hint)
+    if isinstance(value, str):
+      value = [v for v in value.split(",") if v]
+    if not isinstance(value, list):
+      raise ConfigError(f"{field}: expected a list, got {value!r}")
+    return [_check_type(v, item, field) for v in value]
+  if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if hint is str and isinstance(value, (int, float)) and not isinstance(
+      value, bool):
+    return str(value)
+  if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+    raise ConfigError(
+        f"{field}: expected {hint.__name__}, got {value!r}")
+  return value
+
+
+def _apply(obj: Any, values: Dict[str, Any], prefix: str = "") -> None:
+  hints = typing.get_type_hints(type(obj))
+  fields = {f.name for f in dataclasses.fields(obj)}
+  for key, value in values.items():
+    field = f"{prefix}{key}"
+    if key not in fields:
+      raise ConfigError(
+          f"{field}: unknown setting (known: {', '.join(sorted(fields))})")
+    current = getattr(obj, key)
+    if dataclasses.is_dataclass(current):
+      if not isinstance(value, dict):
+        raise ConfigError(f"{field}: expected a section (mapping), got {value!r}")
+      _apply(current, value, prefix=f"{field}.")
+    else:
+      setattr(obj, key, _check_type(value, hints[key], field))
+
+
+def parse_overrides(overrides: List[str]) -> Dict[str, Any]:
+  """Turns ['model.encoder=bow', ...] into a nested dict (values as YAML)."""
+  nested: Dict[str, Any] = {}
+  for item in overrides:
+    if "=" not in item:
+      raise ConfigError(f"--set {item!r}: expected section.key=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+      raise ConfigError(f"--set {item!r}: empty key")
+    node = nested
+    for part in parts[:-1]:
+      node = node.setdefault(part, {})
+      if not isinstance(node, dict):
+        raise ConfigError(f"--set {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+  return nested
+
+
+def load_config(path: Optional[str] = None,
+                overrides: Optional[List[str]] = None,
+                values: Optional[Dict[str, Any]] = None) -> RunConfig:
+  """Defaults <- config file <- --set overrides <- explicit values.
+
+  `values` is a nested mapping like the file's (the CLI's --data-dir and
+  --output-dir arrive this way).
+
+  Relative paths are resolved against the working directory, so that the
+  recorded config and MLMD artifact URIs are absolute.
+  """
+  config = RunConfig()
+  if path:
+    try:
+      with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    except OSError as e:
+      raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except yaml.YAMLError as e:
+      raise ConfigError(f"config file {path} is not valid YAML/JSON: {e}") from e
+    if not isinstance(values, dict):
+      raise ConfigError(f"config file {path}: expected a mapping at the top")
+    _apply(config, values)
+  if overrides:
+    _apply(config, parse_overrides(overrides))
+  if values:
+    _apply(config, values)
+  config.output_dir = os.path.abspath(config.output_dir)
+  config.data.data_dir = os.path.abspath(config.data.data_dir)
+  if config.push_dir:
+    config.push_dir = os.path.abspath(config.push_dir)
+  config.validate()
+  return config
+
+
+def from_json(text: str) -> RunConfig:
+  """Rebuilds a RunConfig from `to_json()` output (e.g. run_config.json)."""
+  config = RunConfig()
+  _apply(config, json.loads(text))
+  return config
