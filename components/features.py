@@ -64,8 +64,9 @@ PAD_ID = 0
 OOV_ID = 1
 NUM_RESERVED_IDS = 2
 
-# Ratings: half-star buckets, 0.5 -> 1 ... 5.0 -> 10 (0 stays PAD).
-NUM_RATING_BUCKETS = 11
+# Ratings: half-star buckets, 0.5 -> 2 ... 5.0 -> 11; a rating <= 0 means
+# "not rated" and maps to OOV.
+NUM_RATING_BUCKETS = NUM_RESERVED_IDS + 10
 # Years: five-year buckets from 1900 (earlier years clip to the first bucket,
 # later to the last); a missing year (0) maps to OOV.
 YEAR_ORIGIN = 1900
@@ -80,15 +81,21 @@ def vocabulary_ids(lookup_result):
 
 
 def rating_buckets(rating):
-  """Maps ratings (float) to half-star buckets 1..10; PAD stays for padding."""
-  bucket = tf.cast(tf.round(tf.cast(rating, tf.float32) * 2.0), tf.int64)
-  return tf.clip_by_value(bucket, 1, NUM_RATING_BUCKETS - 1)
+  """Maps ratings to half-star buckets; a rating <= 0 (not rated) is OOV."""
+  rating = tf.cast(rating, tf.float32)
+  bucket = tf.clip_by_value(tf.round(rating * 2.0), 1.0, 10.0)
+  return tf.where(rating > 0, tf.cast(bucket, tf.int64) + OOV_ID,
+                  tf.constant(OOV_ID, tf.int64))
 
 
 def year_buckets(year):
-  """Maps release years to fixed five-year buckets; a year <= 0 is OOV."""
-  year = tf.cast(year, tf.int64)
-  bucket = (year - YEAR_ORIGIN) // YEAR_BUCKET_WIDTH
-  bucket = tf.clip_by_value(bucket, 0, NUM_YEAR_BUCKETS - NUM_RESERVED_IDS - 1)
-  return tf.where(year > 0, bucket + NUM_RESERVED_IDS,
+  """Maps release years to fixed five-year buckets; a year <= 0 is OOV.
+
+  Float arithmetic on purpose: TFLite has no builtin int64 floor division.
+  """
+  year = tf.cast(year, tf.float32)
+  bucket = tf.floor((year - YEAR_ORIGIN) / YEAR_BUCKET_WIDTH)
+  bucket = tf.clip_by_value(bucket, 0.0,
+                            NUM_YEAR_BUCKETS - NUM_RESERVED_IDS - 1.0)
+  return tf.where(year > 0, tf.cast(bucket, tf.int64) + NUM_RESERVED_IDS,
                   tf.constant(OOV_ID, tf.int64))

@@ -189,6 +189,9 @@ class MovieLensExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
+      # Digest of this project's code: a code change invalidates the cache.
+      "code_version": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
   }
 
 
@@ -203,7 +206,8 @@ class MovieLensExampleGen(FileBasedExampleGen):
   SPEC_CLASS = MovieLensExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-  def __init__(self, data_dir: str, max_malformed_lines: int = 0):
+  def __init__(self, data_dir: str, max_malformed_lines: int = 0,
+               code_version: str = ""):
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=SPLIT, pattern="*")])
     output_config = example_gen_pb2.Output(
@@ -220,5 +224,6 @@ class MovieLensExampleGen(FileBasedExampleGen):
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         examples=types.Channel(type=types.standard_artifacts.Examples),
+        code_version=code_version,
         **{MAX_MALFORMED_LINES: max_malformed_lines})
     super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

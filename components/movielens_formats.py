@@ -69,7 +69,8 @@ def _fields(text: str, sep: str, expected: int) -> list:
 
 def _id(value: str, what: str) -> str:
   value = value.strip()
-  if not value.isdigit():
+  # isdigit() alone accepts non-ASCII digits such as "²" that are no integer.
+  if not (value.isascii() and value.isdigit()):
     raise MalformedLineError(f"{what} {value!r} is not a non-negative integer")
   return value
 

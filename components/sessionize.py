@@ -89,34 +89,41 @@ class Interaction(NamedTuple):
 
 _KIND = {tf.string: "bytes_list", tf.float32: "float_list",
          tf.int64: "int64_list"}
-_SPEC = feature_spec()
-_LIST = {"bytes_list": tf.train.BytesList, "float_list": tf.train.FloatList,
-         "int64_list": tf.train.Int64List}
+# Each session feature's value list, from the one feature spec.
+_LIST_OF = {name: _KIND[spec.dtype] for name, spec in feature_spec().items()}
 
 
-def _feature(name: str, values: Iterable) -> tf.train.Feature:
-  """A tf.train.Feature of the type the session feature spec gives `name`."""
-  kind = _KIND[_SPEC[name].dtype]
-  return tf.train.Feature(**{kind: _LIST[kind](value=list(values))})
+def _example(features: Dict[str, Iterable]) -> tf.train.Example:
+  """A tf.train.Example with the value types the session spec gives."""
+  example = tf.train.Example()
+  feature_map = example.features.feature
+  for name, values in features.items():
+    value_list = getattr(feature_map[name], _LIST_OF[name])
+    value_list.SetInParent()  # typed even when empty
+    value_list.value.extend(values)
+  return example
 
 
-def _values(features, name: str) -> list:
-  if name not in features:
-    return []
-  feature = features[name]
-  kind = feature.WhichOneof("kind")
-  return list(getattr(feature, kind).value) if kind else []
+def _feature_values(serialized: bytes) -> Dict[str, Any]:
+  """{name: values} of a serialized tf.train.Example (one pass)."""
+  values = {}
+  for name, feature in tf.train.Example.FromString(
+      serialized).features.feature.items():
+    kind = feature.WhichOneof("kind")
+    if kind:
+      values[name] = getattr(feature, kind).value
+  return values
 
 
 class ParseRaw(beam.DoFn):
   """Raw tf.Example -> Interaction; and (item id, catalog entry) on the side."""
 
   def process(self, serialized: bytes):
-    f = tf.train.Example.FromString(serialized).features.feature
+    values = _feature_values(serialized)
 
     def first(name, default):
-      values = _values(f, name)
-      return values[0] if values else default
+      found = values.get(name)
+      return found[0] if found else default
 
     interaction = Interaction(
         user_id=first(F.USER_ID, b""),
@@ -125,9 +132,9 @@ class ParseRaw(beam.DoFn):
         timestamp=int(first(F.TIMESTAMP, 0)),
         file_offset=int(first(F.FILE_OFFSET, 0)),
         year=int(first(F.ITEM_YEAR, 0)),
-        genres=tuple(_values(f, F.ITEM_GENRES)),
-        user=tuple((name, _values(f, name)) for name in F.USER_FEATURES
-                   if _values(f, name)))
+        genres=tuple(values.get(F.ITEM_GENRES, ())),
+        user=tuple((name, list(values[name])) for name in F.USER_FEATURES
+                   if values.get(name)))
     yield interaction
     yield beam.pvalue.TaggedOutput(CATALOG, (
         interaction.item_id.decode("utf-8"), {
@@ -168,26 +175,23 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
   Metrics.counter(NAMESPACE, "train_examples").inc(length - 2)
   Metrics.counter(NAMESPACE, "eval_examples").inc()
   Metrics.counter(NAMESPACE, "test_examples").inc()
-  user = {name: _feature(name, values) for name, values in timeline[0].user}
+  user = dict(timeline[0].user)
   for position, target in enumerate(timeline):
     split = split_of(position, length)
     context = timeline[max(0, position - params.max_context_length):position]
     genres = [g for i in context for g in i.genres]
-    feature = {
-        F.USER_ID: _feature(F.USER_ID, [user_id]),
-        F.LABEL_ITEM_ID: _feature(F.LABEL_ITEM_ID, [target.item_id]),
-        F.CONTEXT_ITEM_ID: _feature(F.CONTEXT_ITEM_ID,
-                                    (i.item_id for i in context)),
-        F.CONTEXT_RATING: _feature(F.CONTEXT_RATING, (i.rating for i in context)),
-        F.CONTEXT_YEAR: _feature(F.CONTEXT_YEAR, (i.year for i in context)),
-        F.CONTEXT_GENRE: _feature(F.CONTEXT_GENRE,
-                                  genres[-params.max_context_genres:]),
+    features = {
+        F.USER_ID: [user_id],
+        F.LABEL_ITEM_ID: [target.item_id],
+        F.CONTEXT_ITEM_ID: [i.item_id for i in context],
+        F.CONTEXT_RATING: [i.rating for i in context],
+        F.CONTEXT_YEAR: [i.year for i in context],
+        F.CONTEXT_GENRE: genres[-params.max_context_genres:],
         **user,
     }
     if split != F.TRAIN:
-      feature[F.HISTORY_ITEM_ID] = _feature(
-          F.HISTORY_ITEM_ID, (i.item_id for i in timeline[:position]))
-    yield split, tf.train.Example(features=tf.train.Features(feature=feature))
+      features[F.HISTORY_ITEM_ID] = [i.item_id for i in timeline[:position]]
+    yield split, _example(features)
 
 
 def _any(values: Iterable):
@@ -285,6 +289,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 class SessionizeSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "session_config": component_spec.ExecutionParameter(type=str),
+      # Digest of this project's code: a code change invalidates the cache.
+      "code_version": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
   }
   INPUTS = {
       "examples": component_spec.ChannelParameter(
@@ -312,10 +319,12 @@ class Sessionize(base_beam_component.BaseBeamComponent):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
   def __init__(self, examples: types.BaseChannel, session_config: str,
-               anomalies: Optional[types.BaseChannel] = None):
+               anomalies: Optional[types.BaseChannel] = None,
+               code_version: str = ""):
     super().__init__(spec=SessionizeSpec(
         examples=examples,
         anomalies=anomalies,
         session_config=session_config,
+        code_version=code_version,
         **{name: types.Channel(type=p.type)
            for name, p in SessionizeSpec.OUTPUTS.items()}))

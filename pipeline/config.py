@@ -118,10 +118,9 @@ class RunConfig:
     """Short hash of every setting, to tell runs apart."""
     return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
-  def section_json(self, *names: str) -> str:
-    """JSON of the named sections, as a component's execution property."""
-    return json.dumps({n: dataclasses.asdict(getattr(self, n)) for n in names},
-                      sort_keys=True)
+  def sections(self, *names: str) -> Dict[str, Any]:
+    """The named sections as plain dicts (a component's configuration)."""
+    return {n: dataclasses.asdict(getattr(self, n)) for n in names}
 
   def validate(self) -> None:
     """Fails before the pipeline starts, naming the field that is wrong."""

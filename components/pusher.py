@@ -1,0 +1,179 @@
+"""TFLitePusher: publishes a blessed model as a versioned on-device bundle.
+
+TFX's Pusher copies a SavedModel; an app needs more: the TFLite file, the item
+catalog, and a metadata.json that says what the model takes and returns and
+how good it was. Each push is a new integer version directory
+(<push_dir>/<version>/) with
+
+    model.tflite    serving_default converted with builtin ops only
+    saved_model/    the SavedModel (serving_default, evaluate, ...)
+    items.json      the item catalog (id -> title, genres, year)
+    metadata.json   version, metrics, K, input and output spec, config
+
+It is assembled in a staging directory and renamed into place in one step, so
+a failing run never leaves a half-pushed model. An unblessed model is not
+pushed (the artifact records pushed = 0).
+"""
+import datetime
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+from tfx.utils import path_utils
+
+from components import evaluation
+from components import serving
+from components import tflite
+from components.artifacts import ItemCatalog
+from components.sessionize import CATALOG_FILE
+from components.trainer import TFLITE_DIR, TFLITE_FILE
+
+METADATA_FILE = "metadata.json"
+SAVED_MODEL_DIR = "saved_model"
+
+
+def _tensor_spec(details: Dict[str, Any]) -> Dict[str, Any]:
+  dtype = np.dtype(details["dtype"]).name
+  return {"dtype": "string" if dtype in ("bytes", "object") else dtype,
+          "shape": [int(d) for d in details["shape_signature"]]}
+
+
+def signature_spec(tflite_path: str) -> Dict[str, Any]:
+  """Inputs and outputs of the TFLite serving signature, as an app sees them."""
+  interpreter = tf.lite.Interpreter(model_path=tflite_path)
+  runner = interpreter.get_signature_runner(tflite.SIGNATURE)
+  return {
+      "inputs": {name: _tensor_spec(d)
+                 for name, d in sorted(runner.get_input_details().items())},
+      "outputs": {name: _tensor_spec(d)
+                  for name, d in sorted(runner.get_output_details().items())},
+  }
+
+
+def _new_version(push_dir: str) -> int:
+  version = int(time.time())
+  while tf.io.gfile.exists(os.path.join(push_dir, str(version))):
+    version += 1
+  return version
+
+
+def push(model_uri: str, push_dir: str, catalog_path: Optional[str],
+         metrics: Dict[str, Dict[str, float]], run_config: Dict[str, Any]
+         ) -> str:
+  """Stages the bundle and renames it into <push_dir>/<version>; returns it."""
+  tf.io.gfile.makedirs(push_dir)
+  version = _new_version(push_dir)
+  staging = os.path.join(push_dir, f".staging-{version}")
+  target = os.path.join(push_dir, str(version))
+  try:
+    tf.io.gfile.makedirs(staging)
+    tflite_path = os.path.join(staging, TFLITE_FILE)
+    tf.io.gfile.copy(os.path.join(model_uri, TFLITE_DIR, TFLITE_FILE),
+                     tflite_path)
+    io_utils.copy_dir(path_utils.serving_model_path(model_uri),
+                      os.path.join(staging, SAVED_MODEL_DIR))
+    if catalog_path:
+      tf.io.gfile.copy(catalog_path, os.path.join(staging, CATALOG_FILE))
+    spec = signature_spec(tflite_path)
+    metadata = {
+        "version": version,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "top_k": spec["outputs"][serving.TOP_ITEM_IDS]["shape"][-1],
+        "signature": tflite.SIGNATURE,
+        **spec,
+        "tflite_bytes": tf.io.gfile.stat(tflite_path).length,
+        "metrics": metrics,
+        "config": run_config,
+    }
+    with tf.io.gfile.GFile(os.path.join(staging, METADATA_FILE), "w") as f:
+      f.write(json.dumps(metadata, indent=2, sort_keys=True))
+    tf.io.gfile.rename(staging, target)
+  finally:
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
+  return target
+
+
+class Executor(base_executor.BaseExecutor):
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
+    blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+    if not blessing.get_int_custom_property("blessed"):
+      logging.warning("Model not blessed by the Evaluator; nothing pushed.")
+      pushed.set_int_custom_property("pushed", 0)
+      return
+    model = artifact_utils.get_single_instance(input_dict["model"])
+    metrics = {}
+    if input_dict.get("evaluation"):
+      evaluation_uri = artifact_utils.get_single_uri(input_dict["evaluation"])
+      outputs = evaluation.read_metrics(evaluation_uri)
+      metrics = {"model": outputs.get(serving.SCORES, {}),
+                 "most_popular": outputs.get(serving.POPULARITY_SCORES, {})}
+    catalog = None
+    if input_dict.get("catalog"):
+      catalog = os.path.join(
+          artifact_utils.get_single_uri(input_dict["catalog"]), CATALOG_FILE)
+    target = push(model.uri, exec_properties["push_dir"], catalog, metrics,
+                  json.loads(exec_properties["run_config"]))
+    logging.info("Pushed %s", target)
+    pushed.set_int_custom_property("pushed", 1)
+    pushed.set_string_custom_property("pushed_destination", target)
+    pushed.set_int_custom_property("pushed_version",
+                                   int(os.path.basename(target)))
+
+
+class TFLitePusherSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      "push_dir": component_spec.ExecutionParameter(type=str),
+      "run_config": component_spec.ExecutionParameter(type=str),
+      # Digest of this project's code: a code change invalidates the cache.
+      "code_version": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
+  }
+  INPUTS = {
+      "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+      "model_blessing": component_spec.ChannelParameter(
+          type=standard_artifacts.ModelBlessing),
+      "evaluation": component_spec.ChannelParameter(
+          type=standard_artifacts.ModelEvaluation, optional=True),
+      "catalog": component_spec.ChannelParameter(type=ItemCatalog,
+                                                 optional=True),
+  }
+  OUTPUTS = {
+      "pushed_model": component_spec.ChannelParameter(
+          type=standard_artifacts.PushedModel),
+  }
+
+
+class TFLitePusher(base_component.BaseComponent):
+  """Pushes model.tflite + SavedModel + metadata.json when blessed."""
+
+  SPEC_CLASS = TFLitePusherSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+  def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+               push_dir: str, run_config: str,
+               evaluation: Optional[types.BaseChannel] = None,
+               catalog: Optional[types.BaseChannel] = None,
+               code_version: str = ""):
+    super().__init__(spec=TFLitePusherSpec(
+        model=model, model_blessing=model_blessing, evaluation=evaluation,
+        catalog=catalog, push_dir=push_dir, run_config=run_config,
+        code_version=code_version,
+        pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

@@ -1,0 +1,230 @@
+"""The `recsys` command: run the pipeline, get recommendations, manage schemas.
+
+TensorFlow and TFX load lazily, inside the subcommands, so that `--help`
+answers at once.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+# Before anything can import TensorFlow (see components/__init__.py).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipeline.config import ConfigError, load_config  # pylint: disable=wrong-import-position
+
+CONFIG_HELP = """\
+configuration (see pipeline/config.py for every setting and its default):
+  data.dataset                 raw format family (movielens)
+  data.max_malformed_lines     malformed input lines tolerated (default 0)
+  session.min_rating           keep interactions rated >= this (default: all)
+  session.min_timeline_length  drop users with fewer interactions (default 3)
+  session.max_context_length   context items per example (default 10)
+  session.max_context_genres   context genres per example (default 32)
+  model.encoder                context encoder (bow)
+  model.embedding_dim          item/context embedding width (default 64)
+  model.side_embedding_dim     rating/year/genre embedding width (default 16)
+  train.epochs, train.batch_size, train.learning_rate, train.shuffle_buffer,
+  train.seed
+  eval.min_hit_rate_at_10      HR@10 on test needed for a blessing
+  serving.top_k                recommendations returned (default 100)
+  name, push_dir, beam_args    pipeline name, push root, Beam arguments
+"""
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument(
+      "--config", metavar="FILE",
+      help="YAML or JSON file with settings (same keys as below)")
+  parser.add_argument(
+      "--set", metavar="KEY=VALUE", action="append", default=[],
+      dest="overrides",
+      help="override one setting, e.g. --set train.epochs=3 (repeatable)")
+
+
+def _config(args):
+  values = {}
+  if getattr(args, "data_dir", None):
+    values.setdefault("data", {})["data_dir"] = args.data_dir
+  if getattr(args, "output_dir", None):
+    values["output_dir"] = args.output_dir
+  return load_config(args.config, args.overrides, values)
+
+
+def _format_metrics(metrics) -> List[str]:
+  lines = []
+  for output, label in (("scores", "model"), ("popularity_scores",
+                                               "most popular")):
+    values = metrics.get(output, {})
+    if values:
+      shown = "  ".join(f"{k}={values[k]:.4f}" for k in sorted(values)
+                        if k != "example_count")
+      count = int(values.get("example_count", 0))
+      lines.append(f"    {label:<13} {shown}  (test users: {count})")
+  return lines
+
+
+def cmd_run(args) -> int:
+  from pipeline import runner  # pylint: disable=import-outside-toplevel
+  config = _config(args)
+  print(f"[recsys] config {config.digest()}: data {config.data.data_dir} -> "
+        f"{config.output_dir}")
+  summary = runner.run(config)
+  print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s")
+  print(f"  config:     {summary['run_config']}")
+  if "model" in summary:
+    print(f"  model:      {summary['model']}")
+  if "tensorboard" in summary:
+    print(f"  tensorboard --logdir {summary['tensorboard']}")
+  if "evaluation" in summary:
+    print(f"  evaluation: {summary['evaluation']}")
+    print("\n".join(_format_metrics(summary.get("metrics", {}))))
+  print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}")
+  if summary.get("pushed"):
+    print(f"  pushed:     {summary['pushed']}")
+  else:
+    print("  pushed:     nothing (model not blessed)")
+  return 0
+
+
+def _latest_version(model_dir: str) -> str:
+  """A version directory, or the newest version under a push root."""
+  if os.path.exists(os.path.join(model_dir, "model.tflite")):
+    return model_dir
+  versions = [d for d in os.listdir(model_dir) if d.isdigit()] if os.path.isdir(
+      model_dir) else []
+  if not versions:
+    raise ConfigError(f"no pushed model (model.tflite) in {model_dir}")
+  return os.path.join(model_dir, max(versions, key=int))
+
+
+def cmd_recommend(args) -> int:
+  from components import tflite  # pylint: disable=import-outside-toplevel
+  version_dir = _latest_version(args.model)
+  catalog = {}
+  catalog_path = os.path.join(version_dir, "items.json")
+  if os.path.exists(catalog_path):
+    with open(catalog_path, encoding="utf-8") as f:
+      catalog = json.load(f)
+  history = [h.strip() for h in args.history.split(",") if h.strip()]
+  ratings = None
+  if args.ratings:
+    ratings = [float(r) for r in args.ratings.split(",")]
+    if len(ratings) != len(history):
+      raise ConfigError("--ratings must give one rating per --history item")
+  unknown = [h for h in history if catalog and h not in catalog]
+  if unknown:
+    print(f"note: not in the catalog (treated as unknown): {', '.join(unknown)}",
+          file=sys.stderr)
+  recommender = tflite.TFLiteRecommender(
+      os.path.join(version_dir, "model.tflite"), num_threads=1)
+  ids, scores = recommender.recommend(
+      history, ratings=ratings,
+      genres=[catalog.get(h, {}).get("genres", []) for h in history],
+      years=[catalog.get(h, {}).get("year") or 0 for h in history])
+  print(f"model {version_dir}")
+  for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
+    title = catalog.get(item, {}).get("title", "")
+    print(f"{rank:>3}. {item:>8}  {score:8.3f}  {title}")
+  return 0
+
+
+def cmd_infer_schema(args) -> int:
+  from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
+  path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output)
+  print(f"wrote the inferred schema to {path}; compare it with the curated one "
+        "(schemas/<dataset>/schema.pbtxt) and carry the curations over")
+  return 0
+
+
+def cmd_config(args) -> int:
+  print(_config(args).to_json())
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="recsys",
+      description="On-device next-item recommender on TFX: ingest MovieLens, "
+      "validate, sessionize, train a dual encoder, evaluate with TFMA and push "
+      "a TFLite model.",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="Run 'recsys COMMAND --help' for the options of a command.")
+  commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+  commands.required = True
+
+  run = commands.add_parser(
+      "run", help="run the whole pipeline on LocalDagRunner",
+      description="Run ingestion -> statistics/validation -> sessionization "
+      "-> Transform -> Trainer -> Evaluator (TFMA) -> TFLite push, with an "
+      "MLMD SQLite store in the output directory (a repeated identical run "
+      "reuses cached executions).",
+      epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+  run.add_argument("--data-dir", metavar="DIR",
+                   help="raw MovieLens files (ML-1M, ML-100K or CSV layout); "
+                   "sets data.data_dir (default data/sample)")
+  run.add_argument("--output-dir", metavar="DIR",
+                   help="pipeline root, MLMD store, logs and pushed models; "
+                   "sets output_dir (default output/sample)")
+  _add_config_options(run)
+  run.set_defaults(func=cmd_run)
+
+  recommend = commands.add_parser(
+      "recommend", help="recommend from a pushed TFLite model",
+      description="Load a pushed model.tflite and print its top items for a "
+      "history, the way an app would call it (1 thread).")
+  recommend.add_argument("--model", required=True, metavar="DIR",
+                         help="a pushed version directory, or the push root "
+                         "(the newest version is used)")
+  recommend.add_argument("--history", required=True, metavar="ID,ID,...",
+                         help="item ids, oldest first")
+  recommend.add_argument("--ratings", metavar="R,R,...",
+                         help="the history's ratings (default: not rated)")
+  recommend.add_argument("--top", type=int, default=10,
+                         help="how many to print (default 10)")
+  recommend.set_defaults(func=cmd_recommend)
+
+  infer = commands.add_parser(
+      "infer-schema", help="infer a raw-data schema with TFDV",
+      description="Ingest DIR, compute TFDV statistics and write the inferred "
+      "schema, the starting point for curating schemas/<dataset>/schema.pbtxt.")
+  infer.add_argument("--data-dir", required=True, metavar="DIR")
+  infer.add_argument("--output", required=True, metavar="FILE")
+  infer.set_defaults(func=cmd_infer_schema)
+
+  show = commands.add_parser(
+      "config", help="print the resolved configuration",
+      description="Print the configuration a run would use, as JSON.",
+      epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+  show.add_argument("--data-dir", metavar="DIR")
+  show.add_argument("--output-dir", metavar="DIR")
+  _add_config_options(show)
+  show.set_defaults(func=cmd_config)
+  return parser
+
+
+def _data_errors() -> tuple:
+  """Errors caused by the input data: reported as a message, not a trace."""
+  from components.anomalies import DataValidationError  # pylint: disable=import-outside-toplevel
+  from components.ingestion import IngestionError  # pylint: disable=import-outside-toplevel
+  return (DataValidationError, IngestionError)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.func(args)
+  except ConfigError as e:
+    print(f"recsys: error: {e}", file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, _data_errors()):
+      print(f"recsys: error: {e}", file=sys.stderr)
+      return 1
+    raise
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,79 @@
+"""The TFX DAG: wiring only. Every setting comes from the RunConfig."""
+import json
+import os
+
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+
+from components.evaluation import eval_config
+from components.movielens_example_gen import MovieLensExampleGen
+from components.pusher import TFLitePusher
+from components.sessionize import Sessionize
+from components import features as F
+from pipeline.code_version import code_version
+from pipeline.config import RunConfig
+
+SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "schemas")
+
+
+def schema_file(dataset: str) -> str:
+  return os.path.join(SCHEMAS_DIR, dataset, "schema.pbtxt")
+
+
+def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
+  example_gen = MovieLensExampleGen(
+      data_dir=config.data.data_dir,
+      max_malformed_lines=config.data.max_malformed_lines,
+      code_version=code_version(MovieLensExampleGen.__module__))
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs["examples"])
+  schema_gen = tfx.components.ImportSchemaGen(
+      schema_file=schema_file(config.data.dataset))
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"])
+  sessionize = Sessionize(
+      examples=example_gen.outputs["examples"],
+      anomalies=example_validator.outputs["anomalies"],
+      session_config=json.dumps(config.sections("session")["session"]),
+      code_version=code_version(Sessionize.__module__))
+  transform = tfx.components.Transform(
+      examples=sessionize.outputs["sessions"],
+      schema=sessionize.outputs["schema"],
+      preprocessing_fn="components.transform.preprocessing_fn",
+      splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN],
+                                           transform=list(F.SPLITS)),
+      custom_config={**config.sections("session"),
+                     "code_version": code_version("components.transform")})
+  trainer = tfx.components.Trainer(
+      run_fn="components.trainer.run_fn",
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+      custom_config={**config.sections("session", "model", "train", "serving"),
+                     "code_version": code_version("components.trainer")})
+  evaluator = tfx.components.Evaluator(
+      examples=sessionize.outputs["sessions"],
+      model=trainer.outputs["model"],
+      example_splits=[F.TEST],
+      eval_config=eval_config(config.eval.min_hit_rate_at_10))
+  pusher = TFLitePusher(
+      model=trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      evaluation=evaluator.outputs["evaluation"],
+      catalog=sessionize.outputs["catalog"],
+      push_dir=config.serving_dir,
+      run_config=config.to_json(),
+      code_version=code_version(TFLitePusher.__module__))
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.name,
+      pipeline_root=config.pipeline_root,
+      components=[example_gen, statistics_gen, schema_gen, example_validator,
+                  sessionize, transform, trainer, evaluator, pusher],
+      enable_cache=True,
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              config.metadata_path)),
+      beam_pipeline_args=config.beam_args)

@@ -1,0 +1,152 @@
+"""Runs the pipeline on TFX's LocalDagRunner and reports what it produced.
+
+The MLMD store is a SQLite file inside the output directory, so a second run
+with the same config and inputs reuses the cached executions. The console
+shows each component starting and finishing (with its duration, or that it
+was cached); TFX's full log goes to <output_dir>/logs/run.log.
+"""
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import RunConfig
+
+RUN_CONFIG_FILE = "run_config.json"
+TIMINGS_FILE = "component_timings.json"
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  name: str
+  seconds: float = 0.0
+  cached: bool = False
+
+
+class ProgressHandler(logging.Handler):
+  """Turns TFX's launcher log records into one console line per component."""
+
+  def __init__(self, stream=None):
+    super().__init__(level=logging.INFO)
+    self.stream = stream or sys.stdout
+    self.runs: List[ComponentRun] = []
+    self._started = 0.0
+
+  def emit(self, record: logging.LogRecord) -> None:
+    message = record.msg
+    if message == "Component %s is running.":
+      self.runs.append(ComponentRun(str(record.args[0])))
+      self._started = time.monotonic()
+      print(f"[recsys] {self.runs[-1].name}: running", file=self.stream,
+            flush=True)
+    elif message == "A cached execution %d is used." and self.runs:
+      self.runs[-1].cached = True
+    elif message == "Component %s is finished." and self.runs:
+      run = self.runs[-1]
+      run.seconds = time.monotonic() - self._started
+      status = "cached" if run.cached else "done"
+      print(f"[recsys] {run.name}: {status} in {run.seconds:.1f} s",
+            file=self.stream, flush=True)
+
+
+def _configure_logging(log_file: str) -> ProgressHandler:
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  absl_logging.set_verbosity(absl_logging.INFO)
+  root = logging.getLogger()
+  root.setLevel(logging.INFO)
+  for handler in list(root.handlers):
+    root.removeHandler(handler)
+  console = logging.StreamHandler(sys.stderr)
+  console.setLevel(logging.ERROR)
+  console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+  file_handler = logging.FileHandler(log_file)
+  file_handler.setFormatter(logging.Formatter(
+      "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"))
+  root.addHandler(console)
+  root.addHandler(file_handler)
+  progress = ProgressHandler()
+  logging.getLogger("absl").addHandler(progress)
+  return progress
+
+
+def run(config: RunConfig) -> Dict[str, Any]:
+  """Runs the whole pipeline; returns the summary of what it produced."""
+  # Imported here: TFX is slow to import and `recsys --help` should not wait.
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=import-outside-toplevel
+  from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+
+  os.makedirs(os.path.join(config.output_dir, "logs"), exist_ok=True)
+  with open(os.path.join(config.output_dir, RUN_CONFIG_FILE), "w") as f:
+    f.write(config.to_json())
+  progress = _configure_logging(
+      os.path.join(config.output_dir, "logs", "run.log"))
+  started = time.monotonic()
+  try:
+    LocalDagRunner().run(create_pipeline(config))
+  finally:
+    logging.getLogger("absl").removeHandler(progress)
+    with open(os.path.join(config.output_dir, TIMINGS_FILE), "w") as f:
+      json.dump([dataclasses.asdict(r) for r in progress.runs], f, indent=2)
+  summary = summarize(config)
+  summary["seconds"] = time.monotonic() - started
+  summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
+  return summary
+
+
+def _store(config: RunConfig) -> metadata_store.MetadataStore:
+  connection = metadata_store_pb2.ConnectionConfig()
+  connection.sqlite.filename_uri = config.metadata_path
+  connection.sqlite.connection_mode = (
+      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
+  return metadata_store.MetadataStore(connection)
+
+
+def latest_artifacts(config: RunConfig) -> Dict[str, Any]:
+  """The newest artifact of each type (by type name) in this pipeline's MLMD."""
+  store = _store(config)
+  context = store.get_context_by_type_and_name("pipeline", config.name)
+  if context is None:
+    return {}
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  latest: Dict[str, Any] = {}
+  for artifact in store.get_artifacts_by_context(context.id):
+    name = types[artifact.type_id]
+    if name not in latest or artifact.id > latest[name].id:
+      latest[name] = artifact
+  return latest
+
+
+def _property(artifact, name: str) -> Optional[Any]:
+  if name not in artifact.custom_properties:
+    return None
+  value = artifact.custom_properties[name]
+  return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def summarize(config: RunConfig) -> Dict[str, Any]:
+  """Where the model, its evaluation and the pushed bundle landed."""
+  from components.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
+  latest = latest_artifacts(config)
+  summary: Dict[str, Any] = {"output_dir": config.output_dir,
+                             "run_config": os.path.join(config.output_dir,
+                                                        RUN_CONFIG_FILE)}
+  if "Model" in latest:
+    summary["model"] = latest["Model"].uri
+  if "ModelRun" in latest:
+    summary["tensorboard"] = latest["ModelRun"].uri
+  if "ModelEvaluation" in latest:
+    summary["evaluation"] = latest["ModelEvaluation"].uri
+    summary["metrics"] = read_metrics(latest["ModelEvaluation"].uri)
+  if "ModelBlessing" in latest:
+    summary["blessed"] = bool(_property(latest["ModelBlessing"], "blessed"))
+  if "PushedModel" in latest:
+    pushed = latest["PushedModel"]
+    summary["pushed"] = (_property(pushed, "pushed_destination")
+                         if _property(pushed, "pushed") else None)
+  return summary

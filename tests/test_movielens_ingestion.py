@@ -1,0 +1,780 @@
+"""Tests of MovieLens ingestion: formats, malformed lines, the splittable
+line source, format detection and the ExampleGen executor.
+
+Every input is a small file written into pytest's tmp_path; expected byte
+offsets and line numbers are computed from the bytes the test writes, not
+taken from the code under test.
+"""
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import pytest
+
+from components import features as F  # first: selects legacy Keras
+from components import ingestion
+from components import movielens_example_gen as gen
+from components import movielens_formats as formats
+from components.ingestion import (IngestionError, MalformedLine,
+                                  MalformedLineError, _OffsetLineSource)
+from components.movielens_formats import detect_files
+
+import apache_beam as beam
+from apache_beam.io import source_test_utils
+import tensorflow as tf
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+# The genre flag order of ML-100K's u.genre, written out independently of
+# the module's own table.
+U_GENRE = ("unknown", "Action", "Adventure", "Animation", "Children's",
+           "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
+           "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+           "War", "Western")
+
+Line = Union[str, bytes]
+
+
+# --- helpers -----------------------------------------------------------------
+def write_lines(path: Path, lines: Sequence[Line], encoding: str = "utf-8",
+                eol: str = "\n", final_eol: bool = True) -> List[int]:
+  """Writes lines (str encoded with `encoding`, bytes as they are) and returns
+  the byte offset at which each line starts."""
+  offsets, chunks, position = [], [], 0
+  for i, line in enumerate(lines):
+    raw = line if isinstance(line, bytes) else line.encode(encoding)
+    end = eol.encode() if final_eol or i < len(lines) - 1 else b""
+    offsets.append(position)
+    chunks.append(raw + end)
+    position += len(raw) + len(end)
+  path.write_bytes(b"".join(chunks))
+  return offsets
+
+
+def reference_lines(data: bytes) -> List[Tuple[int, bytes]]:
+  """(offset, line without its line break) for every line of data."""
+  parts = data.split(b"\n")
+  if parts[-1] == b"":  # data ends with a newline: no line after it
+    parts.pop()
+  result, offset = [], 0
+  for part in parts:
+    text = part[:-1] if part.endswith(b"\r") else part
+    result.append((offset, text))
+    offset += len(part) + 1
+  return result
+
+
+def _dump(values, path):
+  with open(path, "wb") as f:
+    pickle.dump(list(values), f)
+
+
+def _collect(pcoll, path: Path, label: str):
+  _ = (pcoll
+       | f"ToList{label}" >> beam.combiners.ToList()
+       | f"Dump{label}" >> beam.Map(_dump, str(path)))
+
+
+def _load(path: Path):
+  with open(path, "rb") as f:
+    return pickle.load(f)
+
+
+def read_movielens(data_dir: Path, tmp_path: Path):
+  """Runs ReadMovieLens; returns (examples as dicts, resolved MalformedLines)."""
+  files = detect_files(str(data_dir))
+  out = tmp_path / "beam_out"
+  out.mkdir()
+  with beam.Pipeline() as pipeline:
+    read = pipeline | gen.ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
+    _collect(read["examples"], out / "examples.pkl", "Examples")
+    _collect(read["malformed"], out / "malformed.pkl", "Malformed")
+  examples = [feature_dict(tf.train.Example.FromString(e))
+              for e in _load(out / "examples.pkl")]
+  malformed = ingestion.resolve_line_numbers(_load(out / "malformed.pkl"))
+  return examples, malformed
+
+
+def feature_dict(example: tf.train.Example) -> Dict[str, list]:
+  """Feature name -> list of values (bytes decoded as UTF-8)."""
+  result = {}
+  for name, feature in example.features.feature.items():
+    kind = feature.WhichOneof("kind")
+    values = list(getattr(feature, kind).value) if kind else []
+    if kind == "bytes_list":
+      values = [v.decode("utf-8") for v in values]
+    result[name] = values
+  return result
+
+
+def by_offset(examples: List[dict]) -> Dict[int, dict]:
+  result = {e[F.FILE_OFFSET][0]: e for e in examples}
+  assert len(result) == len(examples), "file offsets are not unique"
+  return result
+
+
+def rating_example(user, item, rating, timestamp, offset, title, genres,
+                   year=None, user_features=None) -> dict:
+  expected = {
+      F.USER_ID: [user], F.ITEM_ID: [item], F.RATING: [rating],
+      F.TIMESTAMP: [timestamp], F.FILE_OFFSET: [offset],
+      F.ITEM_TITLE: [title], F.ITEM_GENRES: list(genres),
+  }
+  if year is not None:
+    expected[F.ITEM_YEAR] = [year]
+  if user_features is not None:
+    gender, age, occupation, zipcode = user_features
+    expected.update({F.USER_GENDER: [gender], F.USER_AGE: [age],
+                     F.USER_OCCUPATION: [occupation],
+                     F.USER_ZIPCODE: [zipcode]})
+  return expected
+
+
+def summarize(malformed: List[MalformedLine]):
+  return [(os.path.basename(m.path), m.line) for m in malformed]
+
+
+def assert_reasons(malformed: List[MalformedLine],
+                   expected: Dict[Tuple[str, int], Tuple[str, ...]]):
+  """Each malformed line's reason holds all the expected fragments."""
+  for m in malformed:
+    for fragment in expected[(os.path.basename(m.path), m.line)]:
+      assert fragment in m.reason, (m.line, m.reason, fragment)
+
+
+def u_item(item: int, title: str, release: str, *genres: str) -> str:
+  flags = "|".join("1" if g in genres else "0" for g in U_GENRE)
+  return f"{item}|{title}|{release}||http://us.imdb.com/M/title-exact?x|{flags}"
+
+
+# --- the three formats through ReadMovieLens --------------------------------
+def test_ml1m_latin1_with_users(tmp_path):
+  data = tmp_path / "ml-1m"
+  data.mkdir()
+  write_lines(data / "movies.dat", [
+      "1::Toy Story (1995)::Animation|Children's|Comedy",
+      "2::Cité des enfants perdus, La (1995)::Adventure|Sci-Fi",
+      "3::Untitled Project::Drama",
+  ], encoding="latin-1")
+  write_lines(data / "users.dat", [
+      "1::F::1::10::48067",
+      "2::M::56::16::70072",
+  ], encoding="latin-1")
+  offsets = write_lines(data / "ratings.dat", [
+      "1::1::5::978300760",
+      "1::2::3::978302109",
+      "2::3::4::978301968",
+      "2::2::1::978300275",
+  ], encoding="latin-1")
+  # The title really is latin-1 on disk (not valid UTF-8).
+  assert "Cité".encode("latin-1") in (data / "movies.dat").read_bytes()
+
+  examples, malformed = read_movielens(data, tmp_path)
+
+  assert malformed == []
+  cite = "Cité des enfants perdus, La (1995)"
+  user1, user2 = ("F", 1, "10", "48067"), ("M", 56, "16", "70072")
+  assert by_offset(examples) == {
+      offsets[0]: rating_example(
+          "1", "1", 5.0, 978300760, offsets[0], "Toy Story (1995)",
+          ["Animation", "Children's", "Comedy"], 1995, user1),
+      offsets[1]: rating_example(
+          "1", "2", 3.0, 978302109, offsets[1], cite,
+          ["Adventure", "Sci-Fi"], 1995, user1),
+      offsets[2]: rating_example(
+          "2", "3", 4.0, 978301968, offsets[2], "Untitled Project", ["Drama"],
+          None, user2),
+      offsets[3]: rating_example(
+          "2", "2", 1.0, 978300275, offsets[3], cite,
+          ["Adventure", "Sci-Fi"], 1995, user2),
+  }
+
+
+def test_ml100k_tabs_pipes_genre_flags_and_release_year(tmp_path):
+  data = tmp_path / "ml-100k"
+  data.mkdir()
+  write_lines(data / "u.item", [
+      u_item(1, "Toy Story (1995)", "01-Jan-1995",
+             "Animation", "Children's", "Comedy"),
+      u_item(2, "Misérables, Les (1995)", "01-Jan-1995", "Drama", "Musical"),
+      u_item(3, "unknown", "", "unknown"),  # ML-100K's movie 267
+      u_item(4, "Some Title Without Year", "14-Mar-1997", "Thriller"),
+      u_item(5, "Mixed (1996)", "01-Jan-1996", "unknown", "War"),
+  ], encoding="latin-1")
+  write_lines(data / "u.user", [
+      "1|24|M|technician|85711",
+      "2|53|F|other|94043",
+  ], encoding="latin-1")
+  offsets = write_lines(data / "u.data", [
+      "1\t1\t5\t874965758",
+      "2\t2\t3\t876893171",
+      "1\t3\t4\t878542960",
+      "2\t4\t2\t880606923",
+      "1\t5\t1\t880606924",
+  ], encoding="latin-1")
+
+  examples, malformed = read_movielens(data, tmp_path)
+
+  assert malformed == []
+  user1 = ("M", 24, "technician", "85711")
+  user2 = ("F", 53, "other", "94043")
+  assert by_offset(examples) == {
+      offsets[0]: rating_example(
+          "1", "1", 5.0, 874965758, offsets[0], "Toy Story (1995)",
+          ["Animation", "Children's", "Comedy"], 1995, user1),
+      offsets[1]: rating_example(
+          "2", "2", 3.0, 876893171, offsets[1], "Misérables, Les (1995)",
+          ["Drama", "Musical"], 1995, user2),
+      # The `unknown` flag is no genre; no year in title nor release date.
+      offsets[2]: rating_example(
+          "1", "3", 4.0, 878542960, offsets[2], "unknown", [], None, user1),
+      # No year in the title: the release date gives it.
+      offsets[3]: rating_example(
+          "2", "4", 2.0, 880606923, offsets[3], "Some Title Without Year",
+          ["Thriller"], 1997, user2),
+      offsets[4]: rating_example(
+          "1", "5", 1.0, 880606924, offsets[4], "Mixed (1996)", ["War"], 1996,
+          user1),
+  }
+
+
+def test_csv_family_header_quotes_utf8_and_no_users(tmp_path):
+  data = tmp_path / "ml-latest"
+  data.mkdir()
+  # movies.csv with Windows line endings: no "\r" may leak into a feature.
+  write_lines(data / "movies.csv", [
+      "movieId,title,genres",
+      '1,"American President, The (1995)",Comedy|Drama|Romance',
+      "2,Amélie (2001),Comedy|Romance",
+      "3,Some Documentary,(no genres listed)",
+  ], eol="\r\n")
+  offsets = write_lines(data / "ratings.csv", [
+      "userId,movieId,rating,timestamp",
+      "1,1,4.0,964982703",
+      "1,2,3.5,964981247",
+      "2,3,0.5,1445714835",
+      "7,2,5.0,1445714900",  # any user: there is no users file to check
+  ])
+
+  examples, malformed = read_movielens(data, tmp_path)
+
+  assert malformed == []
+  president = "American President, The (1995)"
+  assert by_offset(examples) == {
+      offsets[1]: rating_example(
+          "1", "1", 4.0, 964982703, offsets[1], president,
+          ["Comedy", "Drama", "Romance"], 1995),
+      offsets[2]: rating_example(
+          "1", "2", 3.5, 964981247, offsets[2], "Amélie (2001)",
+          ["Comedy", "Romance"], 2001),
+      offsets[3]: rating_example(
+          "2", "3", 0.5, 1445714835, offsets[3], "Some Documentary", []),
+      offsets[4]: rating_example(
+          "7", "2", 5.0, 1445714900, offsets[4], "Amélie (2001)",
+          ["Comedy", "Romance"], 2001),
+  }
+  assert not any(set(F.USER_FEATURES) & set(e) for e in examples)
+
+
+# --- malformed lines ---------------------------------------------------------
+def test_malformed_lines_go_to_malformed_output_with_line_numbers(tmp_path):
+  data = tmp_path / "ml-1m"
+  data.mkdir()
+  write_lines(data / "movies.dat", [
+      "1::Toy Story (1995)::Animation|Children's|Comedy",
+      "2::Jumanji (1995)::Adventure|Children's|Fantasy",
+      "oops no separators",
+  ], encoding="latin-1")
+  write_lines(data / "users.dat", [
+      "1::F::1::10::48067",
+      "2::M::56::16::70072",
+      "3::M::twenty::7::55117",
+  ], encoding="latin-1")
+  ratings = [
+      "1::1::5::978300760",     # 1 ok
+      "",                       # 2 blank
+      "2::1::4::978301968",     # 3 ok
+      "2::1::5",                # 4 three fields
+      "1::2::five::978302000",  # 5 rating not a number
+      "1x::2::3::978302000",    # 6 user id not an integer
+      "1::9x::3::978302000",    # 7 movie id not an integer
+      "1::99::3::978302000",    # 8 movie not in movies.dat
+      "7::1::3::978302000",     # 9 user not in users.dat
+      "   ",                    # 10 blank (spaces)
+      "2::2::2::978300000",     # 11 ok
+      "3::1::4::978300001",     # 12 user 3's own line is malformed
+  ]
+  offsets = write_lines(data / "ratings.dat", ratings, encoding="latin-1")
+
+  examples, malformed = read_movielens(data, tmp_path)
+
+  assert sorted(e[F.FILE_OFFSET][0] for e in examples) == [
+      offsets[0], offsets[2], offsets[10]]
+  assert summarize(malformed) == [
+      ("movies.dat", 3), ("ratings.dat", 4), ("ratings.dat", 5),
+      ("ratings.dat", 6), ("ratings.dat", 7), ("ratings.dat", 8),
+      ("ratings.dat", 9), ("ratings.dat", 12), ("users.dat", 3)]
+  assert_reasons(malformed, {
+      ("movies.dat", 3): ("3 fields",),
+      ("users.dat", 3): ("age", "twenty"),
+      ("ratings.dat", 4): ("4 fields", "found 3"),
+      ("ratings.dat", 5): ("rating", "five", "not a number"),
+      ("ratings.dat", 6): ("user id", "1x"),
+      ("ratings.dat", 7): ("movie id", "9x"),
+      ("ratings.dat", 8): ("movie id 99", "movies.dat"),
+      ("ratings.dat", 9): ("user id 7", "users.dat"),
+      ("ratings.dat", 12): ("user id 3", "users.dat"),
+  })
+  rating_lines = [m for m in malformed if m.path.endswith("ratings.dat")]
+  for m in rating_lines:
+    assert m.offset == offsets[m.line - 1]
+    assert m.text == ratings[m.line - 1]
+    assert m.describe().startswith(f"{data / 'ratings.dat'}:{m.line}: ")
+  # Blank lines are neither examples nor malformed.
+  non_blank = sum(1 for line in ratings if line.strip())
+  assert len(examples) + len(rating_lines) == non_blank
+
+
+def test_csv_invalid_utf8_and_bad_quoting_are_malformed(tmp_path):
+  data = tmp_path / "ml-latest"
+  data.mkdir()
+  write_lines(data / "movies.csv", [
+      "movieId,title,genres",
+      '1,"American President, The (1995)",Comedy|Drama|Romance',
+      "2,Heat (1995),Action|Crime|Thriller",
+      b"3,Caf\xe9 Society (2016),Comedy",  # latin-1 in a UTF-8 file
+      '4,"Unclosed, title (1999),Drama',
+  ])
+  offsets = write_lines(data / "ratings.csv", [
+      "userId,movieId,rating,timestamp",
+      "1,1,4.0,964982703",
+      b"1,2,4.0,96498\xff2703",
+      "1,2,3.5",
+      "1,3,4.0,964982800",  # movie 3's line is malformed
+      "1,2,4.5,964982900",
+  ])
+
+  examples, malformed = read_movielens(data, tmp_path)
+
+  assert sorted(e[F.FILE_OFFSET][0] for e in examples) == [
+      offsets[1], offsets[5]]
+  assert summarize(malformed) == [
+      ("movies.csv", 4), ("movies.csv", 5),
+      ("ratings.csv", 3), ("ratings.csv", 4), ("ratings.csv", 5)]
+  assert_reasons(malformed, {
+      ("movies.csv", 4): ("utf-8",),
+      ("movies.csv", 5): ("quot",),
+      ("ratings.csv", 3): ("utf-8",),
+      ("ratings.csv", 4): ("4 fields", "found 3"),
+      ("ratings.csv", 5): ("movie id 3", "movies.csv"),
+  })
+  invalid = next(m for m in malformed if m.path.endswith("ratings.csv"))
+  assert invalid.offset == offsets[2]
+  assert "96498" in invalid.text  # the bad line is kept, readable
+
+
+@pytest.mark.parametrize("parse, text, fragments", [
+    (formats.parse_1m_rating, "1::2::3", ("4 fields", "found 3")),
+    (formats.parse_1m_rating, "1::2::3::4::5", ("4 fields", "found 5")),
+    (formats.parse_1m_rating, "1::2::x::4", ("rating", "'x'")),
+    (formats.parse_1m_rating, "1::2::nan::4", ("rating", "finite")),
+    (formats.parse_1m_rating, "1::2::3::4.5", ("timestamp", "4.5")),
+    (formats.parse_1m_rating, "-1::2::3::4", ("user id", "-1")),
+    (formats.parse_1m_rating, "1::2.0::3::4", ("movie id", "2.0")),
+    (formats.parse_1m_rating, "1²::2::3::4", ("user id",)),
+    (formats.parse_1m_rating, "::2::3::4", ("user id",)),
+    (formats.parse_1m_movie, "1::  ::Drama", ("title",)),
+    (formats.parse_1m_user, "1::F::old::10::48067", ("age", "old")),
+    (formats.parse_100k_rating, "1 2 3 4", ("4 fields", "found 1")),
+    (formats.parse_100k_movie, "1|Toy Story (1995)|01-Jan-1995||url|" +
+     "|".join(["0"] * 18), ("24 fields", "found 23")),
+    (formats.parse_100k_movie, "1|Toy Story (1995)|01-Jan-1995||url|" +
+     "|".join(["0"] * 18 + ["2"]), ("genre",)),
+    (formats.parse_100k_user, "1|24|M|technician", ("5 fields",)),
+    (formats.parse_csv_rating, "1,2,3.5,x", ("timestamp", "'x'")),
+    (formats.parse_csv_movie, '1,"Bad "quote" (1995)",Drama', ("quot",)),
+    (formats.parse_csv_movie, "1,American President, The (1995),Comedy",
+     ("3 comma-separated fields", "found 4")),
+])
+def test_parsers_reject_with_reason(parse, text, fragments):
+  with pytest.raises(MalformedLineError) as raised:
+    parse(text)
+  for fragment in fragments:
+    assert fragment in str(raised.value)
+
+
+def test_parsers_fields_and_years():
+  assert formats.parse_1m_rating(" 1 ::2::3.5::4") == ("1", "2", 3.5, 4)
+  assert formats.parse_1m_movie("7::Sabrina (1995) ::Comedy|Romance") == (
+      "7", "Sabrina (1995)", ("Comedy", "Romance"), 1995)
+  # A year that is not at the end of the title is not the release year.
+  assert formats.parse_1m_movie("8::1984 (Nineteen Eighty-Four)::Drama").year \
+      is None
+  assert formats.parse_1m_user("1::F::1::10::48067-1234") == (
+      "1", "F", 1, "10", "48067-1234")
+  assert formats.parse_100k_user("1|24|M|technician|85711") == (
+      "1", "M", 24, "technician", "85711")
+  assert formats.parse_csv_movie('5,"Lord, The ""Ring"" (2001)",Drama') == (
+      "5", 'Lord, The "Ring" (2001)', ("Drama",), 2001)
+
+
+def test_resolve_line_numbers_crlf_blank_lines_and_large_offsets(tmp_path):
+  # ~2.3 MB so that offsets lie beyond the first read chunk.
+  lines = []
+  for i in range(90_000):
+    lines.append("" if i % 97 == 5 else f"{i}::{i % 13}::{'z' * (i % 31)}")
+  big = tmp_path / "big.dat"
+  big_offsets = write_lines(big, lines, eol="\r\n")
+  assert big_offsets[-1] > 2 * (1 << 20)
+  small = tmp_path / "small.dat"
+  small_offsets = write_lines(small, ["a", "", "", "b", "c"],
+                              final_eol=False)
+  picks = [0, 1, 5, 6, 41_000, 60_001, 89_999]
+  bad = [MalformedLine(str(big), big_offsets[i], "r", lines[i])
+         for i in reversed(picks)]
+  bad.append(MalformedLine(str(big), big_offsets[6], "another reason", ""))
+  bad += [MalformedLine(str(small), small_offsets[i], "r", "")
+          for i in (4, 0, 3)]
+
+  resolved = ingestion.resolve_line_numbers(bad)
+
+  assert len(resolved) == len(bad)
+  lines_of_big = sorted(m.line for m in resolved if m.path == str(big))
+  assert lines_of_big == sorted([i + 1 for i in picks] + [7])
+  assert sorted(m.line for m in resolved if m.path == str(small)) == [1, 4, 5]
+  for m in resolved:
+    offsets = big_offsets if m.path == str(big) else small_offsets
+    assert offsets[m.line - 1] == m.offset
+  assert resolved[0].describe().startswith(f"{big}:1: r: ")
+
+
+def test_ingestion_summary_keeps_first_lines_and_counts(tmp_path):
+  files = []
+  for name in ("a.dat", "b.dat"):
+    path = tmp_path / name
+    offsets = write_lines(path, [f"line {i}" for i in range(80)])
+    files.append((str(path), offsets))
+  # 150 malformed lines, in no particular order.
+  bad = [MalformedLine(path, offsets[i], f"reason {i}", f"line {i}")
+         for path, offsets in files for i in range(75)]
+  bad = bad[1::2] + bad[::2]
+  with beam.Pipeline() as pipeline:
+    _ = {"examples": pipeline | "Examples" >> beam.Create([b"x", b"y", b"z"]),
+         "malformed": pipeline | "Malformed" >> beam.Create(bad),
+        } | "Report" >> ingestion.WriteIngestionSummary(str(tmp_path / "r1"))
+    _ = {"examples": pipeline | "Examples2" >> beam.Create([b"x"]),
+         "malformed": pipeline | "Malformed2" >> beam.Create([]),
+        } | "Report2" >> ingestion.WriteIngestionSummary(str(tmp_path / "r2"))
+
+  summary = ingestion.read_ingestion_summary(str(tmp_path / "r1"))
+  assert (summary.examples, summary.malformed) == (3, 150)
+  assert len(summary.malformed_lines) == ingestion.MAX_REPORTED_LINES == 100
+  # The first 100 by file and position: all 75 of a.dat, then 25 of b.dat.
+  expected = [(files[0][0], i + 1) for i in range(75)] + [
+      (files[1][0], i + 1) for i in range(25)]
+  assert [(m.path, m.line) for m in summary.malformed_lines] == expected
+  assert summary.malformed_lines[3].reason == "reason 3"
+
+  empty = ingestion.read_ingestion_summary(str(tmp_path / "r2"))
+  assert (empty.examples, empty.malformed, empty.malformed_lines) == (1, 0, [])
+
+
+def test_check_malformed_tolerance_and_message():
+  sample = [MalformedLine("/d/ratings.dat", 10 * i, "bad rating", "x",
+                          line=i + 1) for i in range(12)]
+  ingestion.check_malformed(0, [], 0, "max")
+  ingestion.check_malformed(12, sample, 12, "max")
+  with pytest.raises(IngestionError) as raised:
+    ingestion.check_malformed(1, sample[:1], 0, "data.max_malformed_lines")
+  assert "/d/ratings.dat:1: bad rating" in str(raised.value)
+  assert "data.max_malformed_lines=0" in str(raised.value)
+  with pytest.raises(IngestionError) as raised:
+    ingestion.check_malformed(12, sample, 11, "max")
+  message = str(raised.value)
+  assert "/d/ratings.dat:10:" in message
+  assert "/d/ratings.dat:11:" not in message  # only the first 10 are shown
+  assert "2 more" in message
+
+
+# --- the splittable line source ---------------------------------------------
+def _many_lines(n: int) -> List[bytes]:
+  # Varying lengths, blank lines and non-ASCII bytes.
+  return [b"" if i % 50 == 7 else
+          f"{i}::{'x' * (i % 23)}::é".encode("utf-8") for i in range(n)]
+
+
+@pytest.mark.parametrize("eol, final_eol", [
+    ("\n", True), ("\n", False), ("\r\n", True), ("\r\n", False)],
+    ids=["lf", "lf-no-final-newline", "crlf", "crlf-no-final-newline"])
+def test_source_split_reads_every_line_once_with_offset(tmp_path, eol,
+                                                        final_eol):
+  path = tmp_path / "lines.txt"
+  write_lines(path, _many_lines(3000), eol=eol, final_eol=final_eol)
+  expected = reference_lines(path.read_bytes())
+  assert len(expected) == 3000
+  source = _OffsetLineSource(str(path), min_bundle_size=1)
+
+  whole = source_test_utils.read_from_source(source)
+  assert [(r.offset, r.text) for r in whole] == expected
+  assert {r.path for r in whole} == {str(path)}
+
+  # Bundles of ~3 lines (most start mid-line) and of a few hundred lines.
+  for bundle_size in (61, 4096):
+    bundles = list(source.split(desired_bundle_size=bundle_size))
+    assert len(bundles) > 10
+    records = []
+    for bundle in bundles:
+      records += source_test_utils.read_from_source(
+          bundle.source, bundle.start_position, bundle.stop_position)
+    assert [(r.offset, r.text) for r in records] == expected, bundle_size
+  source_test_utils.assert_sources_equal_reference_source(
+      (source, None, None),
+      [(b.source, b.start_position, b.stop_position) for b in bundles])
+
+
+def test_source_one_byte_bundles_on_small_file(tmp_path):
+  path = tmp_path / "small.txt"
+  path.write_bytes(b"ab\r\n\ncd\nefg\r\n\r\nh\n\nij")
+  expected = reference_lines(path.read_bytes())
+  source = _OffsetLineSource(str(path), min_bundle_size=1)
+  bundles = list(source.split(desired_bundle_size=1))
+  assert len(bundles) == len(path.read_bytes())
+  records = []
+  for bundle in bundles:
+    records += source_test_utils.read_from_source(
+        bundle.source, bundle.start_position, bundle.stop_position)
+  assert [(r.offset, r.text) for r in records] == expected
+
+
+@pytest.mark.parametrize("data", [
+    b"ab\ncd\n\nefg\nh\n",
+    b"ab\ncd\n\nefg\nh",
+    b"ab\r\ncd\r\n\r\nefg\r\nh\r\n",
+    b"ab\r\ncd\r\n\r\nefg\r\nh",
+    b"\n\n  \nfirst text\n\nsecond text",
+], ids=["lf", "lf-no-final-newline", "crlf", "crlf-no-final-newline",
+        "leading-blank-lines"])
+def test_source_dynamic_splitting_exhaustive(tmp_path, data):
+  path = tmp_path / "small.txt"
+  path.write_bytes(data)
+  source = _OffsetLineSource(str(path), min_bundle_size=1)
+  assert [(r.offset, r.text) for r in
+          source_test_utils.read_from_source(source)] == reference_lines(data)
+  for bundle in source.split(desired_bundle_size=len(data)):
+    source_test_utils.assert_split_at_fraction_exhaustive(
+        bundle.source, bundle.start_position, bundle.stop_position,
+        perform_multi_threaded_test=False)
+
+
+def test_read_lines_with_offsets_in_a_pipeline(tmp_path):
+  path = tmp_path / "lines.txt"
+  write_lines(path, _many_lines(4000), eol="\r\n", final_eol=False)
+  with beam.Pipeline() as pipeline:
+    _collect(pipeline | ingestion.ReadLinesWithOffsets(str(path)),
+             tmp_path / "records.pkl", "Records")
+  records = sorted(_load(tmp_path / "records.pkl"), key=lambda r: r.offset)
+  assert [(r.offset, r.text) for r in records] == reference_lines(
+      path.read_bytes())
+
+
+# --- format detection ---------------------------------------------------------
+LAYOUTS = {
+    "ml-1m": ("ratings.dat", "movies.dat", "users.dat"),
+    "ml-100k": ("u.data", "u.item", "u.user"),
+    "ml-csv": ("ratings.csv", "movies.csv", None),
+}
+CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp\n",
+               "movies.csv": "movieId,title,genres\n"}
+
+
+def _touch(path: Path, text: str = "1\n"):
+  path.write_text(CSV_HEADERS.get(path.name, "") + text)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_detect_files_finds_each_layout(tmp_path, name):
+  ratings, movies, users = LAYOUTS[name]
+  for file_name in filter(None, (ratings, movies, users)):
+    _touch(tmp_path / file_name)
+  files = detect_files(str(tmp_path))
+  assert files.format.name == name
+  assert files.ratings == str(tmp_path / ratings)
+  assert files.movies == str(tmp_path / movies)
+  assert files.users == (str(tmp_path / users) if users else None)
+
+
+def test_detect_files_users_file_is_optional(tmp_path):
+  _touch(tmp_path / "ratings.dat")
+  _touch(tmp_path / "movies.dat")
+  assert detect_files(str(tmp_path)).users is None
+
+
+def test_detect_files_accepts_csv_header_with_bom_and_crlf(tmp_path):
+  (tmp_path / "ratings.csv").write_bytes(
+      b"\xef\xbb\xbfuserId,movieId,rating,timestamp\r\n1,1,4.0,1\r\n")
+  _touch(tmp_path / "movies.csv")
+  assert detect_files(str(tmp_path)).format.name == "ml-csv"
+
+
+def test_detect_files_missing_directory(tmp_path):
+  missing = tmp_path / "nope"
+  with pytest.raises(IngestionError, match="not found") as raised:
+    detect_files(str(missing))
+  assert str(missing) in str(raised.value)
+
+
+def test_detect_files_no_ratings_file(tmp_path):
+  _touch(tmp_path / "movies.dat")
+  _touch(tmp_path / "README")
+  with pytest.raises(IngestionError, match="no MovieLens ratings") as raised:
+    detect_files(str(tmp_path))
+  assert str(tmp_path) in str(raised.value)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_detect_files_movies_missing(tmp_path, name):
+  ratings, movies, _ = LAYOUTS[name]
+  _touch(tmp_path / ratings)
+  with pytest.raises(IngestionError, match="not found") as raised:
+    detect_files(str(tmp_path))
+  assert str(tmp_path / movies) in str(raised.value)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_detect_files_empty_ratings(tmp_path, name):
+  ratings, movies, _ = LAYOUTS[name]
+  (tmp_path / ratings).write_bytes(b"")
+  _touch(tmp_path / movies)
+  with pytest.raises(IngestionError, match="empty") as raised:
+    detect_files(str(tmp_path))
+  assert str(tmp_path / ratings) in str(raised.value)
+
+
+@pytest.mark.parametrize("bad_file", ["ratings.csv", "movies.csv"])
+def test_detect_files_csv_wrong_header(tmp_path, bad_file):
+  _touch(tmp_path / "ratings.csv")
+  _touch(tmp_path / "movies.csv")
+  (tmp_path / bad_file).write_text("1,1,4.0,964982703\n")  # no header
+  with pytest.raises(IngestionError, match="header") as raised:
+    detect_files(str(tmp_path))
+  assert f"{tmp_path / bad_file}:1" in str(raised.value)
+
+
+def test_real_ml1m_if_present():
+  data_dir = Path(os.environ.get(
+      "ML1M_DIR", Path(__file__).resolve().parents[2] / "shared/data/ml-1m"))
+  if not data_dir.is_dir():
+    pytest.skip(f"real MovieLens 1M files not present at {data_dir}")
+  files = detect_files(str(data_dir))
+  assert files.format.name == "ml-1m"
+  assert files.users == str(data_dir / "users.dat")
+  raw = (data_dir / "movies.dat").read_bytes()
+  lines = raw.decode("latin-1").splitlines()
+  movies = [formats.parse_1m_movie(line) for line in lines]
+  assert len(movies) == raw.count(b"\n") > 3000
+  assert len({m.item_id for m in movies}) == len(movies)
+  assert all(m.year and 1900 < m.year < 2001 for m in movies)
+  assert any(not m.title.isascii() for m in movies)  # latin-1 decoded
+
+
+# --- the executor end to end ----------------------------------------------------
+def _exec_properties(data_dir: Path, **extra):
+  return {
+      standard_component_specs.INPUT_BASE_KEY: str(data_dir),
+      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Input(splits=[
+              example_gen_pb2.Input.Split(name=gen.SPLIT, pattern="*")])),
+      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+              splits=[example_gen_pb2.SplitConfig.Split(
+                  name=gen.SPLIT, hash_buckets=1)]))),
+      standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TF_EXAMPLE,
+      standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+      **extra,
+  }
+
+
+def _run_executor(data_dir: Path, out_dir: Path, **extra):
+  examples = standard_artifacts.Examples()
+  examples.uri = str(out_dir)
+  output_dict = {standard_component_specs.EXAMPLES_KEY: [examples]}
+  gen.Executor().Do({}, output_dict, _exec_properties(data_dir, **extra))
+  return examples
+
+
+@pytest.fixture
+def ml1m_one_bad_line(tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  write_lines(data / "movies.dat", [
+      "1::Toy Story (1995)::Animation|Children's|Comedy",
+      "2::Jumanji (1995)::Adventure|Children's|Fantasy",
+  ], encoding="latin-1")
+  write_lines(data / "users.dat", ["1::F::1::10::48067", "2::M::56::16::70072"])
+  write_lines(data / "ratings.dat", [
+      "1::1::5::978300760",
+      "",
+      "1::2::bad::978302109",  # line 3
+      "2::1::4::978301968",
+      "2::2::3::978300275",
+  ])
+  return data
+
+
+def test_executor_writes_split_report_and_properties(tmp_path,
+                                                     ml1m_one_bad_line):
+  out = tmp_path / "examples"
+  examples = _run_executor(ml1m_one_bad_line, out,
+                           **{gen.MAX_MALFORMED_LINES: 1})
+
+  assert examples.split_names == '["ratings"]'
+  assert sorted(os.listdir(out)) == ["Split-ratings", gen.REPORT_FILE]
+  shards = tf.io.gfile.glob(str(out / "Split-ratings" / "*.gz"))
+  assert shards
+  written = [feature_dict(tf.train.Example.FromString(r.numpy()))
+             for r in tf.data.TFRecordDataset(shards, compression_type="GZIP")]
+  assert sorted((e[F.USER_ID][0], e[F.ITEM_ID][0], e[F.RATING][0])
+                for e in written) == [
+                    ("1", "1", 5.0), ("2", "1", 4.0), ("2", "2", 3.0)]
+  assert all(e[F.USER_GENDER] and e[F.ITEM_TITLE] for e in written)
+
+  report = json.loads((out / gen.REPORT_FILE).read_text())
+  ratings = str(ml1m_one_bad_line / "ratings.dat")
+  assert report["format"] == "ml-1m"
+  assert (report["examples"], report["malformed"]) == (3, 1)
+  assert len(report["malformed_lines"]) == 1
+  assert report["malformed_lines"][0].startswith(f"{ratings}:3: ")
+  assert "bad" in report["malformed_lines"][0]
+
+  assert examples.get_int_custom_property("num_examples") == 3
+  assert examples.get_int_custom_property("malformed_lines") == 1
+  assert examples.get_string_custom_property("movielens_format") == "ml-1m"
+
+
+def test_executor_fails_on_more_malformed_lines_than_tolerated(
+    tmp_path, ml1m_one_bad_line):
+  out = tmp_path / "examples"
+  with pytest.raises(IngestionError) as raised:
+    _run_executor(ml1m_one_bad_line, out)  # max_malformed_lines defaults to 0
+  assert f"{ml1m_one_bad_line / 'ratings.dat'}:3" in str(raised.value)
+  # The report is still there to inspect.
+  report = json.loads((out / gen.REPORT_FILE).read_text())
+  assert report["malformed"] == 1
+
+
+def test_executor_fails_when_no_rating_is_readable(tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  write_lines(data / "movies.dat", ["1::Toy Story (1995)::Comedy"])
+  write_lines(data / "ratings.dat", ["1::1::x::978300760", "1::2::5::1"])
+  with pytest.raises(IngestionError) as raised:
+    _run_executor(data, tmp_path / "examples",
+                  **{gen.MAX_MALFORMED_LINES: 10})
+  assert "no ratings" in str(raised.value)
+  assert str(data / "ratings.dat") in str(raised.value)

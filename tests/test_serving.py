@@ -1,0 +1,165 @@
+"""The exported signatures and the TFLite conversion of serving_default."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from components import features as F
+from components import serving
+from components import tflite
+from components import trainer
+from tests.sessions import analyze_and_transform, session
+
+CONTEXT, GENRES, TOP_K = 4, 6, 20
+CONFIG = {
+    "session": {"max_context_length": CONTEXT, "max_context_genres": GENRES},
+    "model": {"encoder": "bow", "embedding_dim": 16, "side_embedding_dim": 4},
+    "train": {"learning_rate": 0.05},
+}
+ITEMS = [f"{100 + i}".encode() for i in range(30)]
+GENRE_OF = {item: [b"Drama" if i % 2 else b"Comedy"] for i, item in enumerate(ITEMS)}
+
+
+def user_sessions(start, length, user):
+  """A user who watches items in id order from `start` (a learnable habit)."""
+  seq = [ITEMS[(start + i) % len(ITEMS)] for i in range(length)]
+  out = []
+  for pos in range(1, length):
+    context = seq[max(0, pos - CONTEXT):pos]
+    out.append(session(seq[pos], context,
+                       genres=[g for c in context for g in GENRE_OF[c]],
+                       history=seq[:pos], user=user))
+  return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("serving")
+  train = [s for u in range(40) for s in user_sessions(u, 12, str(u).encode())]
+  # Test users with long histories (more than the context) and short ones.
+  test = [s for u in range(6)
+          for s in user_sessions(3 * u, 8 if u % 2 else 4, b"t")[-1:]]
+  transformed_train, (transformed_test,), tft_output = analyze_and_transform(
+      train, [test], CONFIG, str(tmp))
+  tf_keras.utils.set_random_seed(1)
+  model = trainer.build_model(CONFIG, tft_output)
+  x = {k: np.stack([r[k] for r in transformed_train])
+       for k in serving.MODEL_FEATURES}
+  y = np.array([r[F.LABEL_ITEM] for r in transformed_train])
+  model.fit(x, y, epochs=30, batch_size=64, verbose=0)
+  export = serving.RecommenderExport(model, tft_output, CONTEXT, GENRES, TOP_K)
+  path = str(tmp / "saved_model")
+  serving.save(export, path)
+  tflite_path = str(tmp / "model.tflite")
+  with open(tflite_path, "wb") as f:
+    f.write(tflite.convert(path))
+  return {"saved_model": tf.saved_model.load(path), "tflite": tflite_path,
+          "test": test, "tft_output": tft_output, "train": train}
+
+
+def serve(loaded, contexts):
+  """Calls serving_default with a batch of raw contexts (lists of ids)."""
+  def pad(values, n, fill):
+    values = list(values)[-n:]
+    return values + [fill] * (n - len(values))
+  genres = [pad([g for c in ctx[-CONTEXT:] for g in GENRE_OF.get(c, [])], GENRES, b"")
+            for ctx in contexts]
+  return loaded.signatures["serving_default"](
+      context_item_id=tf.constant([pad(c, CONTEXT, b"") for c in contexts]),
+      context_rating=tf.constant([pad([3.0] * len(c), CONTEXT, 0.0)
+                                  for c in contexts]),
+      context_genre=tf.constant(genres),
+      context_year=tf.constant([pad([1990] * len(c), CONTEXT, 0)
+                                for c in contexts], tf.int32))
+
+
+def test_serving_returns_top_k_raw_ids_without_context_items(exported):
+  contexts = [[ITEMS[0], ITEMS[1]], [ITEMS[5]], [], [ITEMS[7], b"unknown"]]
+  out = serve(exported["saved_model"], contexts)
+  ids = out[serving.TOP_ITEM_IDS].numpy()
+  scores = out[serving.TOP_SCORES].numpy()
+  assert ids.shape == scores.shape == (len(contexts), TOP_K)
+  for context, row, row_scores in zip(contexts, ids, scores):
+    assert set(row) <= set(ITEMS)  # raw ids, never <pad>/<oov>
+    assert not set(row) & set(context)
+    assert len(set(row)) == TOP_K
+    assert np.all(np.diff(row_scores) <= 0)
+
+
+def test_trained_model_learned_the_next_item_habit(exported):
+  # Every user watches items in id order: after 102 comes 103.
+  out = serve(exported["saved_model"], [[ITEMS[0], ITEMS[1], ITEMS[2]]])
+  assert out[serving.TOP_ITEM_IDS].numpy()[0][0] == ITEMS[3]
+
+
+def test_tflite_matches_saved_model_top_10(exported):
+  recommender = tflite.TFLiteRecommender(exported["tflite"])
+  assert recommender.context_length == CONTEXT
+  rng = np.random.default_rng(0)
+  contexts = [list(rng.choice(ITEMS, size=n, replace=False))
+              for n in rng.integers(0, 9, size=40)]
+  saved = serve(exported["saved_model"], contexts)
+  saved_ids = saved[serving.TOP_ITEM_IDS].numpy()
+  saved_scores = saved[serving.TOP_SCORES].numpy()
+  # Many calls in a row on one interpreter: no state may leak between them.
+  for context, want_ids, want_scores in zip(contexts, saved_ids, saved_scores):
+    recent = context[-CONTEXT:]
+    ids, scores = recommender.recommend(
+        [c.decode() for c in context], ratings=[3.0] * len(context),
+        genres=[[g.decode() for g in GENRE_OF[c]] for c in context],
+        years=[1990] * len(context))
+    assert ids[:10] == [i.decode() for i in want_ids[:10]], recent
+    np.testing.assert_allclose(scores[:10], want_scores[:10], rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_tflite_uses_builtin_ops_only(exported):
+  # A model needing TF Select (Flex) ops fails to run in a plain interpreter
+  # with "Select TensorFlow op(s) ... not supported"; allocation proves it.
+  interpreter = tf.lite.Interpreter(model_path=exported["tflite"])
+  interpreter.allocate_tensors()
+  ops = {d["op_name"] for d in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  assert not any(op.startswith("Flex") for op in ops), ops
+  assert "HASHTABLE_FIND" in ops or "HASHTABLE_LOOKUP" in ops, ops
+
+
+def test_evaluate_excludes_history_and_matches_serving(exported):
+  """The TFT path (evaluate) and the serving lookups give the same scores."""
+  serialized = []
+  spec = exported["tft_output"].raw_feature_spec()
+  for s in exported["test"]:
+    feature = {}
+    for name, values in s.items():
+      values = values if isinstance(values, list) else [values]
+      dtype = spec[name].dtype
+      if dtype == tf.string:
+        feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+      elif dtype == tf.float32:
+        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+      else:
+        feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    serialized.append(tf.train.Example(features=tf.train.Features(
+        feature=feature)).SerializeToString())
+  out = exported["saved_model"].signatures["evaluate"](
+      examples=tf.constant(serialized))
+  scores = out[serving.SCORES].numpy()
+  popularity = out[serving.POPULARITY_SCORES].numpy()
+  vocab = exported["tft_output"].vocabulary_by_name(F.ITEM_VOCAB)
+  index = {item: i + F.NUM_RESERVED_IDS for i, item in enumerate(vocab)}
+  train_counts = {}
+  for s in exported["train"]:
+    train_counts[s[F.LABEL_ITEM_ID]] = train_counts.get(s[F.LABEL_ITEM_ID], 0) + 1
+  for s, row, pop in zip(exported["test"], scores, popularity):
+    excluded = {index[h] for h in s[F.HISTORY_ITEM_ID]} | {F.PAD_ID, F.OOV_ID}
+    for i in range(len(row)):
+      if i in excluded:
+        assert row[i] == serving.EXCLUDED_SCORE and pop[i] == serving.EXCLUDED_SCORE
+      else:
+        assert row[i] > serving.EXCLUDED_SCORE
+        assert pop[i] == train_counts[vocab[i - F.NUM_RESERVED_IDS]]
+    # Here the history is the context, so serving's top-K is evaluate's.
+    if len(s[F.HISTORY_ITEM_ID]) <= CONTEXT:
+      served = serve(exported["saved_model"], [s[F.CONTEXT_ITEM_ID]])
+      top = np.sort(row)[::-1][:TOP_K]
+      np.testing.assert_allclose(served[serving.TOP_SCORES].numpy()[0], top,
+                                 rtol=1e-5, atol=1e-5)
