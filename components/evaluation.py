@@ -150,13 +150,22 @@ class NdcgAtK(metric_types.Metric):
                      top_k=top_k)
 
 
-def _metric(cls, top_k: int) -> tfma.MetricConfig:
+def _metric(cls, top_k: int, **kwargs) -> tfma.MetricConfig:
   return tfma.MetricConfig(class_name=cls.__name__, module=__name__,
-                           config=json.dumps({"top_k": top_k}))
+                           config=json.dumps({"top_k": top_k}), **kwargs)
 
 
-def ranking_metric_configs() -> List[tfma.MetricConfig]:
-  return ([_metric(HitRateAtK, k) for k in REPORTED_K]
+def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None
+                           ) -> List[tfma.MetricConfig]:
+  """HR@1/5/10/50, NDCG@10 and the example count; optionally a lower bound
+  on HR@10 (a metric computed after export carries its own threshold)."""
+  gate = {}
+  if min_hit_rate_at_10 is not None:
+    gate["threshold"] = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": min_hit_rate_at_10}))
+  return ([_metric(HitRateAtK, k, **(gate if k == 10 else {}))
+           for k in REPORTED_K]
           + [_metric(NdcgAtK, NDCG_K)]
           + [tfma.MetricConfig(class_name="ExampleCount")])
 
@@ -172,13 +181,11 @@ def eval_config(min_hit_rate_at_10: float) -> tfma.EvalConfig:
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[
           tfma.MetricsSpec(
+              metrics=ranking_metric_configs(min_hit_rate_at_10),
+              output_names=[serving.SCORES]),
+          tfma.MetricsSpec(
               metrics=ranking_metric_configs(),
-              output_names=[serving.SCORES],
-              thresholds={BLESSING_METRIC: tfma.MetricThreshold(
-                  value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={"value": min_hit_rate_at_10}))}),
-          tfma.MetricsSpec(metrics=ranking_metric_configs(),
-                           output_names=[serving.POPULARITY_SCORES]),
+              output_names=[serving.POPULARITY_SCORES]),
       ])
 
 

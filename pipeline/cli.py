@@ -8,10 +8,17 @@ import json
 import os
 import sys
 from typing import List, Optional
+import warnings
 
-# Before anything can import TensorFlow (see components/__init__.py).
+# Before anything can import TensorFlow (see components/__init__.py). TF's C++
+# start-up chatter (CUDA plugins on a CPU machine) is hidden unless the user
+# sets the level; failures still raise Python exceptions.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Library deprecation notices (e.g. google-api-core on Python 3.10) are not
+# actionable for someone running the pipeline.
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 from pipeline.config import ConfigError, load_config  # pylint: disable=wrong-import-position
 
@@ -71,7 +78,7 @@ def cmd_run(args) -> int:
   config = _config(args)
   print(f"[recsys] config {config.digest()}: data {config.data.data_dir} -> "
         f"{config.output_dir}")
-  summary = runner.run(config)
+  summary = runner.run(config, quiet=True)
   print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s")
   print(f"  config:     {summary['run_config']}")
   if "model" in summary:

@@ -231,14 +231,14 @@ def load_config(path: Optional[str] = None,
   if path:
     try:
       with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
+        from_file = yaml.safe_load(f) or {}
     except OSError as e:
       raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:
       raise ConfigError(f"config file {path} is not valid YAML/JSON: {e}") from e
-    if not isinstance(values, dict):
+    if not isinstance(from_file, dict):
       raise ConfigError(f"config file {path}: expected a mapping at the top")
-    _apply(config, values)
+    _apply(config, from_file)
   if overrides:
     _apply(config, parse_overrides(overrides))
   if values:

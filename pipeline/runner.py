@@ -55,42 +55,64 @@ class ProgressHandler(logging.Handler):
             file=self.stream, flush=True)
 
 
-def _configure_logging(log_file: str) -> ProgressHandler:
-  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
-  absl_logging.set_verbosity(absl_logging.INFO)
+def quiet_console() -> None:
+  """Console shows errors only (the CLI's choice); run.log keeps the rest."""
   root = logging.getLogger()
-  root.setLevel(logging.INFO)
   for handler in list(root.handlers):
     root.removeHandler(handler)
   console = logging.StreamHandler(sys.stderr)
   console.setLevel(logging.ERROR)
   console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-  file_handler = logging.FileHandler(log_file)
-  file_handler.setFormatter(logging.Formatter(
-      "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"))
   root.addHandler(console)
-  root.addHandler(file_handler)
-  progress = ProgressHandler()
-  logging.getLogger("absl").addHandler(progress)
-  return progress
+  # TensorFlow's logger prints to stderr by itself; route it through root.
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf_logger = tf.get_logger()
+  for handler in list(tf_logger.handlers):
+    tf_logger.removeHandler(handler)
+  tf_logger.propagate = True
 
 
-def run(config: RunConfig) -> Dict[str, Any]:
-  """Runs the whole pipeline; returns the summary of what it produced."""
+def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
+  """Runs the whole pipeline; returns the summary of what it produced.
+
+  The input directory is checked first, so that a wrong path fails at once
+  with the path in the message. `quiet` limits the console to errors.
+  """
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  from components.movielens_formats import detect_files  # pylint: disable=import-outside-toplevel
   from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=import-outside-toplevel
   from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+
+  detect_files(config.data.data_dir)
+  if quiet:
+    quiet_console()
 
   os.makedirs(os.path.join(config.output_dir, "logs"), exist_ok=True)
   with open(os.path.join(config.output_dir, RUN_CONFIG_FILE), "w") as f:
     f.write(config.to_json())
-  progress = _configure_logging(
+  # TFX logs through absl at INFO: everything to run.log, and the component
+  # start/finish records to the console through ProgressHandler.
+  root = logging.getLogger()
+  saved_level, saved_verbosity = root.level, absl_logging.get_verbosity()
+  root.setLevel(logging.INFO)
+  absl_logging.set_verbosity(absl_logging.INFO)
+  log_file = logging.FileHandler(
       os.path.join(config.output_dir, "logs", "run.log"))
+  log_file.setFormatter(logging.Formatter(
+      "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"))
+  root.addHandler(log_file)
+  progress = ProgressHandler()
+  logging.getLogger("absl").addHandler(progress)
   started = time.monotonic()
   try:
     LocalDagRunner().run(create_pipeline(config))
   finally:
     logging.getLogger("absl").removeHandler(progress)
+    root.removeHandler(log_file)
+    log_file.close()
+    root.setLevel(saved_level)
+    absl_logging.set_verbosity(saved_verbosity)
     with open(os.path.join(config.output_dir, TIMINGS_FILE), "w") as f:
       json.dump([dataclasses.asdict(r) for r in progress.runs], f, indent=2)
   summary = summarize(config)

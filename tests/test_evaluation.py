@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.metrics import metric_types
 
 from components import evaluation
@@ -84,9 +85,16 @@ def test_eval_config_gates_blessing_on_model_hit_rate_at_10():
   config = evaluation.eval_config(0.25)
   (model_spec,) = config.model_specs
   assert model_spec.signature_name == "evaluate"
-  gated = [s for s in config.metrics_specs if s.thresholds]
-  assert len(gated) == 1 and list(gated[0].output_names) == [serving.SCORES]
-  threshold = gated[0].thresholds[evaluation.BLESSING_METRIC]
-  assert threshold.value_threshold.lower_bound.value == 0.25
   outputs = {tuple(s.output_names) for s in config.metrics_specs}
   assert outputs == {(serving.SCORES,), (serving.POPULARITY_SCORES,)}
+  # The thresholds TFMA will check: exactly HR@10 of the model output, with
+  # the key the metric is computed under (so it is found, not "missing").
+  thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(
+      config.metrics_specs, config)
+  (key,) = thresholds
+  assert (key.name, key.output_name) == ("hit_rate@10", serving.SCORES)
+  ((_, threshold),) = thresholds[key]
+  assert threshold.lower_bound.value == 0.25
+  computed = {k for c in metric_specs.to_computations(config.metrics_specs,
+                                                      config) for k in c.keys}
+  assert key in computed

@@ -1,0 +1,76 @@
+"""RunConfig: files, --set overrides, validation naming the field."""
+import json
+import os
+
+import pytest
+
+from pipeline.config import ConfigError, RunConfig, from_json, load_config, parse_overrides
+
+
+def test_defaults_are_valid_and_paths_absolute(tmp_path):
+  config = load_config(values={"output_dir": str(tmp_path / "out")})
+  assert os.path.isabs(config.data.data_dir)
+  assert config.serving_dir == str(tmp_path / "out" / "serving")
+  assert config.metadata_path.startswith(str(tmp_path / "out"))
+
+
+def test_file_then_overrides_then_values(tmp_path):
+  path = tmp_path / "run.yaml"
+  path.write_text("model:\n  embedding_dim: 32\ntrain:\n  epochs: 2\n")
+  config = load_config(str(path), ["train.epochs=7", "session.min_rating=4"],
+                       {"output_dir": str(tmp_path)})
+  assert config.model.embedding_dim == 32
+  assert config.train.epochs == 7
+  assert config.session.min_rating == 4.0 and isinstance(
+      config.session.min_rating, float)
+  assert config.output_dir == str(tmp_path)
+
+
+def test_round_trip_through_json(tmp_path):
+  config = load_config(overrides=["train.seed=3", "beam_args=--a=1,--b=2"],
+                       values={"output_dir": str(tmp_path)})
+  assert config.beam_args == ["--a=1", "--b=2"]
+  again = from_json(config.to_json())
+  assert again == config
+  assert again.digest() == config.digest()
+  assert load_config(values={"output_dir": str(tmp_path)}).digest() != (
+      config.digest())
+
+
+@pytest.mark.parametrize("override, field", [
+    ("train.epochz=3", "train.epochz"),
+    ("model.encoder=transformer9", "model.encoder"),
+    ("train.epochs=zero", "train.epochs"),
+    ("train.epochs=0", "train.epochs"),
+    ("session.min_timeline_length=2", "session.min_timeline_length"),
+    ("eval.min_hit_rate_at_10=1.5", "eval.min_hit_rate_at_10"),
+    ("train=3", "train"),
+])
+def test_bad_settings_fail_naming_the_field(override, field):
+  with pytest.raises(ConfigError, match=f"^{field.replace('.', '[.]')}:"):
+    load_config(overrides=[override])
+
+
+def test_override_syntax_errors():
+  with pytest.raises(ConfigError, match="expected section.key=value"):
+    parse_overrides(["train.epochs"])
+  assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
+
+
+def test_config_file_errors(tmp_path):
+  with pytest.raises(ConfigError, match="cannot read config file"):
+    load_config(str(tmp_path / "missing.yaml"))
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("- a list\n")
+  with pytest.raises(ConfigError, match="expected a mapping"):
+    load_config(str(bad))
+  json_file = tmp_path / "c.json"
+  json_file.write_text(json.dumps({"serving": {"top_k": 20}}))
+  assert load_config(str(json_file)).serving.top_k == 20
+
+
+def test_every_setting_is_recorded():
+  recorded = json.loads(RunConfig().to_json())
+  assert set(recorded) == {"name", "output_dir", "push_dir", "beam_args",
+                           "data", "session", "model", "train", "eval",
+                           "serving"}
