@@ -112,24 +112,20 @@ def _dcg(counts: np.ndarray, k: int) -> float:
   return float(np.sum(counts[:k] / np.log2(np.arange(k) + 2.0)))
 
 
-# TFMA passes a computations function only the arguments its signature names,
-# so these spell them out.
-def _hit_rate_computations(name: str, top_k: int,
-                           eval_config: Optional[tfma.EvalConfig] = None,
-                           model_names: Optional[List[str]] = None,
-                           output_names: Optional[List[str]] = None,
-                           example_weighted: bool = False):
-  return _ranking_computations(name, top_k, _hits, eval_config, model_names,
-                               output_names, example_weighted)
+def _computations_of(value_fn):
+  """A computations function for a histogram-derived metric.
 
-
-def _ndcg_computations(name: str, top_k: int,
-                       eval_config: Optional[tfma.EvalConfig] = None,
-                       model_names: Optional[List[str]] = None,
-                       output_names: Optional[List[str]] = None,
-                       example_weighted: bool = False):
-  return _ranking_computations(name, top_k, _dcg, eval_config, model_names,
-                               output_names, example_weighted)
+  TFMA passes a computations function only the arguments its signature names,
+  so the signature spells them out.
+  """
+  def computations(name: str, top_k: int,
+                   eval_config: Optional[tfma.EvalConfig] = None,
+                   model_names: Optional[List[str]] = None,
+                   output_names: Optional[List[str]] = None,
+                   example_weighted: bool = False):
+    return _ranking_computations(name, top_k, value_fn, eval_config,
+                                 model_names, output_names, example_weighted)
+  return computations
 
 
 # TFMA resolves MetricConfig.class_name among its own metrics first, so these
@@ -138,7 +134,7 @@ class HitRateAtK(metric_types.Metric):
   """HR@k: share of examples whose target ranks in the top k (one target)."""
 
   def __init__(self, top_k: int = 10, name: Optional[str] = None):
-    super().__init__(_hit_rate_computations, name=name or f"hit_rate@{top_k}",
+    super().__init__(_computations_of(_hits), name=name or f"hit_rate@{top_k}",
                      top_k=top_k)
 
 
@@ -146,7 +142,7 @@ class NdcgAtK(metric_types.Metric):
   """NDCG@k with one target: mean of 1/log2(rank + 2) over ranks below k."""
 
   def __init__(self, top_k: int = 10, name: Optional[str] = None):
-    super().__init__(_ndcg_computations, name=name or f"ndcg@{top_k}",
+    super().__init__(_computations_of(_dcg), name=name or f"ndcg@{top_k}",
                      top_k=top_k)
 
 

@@ -5,7 +5,9 @@ with the plain TFLite runtime an app ships. `TFLiteRecommender` calls the
 converted model the way an app does: a history of raw item ids (with their
 ratings, genres and years), padded or cut to the model's context length.
 """
-from typing import List, Optional, Sequence, Tuple
+import statistics
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +27,7 @@ def convert(saved_model_dir: str) -> bytes:
 
 def _fit(values: Sequence, length: int, pad) -> List:
   """The most recent `length` values, padded at the end."""
-  values = list(values)[-length:] if length else []
+  values = list(values)[-length:]
   return values + [pad] * (length - len(values))
 
 
@@ -66,3 +68,17 @@ class TFLiteRecommender:
     })
     ids = [i.decode("utf-8") for i in out["top_item_ids"][0]]
     return ids, out["top_scores"][0]
+
+
+def measure_latency(recommender: TFLiteRecommender,
+                    histories: Sequence[Sequence[str]]) -> Dict[str, float]:
+  """Milliseconds per query, one query at a time (as on a device)."""
+  recommender.recommend(histories[0])  # first call allocates tensors
+  times = []
+  for history in histories:
+    started = time.perf_counter()
+    recommender.recommend(history)
+    times.append((time.perf_counter() - started) * 1000.0)
+  times.sort()
+  return {"queries": len(times), "median_ms": statistics.median(times),
+          "p90_ms": times[int(0.9 * (len(times) - 1))], "max_ms": times[-1]}

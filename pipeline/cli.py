@@ -138,6 +138,25 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_latency(args) -> int:
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from components import tflite  # pylint: disable=import-outside-toplevel
+  version_dir = _latest_version(args.model)
+  model_path = os.path.join(version_dir, "model.tflite")
+  recommender = tflite.TFLiteRecommender(model_path, num_threads=args.threads)
+  with open(os.path.join(version_dir, "items.json"), encoding="utf-8") as f:
+    items = sorted(json.load(f))
+  rng = np.random.default_rng(args.seed)
+  histories = [list(rng.choice(items, size=recommender.context_length,
+                               replace=False)) for _ in range(args.queries)]
+  result = tflite.measure_latency(recommender, histories)
+  print(f"model {model_path} ({os.path.getsize(model_path):,} bytes), "
+        f"{args.threads} thread(s), {result['queries']} queries of "
+        f"{recommender.context_length} items: median {result['median_ms']:.3f} "
+        f"ms, p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms")
+  return 0
+
+
 def cmd_infer_schema(args) -> int:
   from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
   path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output)
@@ -192,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
   recommend.add_argument("--top", type=int, default=10,
                          help="how many to print (default 10)")
   recommend.set_defaults(func=cmd_recommend)
+
+  latency = commands.add_parser(
+      "latency", help="time queries through a pushed TFLite model",
+      description="Run random full-length histories from the catalog through "
+      "model.tflite one query at a time (tf.lite.Interpreter) and print the "
+      "median, p90 and max milliseconds per query.")
+  latency.add_argument("--model", required=True, metavar="DIR",
+                       help="a pushed version directory, or the push root")
+  latency.add_argument("--queries", type=int, default=1000)
+  latency.add_argument("--threads", type=int, default=1)
+  latency.add_argument("--seed", type=int, default=0)
+  latency.set_defaults(func=cmd_latency)
 
   infer = commands.add_parser(
       "infer-schema", help="infer a raw-data schema with TFDV",

@@ -6,6 +6,8 @@ plus one run on bad data that ExampleValidator must stop before training.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,3 +157,27 @@ def test_anomalies_stop_the_run_before_training(tmp_path):
     runner.run(config)
   assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
   assert not os.path.exists(config.serving_dir)
+
+
+def test_recommend_and_latency_commands_use_the_pushed_model(runs):
+  config, first, _ = runs
+  with open(os.path.join(first["pushed"], "items.json"), encoding="utf-8") as f:
+    catalog = json.load(f)
+  history = sorted(catalog, key=int)[:3]
+  recsys = [sys.executable, "-m", "pipeline.cli"]
+  result = subprocess.run(
+      recsys + ["recommend", "--model", config.serving_dir, "--history",
+                ",".join(history), "--top", "5"],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+  lines = result.stdout.strip().splitlines()
+  assert lines[0] == f"model {first['pushed']}"
+  ranked = [line.split() for line in lines[1:]]
+  assert [r[0] for r in ranked] == ["1.", "2.", "3.", "4.", "5."]
+  for row in ranked:
+    assert row[1] in catalog and row[1] not in history
+    assert " ".join(row[3:]) == catalog[row[1]]["title"]
+  result = subprocess.run(
+      recsys + ["latency", "--model", first["pushed"], "--queries", "50"],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+  assert "1 thread(s), 50 queries" in result.stdout
+  assert "median" in result.stdout

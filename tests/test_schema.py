@@ -187,3 +187,18 @@ def test_real_ml1m_head_has_no_anomalies(tmp_path, schema):
   assert stats.num_examples == ML1M_RATINGS
   assert USER_FEATURES <= feature_names(stats)
   assert anomalies_of(stats, schema) == {}
+
+
+def test_infer_schema_regenerates_a_starting_point(tmp_path, schema):
+  """`recsys infer-schema` (the documented regeneration) covers the same
+  features as the curated schema."""
+  from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
+  data = tmp_path / "data"
+  data.mkdir()
+  for name in ("movies.dat", "users.dat"):
+    (data / name).write_bytes((SAMPLE_DIR / name).read_bytes())
+  with open(SAMPLE_DIR / "ratings.dat", "rb") as f:
+    (data / "ratings.dat").write_bytes(b"".join(f.readlines()[:2000]))
+  path = schema_tools.infer_schema(str(data), str(tmp_path / "inferred.pbtxt"))
+  inferred = tfdv.load_schema_text(path)
+  assert {f.name for f in inferred.feature} == {f.name for f in schema.feature}
