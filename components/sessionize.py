@@ -104,19 +104,30 @@ def _example(features: Dict[str, Iterable]) -> tf.train.Example:
   return example
 
 
+_RAW_FEATURES = (F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, F.FILE_OFFSET,
+                 F.ITEM_TITLE, F.ITEM_GENRES, F.ITEM_YEAR) + F.USER_FEATURES
+
+
 def _feature_values(serialized: bytes) -> Dict[str, Any]:
-  """{name: values} of a serialized tf.train.Example (one pass)."""
+  """{name: values} of the raw features in a serialized tf.train.Example."""
+  feature_map = tf.train.Example.FromString(serialized).features.feature
   values = {}
-  for name, feature in tf.train.Example.FromString(
-      serialized).features.feature.items():
-    kind = feature.WhichOneof("kind")
-    if kind:
-      values[name] = getattr(feature, kind).value
+  # Looking up the known names is faster than iterating the proto map.
+  for name in _RAW_FEATURES:
+    if name in feature_map:
+      feature = feature_map[name]
+      kind = feature.WhichOneof("kind")
+      if kind:
+        values[name] = getattr(feature, kind).value
   return values
 
 
 class ParseRaw(beam.DoFn):
-  """Raw tf.Example -> Interaction; and (item id, catalog entry) on the side."""
+  """Raw tf.Example -> (user id, Interaction); and, once per item and bundle,
+  (item id, catalog entry) on the CATALOG output."""
+
+  def start_bundle(self):
+    self._catalogued = set()
 
   def process(self, serialized: bytes):
     values = _feature_values(serialized)
@@ -135,13 +146,15 @@ class ParseRaw(beam.DoFn):
         genres=tuple(values.get(F.ITEM_GENRES, ())),
         user=tuple((name, list(values[name])) for name in F.USER_FEATURES
                    if values.get(name)))
-    yield interaction
-    yield beam.pvalue.TaggedOutput(CATALOG, (
-        interaction.item_id.decode("utf-8"), {
-            "title": first(F.ITEM_TITLE, b"").decode("utf-8"),
-            "genres": [g.decode("utf-8") for g in interaction.genres],
-            "year": interaction.year or None,
-        }))
+    yield interaction.user_id, interaction
+    if interaction.item_id not in self._catalogued:
+      self._catalogued.add(interaction.item_id)
+      yield beam.pvalue.TaggedOutput(CATALOG, (
+          interaction.item_id.decode("utf-8"), {
+              "title": first(F.ITEM_TITLE, b"").decode("utf-8"),
+              "genres": [g.decode("utf-8") for g in interaction.genres],
+              "year": interaction.year or None,
+          }))
 
 
 def split_of(position: int, length: int) -> str:
@@ -194,6 +207,18 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
     yield split, _example(features)
 
 
+class _SerializedTimelines(beam.DoFn):
+  """timeline_examples as serialized examples, one output per split."""
+
+  def __init__(self, params: SessionParams):
+    super().__init__()
+    self._params = params
+
+  def process(self, user):
+    for split, example in timeline_examples(user[0], user[1], self._params):
+      yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
+
+
 def _any(values: Iterable):
   """Picks one of equal values (all ratings of an item carry its metadata)."""
   return next(iter(values))
@@ -207,17 +232,10 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionParams):  # pylint:
       CATALOG, main="interactions")
   examples = (
       parsed.interactions
-      | "KeyByUser" >> beam.Map(lambda i: (i.user_id, i))
       | "GroupByUser" >> beam.GroupByKey()
-      | "Timelines" >> beam.FlatMap(
-          lambda user: timeline_examples(user[0], user[1], params)))
-  by_split = examples | "BySplit" >> beam.Partition(
-      lambda e, _: F.SPLITS.index(e[0]), len(F.SPLITS))
-  result = {
-      split: by_split[i] | f"Serialize[{split}]" >> beam.Map(
-          lambda e: e[1].SerializeToString())
-      for i, split in enumerate(F.SPLITS)
-  }
+      | "Timelines" >> beam.ParDo(_SerializedTimelines(params)).with_outputs(
+          *F.SPLITS))
+  result = {split: examples[split] for split in F.SPLITS}
   result[CATALOG] = (
       parsed[CATALOG]
       | "OnePerItem" >> beam.CombinePerKey(_any)

@@ -60,14 +60,18 @@ def _config(args):
   return load_config(args.config, args.overrides, values)
 
 
+METRIC_ORDER = ("hit_rate@1", "hit_rate@5", "hit_rate@10", "hit_rate@50",
+                "ndcg@10")
+
+
 def _format_metrics(metrics) -> List[str]:
   lines = []
   for output, label in (("scores", "model"), ("popularity_scores",
                                                "most popular")):
     values = metrics.get(output, {})
     if values:
-      shown = "  ".join(f"{k}={values[k]:.4f}" for k in sorted(values)
-                        if k != "example_count")
+      shown = "  ".join(f"{k}={values[k]:.4f}" for k in METRIC_ORDER
+                        if k in values)
       count = int(values.get("example_count", 0))
       lines.append(f"    {label:<13} {shown}  (test users: {count})")
   return lines
