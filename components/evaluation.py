@@ -27,7 +27,6 @@ MAX_RANK = 100
 RANK_HISTOGRAM = "_target_rank_histogram"
 REPORTED_K = (1, 5, 10, 50)
 NDCG_K = 10
-BLESSING_METRIC = "hit_rate@10"
 
 
 def target_rank(scores: np.ndarray, target: int) -> int:

@@ -5,6 +5,8 @@ with the plain TFLite runtime an app ships. `TFLiteRecommender` calls the
 converted model the way an app does: a history of raw item ids (with their
 ratings, genres and years), padded or cut to the model's context length.
 """
+import contextlib
+import os
 import statistics
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,12 +19,28 @@ from components import features as F
 SIGNATURE = "serving_default"
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+  """The converter's C++ logging writes notices straight to fd 2; its errors
+  come back in the ConverterError it raises, so the notices can go."""
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def convert(saved_model_dir: str) -> bytes:
   """Converts the SavedModel's serving_default signature; builtin ops only."""
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=[SIGNATURE])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  return converter.convert()
+  with _native_stderr_silenced():
+    return converter.convert()
 
 
 def _fit(values: Sequence, length: int, pad) -> List:

@@ -1,10 +1,17 @@
-"""The exported signatures and the TFLite conversion of serving_default."""
+"""The exported signatures, the TFLite conversion and the push."""
+import json
+import os
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfx.types import standard_artifacts
+
 from components import features as F
+from components import pusher
 from components import serving
 from components import tflite
 from components import trainer
@@ -53,7 +60,8 @@ def exported(tmp_path_factory):
   tflite_path = str(tmp / "model.tflite")
   with open(tflite_path, "wb") as f:
     f.write(tflite.convert(path))
-  return {"saved_model": tf.saved_model.load(path), "tflite": tflite_path,
+  return {"saved_model": tf.saved_model.load(path), "saved_model_path": path,
+          "tflite": tflite_path,
           "test": test, "tft_output": tft_output, "train": train}
 
 
@@ -163,3 +171,65 @@ def test_evaluate_excludes_history_and_matches_serving(exported):
       top = np.sort(row)[::-1][:TOP_K]
       np.testing.assert_allclose(served[serving.TOP_SCORES].numpy()[0], top,
                                  rtol=1e-5, atol=1e-5)
+
+
+def _model_artifact_dir(exported, root):
+  """A Trainer Model artifact's layout: Format-Serving and Format-TFLite."""
+  model_uri = root / "model"
+  shutil.copytree(exported["saved_model_path"], model_uri / "Format-Serving")
+  (model_uri / trainer.TFLITE_DIR).mkdir()
+  shutil.copy(exported["tflite"], model_uri / trainer.TFLITE_DIR / trainer.TFLITE_FILE)
+  return model_uri
+
+
+def test_push_writes_a_complete_versioned_bundle(exported, tmp_path):
+  model_uri = _model_artifact_dir(exported, tmp_path)
+  catalog = tmp_path / "items.json"
+  catalog.write_text('{"100": {"title": "x", "genres": [], "year": null}}')
+  push_dir = tmp_path / "serving"
+  first = pusher.push(str(model_uri), str(push_dir), str(catalog),
+                      {"model": {"hit_rate@10": 0.5}}, {"name": "t"})
+  second = pusher.push(str(model_uri), str(push_dir), None, {}, {})
+  assert int(os.path.basename(second)) > int(os.path.basename(first))
+  assert sorted(os.listdir(first)) == ["items.json", "metadata.json",
+                                       "model.tflite", "saved_model"]
+  with open(os.path.join(first, "metadata.json")) as f:
+    metadata = json.load(f)
+  assert metadata["top_k"] == TOP_K
+  assert metadata["inputs"][F.CONTEXT_GENRE] == {"dtype": "string",
+                                                 "shape": [-1, GENRES]}
+  assert metadata["outputs"][serving.TOP_SCORES]["dtype"] == "float32"
+  assert metadata["metrics"] == {"model": {"hit_rate@10": 0.5}}
+  assert sorted(os.listdir(push_dir)) == sorted(
+      [os.path.basename(first), os.path.basename(second)])
+
+
+def test_failed_push_leaves_nothing_behind(exported, tmp_path):
+  model_uri = _model_artifact_dir(exported, tmp_path)
+  # A corrupt TFLite file fails while the bundle is being assembled.
+  (model_uri / trainer.TFLITE_DIR / trainer.TFLITE_FILE).write_bytes(b"junk")
+  push_dir = tmp_path / "serving"
+  with pytest.raises(ValueError):
+    pusher.push(str(model_uri), str(push_dir), None, {}, {})
+  assert os.listdir(push_dir) == []
+
+
+def test_unblessed_model_is_not_pushed(exported, tmp_path):
+  model = standard_artifacts.Model()
+  model.uri = str(_model_artifact_dir(exported, tmp_path))
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.set_int_custom_property("blessed", 0)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / "pushed")
+  push_dir = tmp_path / "serving"
+  pusher.Executor().Do({"model": [model], "model_blessing": [blessing]},
+                       {"pushed_model": [pushed]},
+                       {"push_dir": str(push_dir), "run_config": "{}"})
+  assert pushed.get_int_custom_property("pushed") == 0
+  assert not push_dir.exists()
+  blessing.set_int_custom_property("blessed", 1)
+  pusher.Executor().Do({"model": [model], "model_blessing": [blessing]},
+                       {"pushed_model": [pushed]},
+                       {"push_dir": str(push_dir), "run_config": "{}"})
+  assert pushed.get_int_custom_property("pushed") == 1
+  assert os.path.isdir(pushed.get_string_custom_property("pushed_destination"))
