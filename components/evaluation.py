@@ -171,7 +171,7 @@ def eval_config(min_hit_rate_at_10: float) -> tfma.EvalConfig:
       model_specs=[tfma.ModelSpec(
           signature_name="evaluate",
           model_type=tfma.TF_GENERIC,
-          label_key=F.LABEL_ITEM,
+          label_key=F.LABEL_ITEM_ID,
           preprocessing_function_names=["transform_features"])],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[

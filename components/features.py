@@ -1,18 +1,22 @@
 """Feature names and id layouts shared by every stage of the pipeline.
 
 Ingestion writes raw interaction examples, the sessionizer turns them into
-context/label examples, Transform maps those to integer ids, and the serving
-signature repeats the same mapping on raw inputs with TFLite-friendly ops. The
-names and the id layout live here, once, so that the stages cannot drift apart.
+context/label examples, Transform maps those to integer ids (keeping each
+feature's name, so a feature config names one feature at every stage), and
+the serving signature repeats the same mapping on raw inputs with
+TFLite-friendly ops. The names and the id layout live here, once, so that
+the stages cannot drift apart.
 
-Integer id layout of every categorical sequence feature after Transform
-(items, genres, rating and year buckets):
+Integer id layout of every categorical feature after Transform (items,
+genres, user attributes, bucketized numbers):
 
-    0 = PAD  (padding position, masked out by every encoder)
+    0 = PAD  (padding: masked out by every encoder; '' in raw strings)
     1 = OOV  (a value not in the train-split vocabulary, or a missing value)
-    2.. = vocabulary entries in TFT's order (most frequent first)
+    2.. = vocabulary entries in TFT's order (most frequent first), or buckets
+
+TensorFlow is imported inside the functions: the names are also read by the
+command line and the config, which should not wait for TensorFlow to load.
 """
-import tensorflow as tf
 
 # --- Raw interaction examples (one per rating), written by ingestion. -------
 USER_ID = "user_id"
@@ -48,54 +52,29 @@ EVAL = "eval"
 TEST = "test"
 SPLITS = (TRAIN, EVAL, TEST)
 
-# --- Transformed features (model inputs), written by Transform. -------------
-CONTEXT_ITEM = "context_item"
-CONTEXT_RATING_BUCKET = "context_rating_bucket"
-CONTEXT_GENRE_ID = "context_genre_id"
-CONTEXT_YEAR_BUCKET = "context_year_bucket"
-LABEL_ITEM = "label_item"
-HISTORY_ITEM = "history_item"
-
-# TFT vocabulary names (files under transform_fn/assets).
-ITEM_VOCAB = "item_id"
-GENRE_VOCAB = "genre"
-
 PAD_ID = 0
 OOV_ID = 1
 NUM_RESERVED_IDS = 2
 
-# Ratings: half-star buckets, 0.5 -> 2 ... 5.0 -> 11; a rating <= 0 means
-# "not rated" and maps to OOV.
-NUM_RATING_BUCKETS = NUM_RESERVED_IDS + 10
-# Years: five-year buckets from 1900 (earlier years clip to the first bucket,
-# later to the last); a missing year (0) maps to OOV.
-YEAR_ORIGIN = 1900
-YEAR_BUCKET_WIDTH = 5
-NUM_YEAR_BUCKETS = NUM_RESERVED_IDS + 30
-
 
 def vocabulary_ids(lookup_result):
   """Shifts TFT/table lookups (-1 for unknown, else 0-based) into the id layout."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return tf.where(lookup_result < 0, tf.constant(OOV_ID, lookup_result.dtype),
                   lookup_result + NUM_RESERVED_IDS)
 
 
-def rating_buckets(rating):
-  """Maps ratings to half-star buckets; a rating <= 0 (not rated) is OOV."""
-  rating = tf.cast(rating, tf.float32)
-  bucket = tf.clip_by_value(tf.round(rating * 2.0), 1.0, 10.0)
-  return tf.where(rating > 0, tf.cast(bucket, tf.int64) + OOV_ID,
-                  tf.constant(OOV_ID, tf.int64))
+def bucketize(values, start: float, width: float, count: int):
+  """Fixed-width buckets of numbers, in the id layout.
 
-
-def year_buckets(year):
-  """Maps release years to fixed five-year buckets; a year <= 0 is OOV.
-
-  Float arithmetic on purpose: TFLite has no builtin int64 floor division.
+  Bucket b holds [start + b*width, start + (b+1)*width); values outside clip
+  to the first or last bucket; a value <= 0 means "missing" (an unrated item,
+  an unknown year) and maps to OOV. Float arithmetic on purpose: TFLite has
+  builtin float floor but no int64 floor division.
   """
-  year = tf.cast(year, tf.float32)
-  bucket = tf.floor((year - YEAR_ORIGIN) / YEAR_BUCKET_WIDTH)
-  bucket = tf.clip_by_value(bucket, 0.0,
-                            NUM_YEAR_BUCKETS - NUM_RESERVED_IDS - 1.0)
-  return tf.where(year > 0, tf.cast(bucket, tf.int64) + NUM_RESERVED_IDS,
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  values = tf.cast(values, tf.float32)
+  bucket = tf.clip_by_value(tf.floor((values - start) / width), 0.0,
+                            count - 1.0)
+  return tf.where(values > 0, tf.cast(bucket, tf.int64) + NUM_RESERVED_IDS,
                   tf.constant(OOV_ID, tf.int64))

@@ -44,21 +44,35 @@ METADATA_FILE = "metadata.json"
 SAVED_MODEL_DIR = "saved_model"
 
 
-def _tensor_spec(details: Dict[str, Any]) -> Dict[str, Any]:
-  dtype = np.dtype(details["dtype"]).name
-  return {"dtype": "string" if dtype in ("bytes", "object") else dtype,
-          "shape": [int(d) for d in details["shape_signature"]]}
+def _dtype_name(dtype) -> str:
+  name = np.dtype(dtype).name
+  return "string" if name in ("bytes", "object") else name
 
 
 def signature_spec(tflite_path: str) -> Dict[str, Any]:
-  """Inputs and outputs of the TFLite serving signature, as an app sees them."""
+  """Inputs and outputs of the TFLite serving signature, as an app sees them.
+
+  The model is run once on an empty history (which must give the most
+  popular items), so a bundle whose model cannot run is never pushed and the
+  output shapes are the ones a call returns.
+  """
   interpreter = tf.lite.Interpreter(model_path=tflite_path)
   runner = interpreter.get_signature_runner(tflite.SIGNATURE)
+  inputs = runner.get_input_details()
+  empty = {name: np.zeros([1, int(d["shape_signature"][-1])],
+                          dtype=object if _dtype_name(d["dtype"]) == "string"
+                          else d["dtype"]) for name, d in inputs.items()}
+  for name, d in inputs.items():
+    if _dtype_name(d["dtype"]) == "string":
+      empty[name][:] = b""
+  outputs = runner(**empty)
   return {
-      "inputs": {name: _tensor_spec(d)
-                 for name, d in sorted(runner.get_input_details().items())},
-      "outputs": {name: _tensor_spec(d)
-                  for name, d in sorted(runner.get_output_details().items())},
+      "inputs": {name: {"dtype": _dtype_name(d["dtype"]),
+                        "shape": [int(x) for x in d["shape_signature"]]}
+                 for name, d in sorted(inputs.items())},
+      "outputs": {name: {"dtype": _dtype_name(value.dtype),
+                         "shape": [-1] + list(value.shape[1:])}
+                  for name, value in sorted(outputs.items())},
   }
 
 

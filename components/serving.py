@@ -1,11 +1,13 @@
 """The exported SavedModel and its signatures.
 
-* `serving_default` takes a raw context as an app has it: item ids (strings,
-  as in the data, '' for padding), ratings, genres and years, and returns the
-  top-K raw item ids and scores, the context's own items excluded. It looks up
-  ids in constant string-keyed hash tables built from TFT's vocabularies, so
-  no vocabulary file is needed by the caller and the function converts to
-  TFLite with builtin ops only.
+* `serving_default` takes a raw context as an app has it: one input per
+  feature of the feature config, named as in the session examples (item ids
+  as strings with '' for padding, ratings, years, genre slots, user
+  attributes), and returns the top-K raw item ids and scores, the context's
+  own items excluded; an empty context gets the most popular items. Strings
+  are looked up in constant string-keyed hash tables built from TFT's
+  vocabularies and numbers bucketized arithmetically, so the caller needs no
+  vocabulary file and the function converts to TFLite with builtin ops only.
 * `evaluate` takes serialized session examples, applies the TFT graph that
   training used, and returns scores over the whole catalog with the user's
   history excluded (filter-seen), beside the most-popular baseline's scores
@@ -18,33 +20,21 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import feature_config as fc
 from components import features as F
 from components.model.dual_encoder import DualEncoder
-from components.transform import ITEM_COUNTS_VOCAB
+from components.model.ranking import exclude_items
+from components.transform import counts_vocabulary
 
 SCORES = "scores"
 POPULARITY_SCORES = "popularity_scores"
 TOP_ITEM_IDS = "top_item_ids"
 TOP_SCORES = "top_scores"
-# Score given to excluded items: the lowest finite float, so excluded items
-# rank below every other and tie only with each other.
-EXCLUDED_SCORE = np.finfo(np.float32).min
-
-MODEL_FEATURES = (F.CONTEXT_ITEM, F.CONTEXT_RATING_BUCKET, F.CONTEXT_YEAR_BUCKET,
-                  F.CONTEXT_GENRE_ID)
+_DTYPES = {"STRING": tf.string, "INT": tf.int32, "FLOAT": tf.float32}
 
 
-def exclude_items(scores: tf.Tensor, item_ids: tf.Tensor) -> tf.Tensor:
-  """Sets the scores of item_ids [batch, n] and of PAD/OOV to EXCLUDED_SCORE."""
-  item_ids = tf.cast(item_ids, tf.int32)
-  shape = tf.shape(item_ids)
-  rows = tf.tile(tf.range(shape[0])[:, tf.newaxis], [1, shape[1]])
-  hits = tf.scatter_nd(tf.stack([rows, item_ids], axis=-1),
-                       tf.ones_like(item_ids, tf.float32), tf.shape(scores))
-  reserved = tf.one_hot(F.PAD_ID, tf.shape(scores)[1]) + tf.one_hot(
-      F.OOV_ID, tf.shape(scores)[1])
-  return tf.where(hits + reserved > 0,
-                  tf.fill(tf.shape(scores), EXCLUDED_SCORE), scores)
+def model_feature_names(config: fc.FeatureConfig) -> List[str]:
+  return [f.name for g in config.groups for f in g.features]
 
 
 def _table(keys: Sequence[bytes]) -> tf.lookup.StaticHashTable:
@@ -58,15 +48,16 @@ def _table(keys: Sequence[bytes]) -> tf.lookup.StaticHashTable:
 
 
 def read_item_counts(tft_output: tft.TFTransformOutput,
-                     items: List[bytes]) -> np.ndarray:
-  """Train label counts per item id (the popularity baseline), id layout."""
-  path = tft_output.vocabulary_file_by_name(ITEM_COUNTS_VOCAB)
+                     config: fc.FeatureConfig) -> np.ndarray:
+  """Train counts per item id (the popularity baseline), in the id layout."""
+  items = tft_output.vocabulary_by_name(config.label.vocabulary)
+  path = tft_output.vocabulary_file_by_name(counts_vocabulary(config))
   with tf.io.gfile.GFile(path, "rb") as f:
     pairs = [line.split(b" ", 1) for line in f.read().splitlines()]
-  counted = [item for _, item in pairs]
-  if counted != items:
-    raise ValueError(f"{ITEM_COUNTS_VOCAB} is not in the order of "
-                     f"{F.ITEM_VOCAB}: the Transform output is inconsistent")
+  if [item for _, item in pairs] != items:
+    raise ValueError(f"{counts_vocabulary(config)} is not in the order of "
+                     f"{config.label.vocabulary}: the Transform output is "
+                     "inconsistent")
   counts = np.zeros(len(items) + F.NUM_RESERVED_IDS, np.float32)
   counts[F.NUM_RESERVED_IDS:] = [float(c) for c, _ in pairs]
   return counts
@@ -76,26 +67,25 @@ class RecommenderExport(tf.Module):
   """Everything the SavedModel serves: model, TFT graph, lookups, baseline."""
 
   def __init__(self, model: DualEncoder, tft_output: tft.TFTransformOutput,
-               context_length: int, genre_length: int, top_k: int):
+               config: fc.FeatureConfig, context_length: int, top_k: int):
     super().__init__()
     self.model = model
     self.tft_layer = tft_output.transform_features_layer()
     self._raw_spec = tft_output.raw_feature_spec()
-    items = tft_output.vocabulary_by_name(F.ITEM_VOCAB)
-    self.item_table = _table(items)
-    self.genre_table = _table(tft_output.vocabulary_by_name(F.GENRE_VOCAB))
+    self._config = config
+    self._context_length = context_length
+    items = tft_output.vocabulary_by_name(config.label.vocabulary)
+    self.tables = {name: _table(tft_output.vocabulary_by_name(name))
+                   for name in config.vocabularies()}
     self.item_ids = tf.constant([b"<pad>", b"<oov>"] + items, tf.string)
-    self.popularity = tf.constant(read_item_counts(tft_output, items))
+    self.popularity = tf.constant(read_item_counts(tft_output, config))
     self.top_k = min(top_k, len(items))
-    self.context_length = context_length
-    self.genre_length = genre_length
 
-    self.serve = tf.function(self._serve, input_signature=[
-        tf.TensorSpec([None, context_length], tf.string, F.CONTEXT_ITEM_ID),
-        tf.TensorSpec([None, context_length], tf.float32, F.CONTEXT_RATING),
-        tf.TensorSpec([None, genre_length], tf.string, F.CONTEXT_GENRE),
-        tf.TensorSpec([None, context_length], tf.int32, F.CONTEXT_YEAR),
-    ])
+    self.serve = tf.function(self._serve, input_signature=[{
+        f.name: tf.TensorSpec(
+            [None, f.length * (context_length if g.kind == fc.SEQUENCE else 1)],
+            _DTYPES[f.type], f.name)
+        for g in config.groups for f in g.features}])
     examples = [tf.TensorSpec([None], tf.string, "examples")]
     self.evaluate = tf.function(self._evaluate, input_signature=examples)
     self.transform_features = tf.function(self._transform_features,
@@ -108,21 +98,30 @@ class RecommenderExport(tf.Module):
         "transform_features": self.transform_features.get_concrete_function(),
     }
 
-  def _serve(self, context_item_id, context_rating, context_genre,
-             context_year):
-    items = self.item_table.lookup(context_item_id)
+  def _ids(self, feature: fc.Feature, raw: tf.Tensor) -> tf.Tensor:
+    if feature.buckets:
+      b = feature.buckets
+      return F.bucketize(raw, b.start, b.width, b.count)
+    return self.tables[feature.vocabulary].lookup(raw)
+
+  def _serve(self, inputs):
+    items = self._ids(self._config.label, inputs[F.CONTEXT_ITEM_ID])
     padding = tf.equal(items, F.PAD_ID)
-    pad = tf.zeros_like(items)
-    features = {
-        F.CONTEXT_ITEM: items,
-        F.CONTEXT_RATING_BUCKET: tf.where(
-            padding, pad, F.rating_buckets(context_rating)),
-        F.CONTEXT_YEAR_BUCKET: tf.where(
-            padding, pad, F.year_buckets(context_year)),
-        F.CONTEXT_GENRE_ID: self.genre_table.lookup(context_genre),
-    }
-    scores = exclude_items(self.model(features), items)
-    top = tf.math.top_k(scores, k=self.top_k)
+    features = {}
+    for group in self._config.groups:
+      for feature in group.features:
+        ids = self._ids(feature, inputs[feature.name])
+        if group.kind == fc.SEQUENCE and not feature.vocabulary:
+          # Numbers at padding positions are padding (TFT pads after bucketing).
+          ids = tf.where(tf.repeat(padding, feature.length, axis=1),
+                         tf.zeros_like(ids), ids)
+        features[feature.name] = ids
+    scores = self.model(features)
+    # No history at all: the most popular items.
+    empty = tf.reduce_all(padding, axis=1, keepdims=True)
+    scores = tf.where(empty, tf.broadcast_to(self.popularity, tf.shape(scores)),
+                      scores)
+    top = tf.math.top_k(exclude_items(scores, items), k=self.top_k)
     return {TOP_ITEM_IDS: tf.gather(self.item_ids, top.indices),
             TOP_SCORES: top.values}
 
@@ -131,15 +130,17 @@ class RecommenderExport(tf.Module):
 
   def _evaluate(self, examples):
     transformed = self._transform(examples)
-    history = tf.sparse.to_dense(transformed[F.HISTORY_ITEM])
-    scores = self.model({k: transformed[k] for k in MODEL_FEATURES})
+    history = tf.sparse.to_dense(transformed[F.HISTORY_ITEM_ID])
+    scores = self.model({k: transformed[k]
+                         for k in model_feature_names(self._config)})
     popularity = tf.broadcast_to(self.popularity, tf.shape(scores))
     return {SCORES: exclude_items(scores, history),
             POPULARITY_SCORES: exclude_items(popularity, history)}
 
   def _transform_features(self, examples):
     transformed = self._transform(examples)
-    return {k: transformed[k] for k in MODEL_FEATURES + (F.LABEL_ITEM,)}
+    return {k: transformed[k]
+            for k in model_feature_names(self._config) + [F.LABEL_ITEM_ID]}
 
 
 def save(export: RecommenderExport, path: str) -> None:

@@ -1,16 +1,23 @@
 """Sessionize: per-user timelines -> next-item examples in leave-last-out splits.
 
 Per user (one GroupByKey in Beam), interactions are ordered by timestamp, ties
-kept in file order, and every position becomes one example: its label is the
-item at that position and its context the up-to-`max_context_length` items
-before it, with their ratings, years and genres (flattened, most recent kept).
-Splits follow ../shared/PROTOCOL.md: the last interaction is the test target,
-the one before it the eval target, everything earlier trains; eval and test
-examples also carry the whole earlier history for filter-seen metrics.
+kept in file order. Splits follow ../shared/PROTOCOL.md: the last interaction
+is the test target, the one before it the eval target, everything earlier
+trains. An example is a context (up to `max_context_length` items, oldest
+first, each with its rating, year and `max_item_genres` genre slots) and a
+label (the next item):
 
-The first position has an empty context: it trains the model's prior (what a
-user with no history gets) and makes the train labels exactly the train
-interactions, so label counts are the popularity baseline's train counts.
+* eval and test: one example each per user, the context being the items just
+  before the target; they also carry the whole earlier history, which the
+  metrics exclude from the ranking (filter-seen).
+* train: the user's train interactions cut into consecutive chunks of
+  `max_context_length + 1` (the last chunk ending at the last train
+  interaction); a chunk's last item is its label and the rest its context.
+  The Trainer predicts every item of a chunk from the ones before it
+  (causal), so one example carries up to `max_context_length` predictions
+  instead of materializing one window per position; the chunks partition the
+  train interactions, so their items counted once each are the train counts
+  the popularity baseline ranks by.
 
 Beside the examples the component writes their schema (derived from the one
 feature spec below, so it cannot drift from what is written) and the item
@@ -71,8 +78,16 @@ def feature_spec() -> Dict[str, Any]:
 class SessionParams:
   min_rating: Optional[float] = None
   min_timeline_length: int = 3
-  max_context_length: int = 10
-  max_context_genres: int = 32
+  max_context_length: int = 50
+  max_item_genres: int = 3
+
+  def __post_init__(self):
+    # Fewer than 3 interactions leave no train, eval and test target each.
+    if self.min_timeline_length < 3:
+      raise ValueError(f"min_timeline_length must be >= 3, got "
+                       f"{self.min_timeline_length}")
+    if self.max_context_length < 1 or self.max_item_genres < 1:
+      raise ValueError("max_context_length and max_item_genres must be >= 1")
 
 
 class Interaction(NamedTuple):
@@ -157,18 +172,31 @@ class ParseRaw(beam.DoFn):
           }))
 
 
-def split_of(position: int, length: int) -> str:
-  """Leave-last-out: last -> test, second to last -> eval, earlier -> train."""
-  if position == length - 1:
-    return F.TEST
-  if position == length - 2:
-    return F.EVAL
-  return F.TRAIN
+def _session_example(user_id: bytes, user: Dict[str, list],
+                     context: List[Interaction], label: Interaction,
+                     history: Optional[List[Interaction]],
+                     genre_slots: int) -> tf.train.Example:
+  genres = []
+  for i in context:
+    kept = list(i.genres[:genre_slots])
+    genres += kept + [b""] * (genre_slots - len(kept))
+  features = {
+      F.USER_ID: [user_id],
+      F.LABEL_ITEM_ID: [label.item_id],
+      F.CONTEXT_ITEM_ID: [i.item_id for i in context],
+      F.CONTEXT_RATING: [i.rating for i in context],
+      F.CONTEXT_YEAR: [i.year for i in context],
+      F.CONTEXT_GENRE: genres,
+      **user,
+  }
+  if history is not None:
+    features[F.HISTORY_ITEM_ID] = [i.item_id for i in history]
+  return _example(features)
 
 
 def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
                       params: SessionParams):
-  """Yields (split, tf.train.Example) for every position of one user's timeline.
+  """Yields (split, tf.train.Example) for one user's timeline.
 
   Interactions below min_rating are left out; a user left with fewer than
   min_timeline_length interactions yields nothing. Both are counted.
@@ -185,26 +213,20 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
     Metrics.counter(NAMESPACE, "short_user_interactions_dropped").inc(length)
     return
   Metrics.counter(NAMESPACE, "users").inc()
-  Metrics.counter(NAMESPACE, "train_examples").inc(length - 2)
-  Metrics.counter(NAMESPACE, "eval_examples").inc()
-  Metrics.counter(NAMESPACE, "test_examples").inc()
   user = dict(timeline[0].user)
-  for position, target in enumerate(timeline):
-    split = split_of(position, length)
-    context = timeline[max(0, position - params.max_context_length):position]
-    genres = [g for i in context for g in i.genres]
-    features = {
-        F.USER_ID: [user_id],
-        F.LABEL_ITEM_ID: [target.item_id],
-        F.CONTEXT_ITEM_ID: [i.item_id for i in context],
-        F.CONTEXT_RATING: [i.rating for i in context],
-        F.CONTEXT_YEAR: [i.year for i in context],
-        F.CONTEXT_GENRE: genres[-params.max_context_genres:],
-        **user,
-    }
-    if split != F.TRAIN:
-      features[F.HISTORY_ITEM_ID] = [i.item_id for i in timeline[:position]]
-    yield split, _example(features)
+  context_length = params.max_context_length
+  train_end = length - 2
+  Metrics.counter(NAMESPACE, "train_interactions").inc(train_end)
+  for end in range(train_end, 0, -(context_length + 1)):
+    chunk = timeline[max(0, end - context_length - 1):end]
+    Metrics.counter(NAMESPACE, "train_examples").inc()
+    yield F.TRAIN, _session_example(user_id, user, chunk[:-1], chunk[-1], None,
+                                    params.max_item_genres)
+  for split, position in ((F.EVAL, length - 2), (F.TEST, length - 1)):
+    Metrics.counter(NAMESPACE, f"{split}_examples").inc()
+    yield split, _session_example(
+        user_id, user, timeline[max(0, position - context_length):position],
+        timeline[position], timeline[:position], params.max_item_genres)
 
 
 class _SerializedTimelines(beam.DoFn):
@@ -285,8 +307,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             MetricsFilter().with_namespace(NAMESPACE))["counters"]}
     report = {name: int(counts.get(name, 0)) for name in (
         "users", "short_users_dropped", "short_user_interactions_dropped",
-        "low_rating_interactions_dropped", "train_examples", "eval_examples",
-        "test_examples")}
+        "low_rating_interactions_dropped", "train_interactions",
+        "train_examples", "eval_examples", "test_examples")}
+    with tf.io.gfile.GFile(os.path.join(catalog.uri, CATALOG_FILE)) as f:
+      items = json.loads(f.read() or "{}")
+    # Genres beyond the slots are left out of the context (counted here).
+    report["items_with_more_genres_than_slots"] = sum(
+        len(item["genres"]) > params.max_item_genres for item in items.values())
     report["params"] = dataclasses.asdict(params)
     with tf.io.gfile.GFile(os.path.join(output.uri, REPORT_FILE), "w") as f:
       f.write(json.dumps(report, indent=2))

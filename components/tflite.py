@@ -50,40 +50,63 @@ def _fit(values: Sequence, length: int, pad) -> List:
 
 
 class TFLiteRecommender:
-  """Runs model.tflite on one history at a time, as an app would."""
+  """Runs model.tflite on one history at a time, as an app would.
+
+  The model's inputs are read from its signature: the context item ids (and
+  whichever of ratings, years, genre slots and user attributes the feature
+  config uses); missing values are passed as "unknown" ('' or 0).
+  """
 
   def __init__(self, model_path: str, num_threads: int = 1):
     self.interpreter = tf.lite.Interpreter(model_path=model_path,
                                            num_threads=num_threads)
     self._runner = self.interpreter.get_signature_runner(SIGNATURE)
-    inputs = self._runner.get_input_details()
-    self.context_length = int(inputs[F.CONTEXT_ITEM_ID]["shape_signature"][-1])
-    self.genre_length = int(inputs[F.CONTEXT_GENRE]["shape_signature"][-1])
+    self.inputs = {name: (int(d["shape_signature"][-1]), d["dtype"])
+                   for name, d in self._runner.get_input_details().items()}
+    self.context_length = self.inputs[F.CONTEXT_ITEM_ID][0]
+
+  def parse_value(self, name: str, text: str):
+    """A value for input `name` from text (numbers for numeric inputs)."""
+    dtype = np.dtype(self.inputs[name][1])
+    return text if dtype.kind in "SOU" else dtype.type(text)
 
   def recommend(self, item_ids: Sequence[str],
                 ratings: Optional[Sequence[float]] = None,
                 genres: Optional[Sequence[Sequence[str]]] = None,
-                years: Optional[Sequence[int]] = None
+                years: Optional[Sequence[int]] = None,
+                user: Optional[Dict[str, object]] = None
                 ) -> Tuple[List[str], np.ndarray]:
     """History oldest -> newest; returns (top item ids, scores)."""
     n = len(item_ids)
-    ratings = ratings if ratings is not None else [0.0] * n
-    years = years if years is not None else [0] * n
-    genres = genres if genres is not None else [[]] * n
-    if not len(ratings) == len(years) == len(genres) == n:
-      raise ValueError("ratings, genres and years must align with item_ids")
-    recent = slice(max(0, n - self.context_length), n)
-    flat_genres = [g for item_genres in genres[recent] for g in item_genres]
-    out = self._runner(**{
-        F.CONTEXT_ITEM_ID: np.array(
-            [_fit(item_ids, self.context_length, "")], dtype=object),
-        F.CONTEXT_RATING: np.array(
-            [_fit(ratings, self.context_length, 0.0)], np.float32),
-        F.CONTEXT_GENRE: np.array(
-            [_fit(flat_genres, self.genre_length, "")], dtype=object),
-        F.CONTEXT_YEAR: np.array(
-            [_fit(years, self.context_length, 0)], np.int32),
-    })
+    for name, values in (("ratings", ratings), ("genres", genres),
+                         ("years", years)):
+      if values is not None and len(values) != n:
+        raise ValueError(f"{name} must align with item_ids ({n} items)")
+    length = self.context_length
+    per_item = {
+        F.CONTEXT_ITEM_ID: _fit(item_ids, length, ""),
+        F.CONTEXT_RATING: _fit(ratings if ratings is not None else [0.0] * n,
+                               length, 0.0),
+        F.CONTEXT_YEAR: _fit(years if years is not None else [0] * n,
+                             length, 0),
+    }
+    feed = {}
+    for name, (width, dtype) in self.inputs.items():
+      if name in per_item:
+        values = per_item[name]
+      elif name == F.CONTEXT_GENRE:
+        slots = width // length
+        recent = list(genres if genres is not None else [[]] * n)[-length:]
+        values = [g for item in recent
+                  for g in _fit(list(item)[:slots], slots, "")]
+        values += [""] * (width - len(values))
+      else:  # a static (user) feature
+        value = (user or {}).get(name)
+        values = [value if value is not None else
+                  ("" if dtype in (np.bytes_, np.object_) else 0)] * width
+      feed[name] = np.array([values], dtype=object if dtype in (
+          np.bytes_, np.object_) else dtype)
+    out = self._runner(**feed)
     ids = [i.decode("utf-8") for i in out["top_item_ids"][0]]
     return ids, out["top_scores"][0]
 

@@ -1,13 +1,17 @@
 """Trainer module: `run_fn` trains the dual encoder and exports it.
 
-Hyperparameters come from the run's config (Trainer custom_config), so the
-recorded run_config.json describes the model exactly. The Model artifact holds
-the SavedModel (Format-Serving, evaluated by TFMA) and its TFLite conversion
-(Format-TFLite/model.tflite, pushed to devices); TensorBoard logs go to the
-model run directory.
+Hyperparameters and the feature config come from the run's config (Trainer
+custom_config), so run_config.json describes the model exactly. Training
+stops at `train.epochs`, when the eval split's NDCG@10 (history excluded) has
+not improved for `train.patience` epochs, or when `train.max_minutes` is
+spent, and keeps the best epoch's weights. The Model artifact holds the
+SavedModel (Format-Serving, evaluated by TFMA), its TFLite conversion
+(Format-TFLite/model.tflite, pushed to devices) and training_summary.json;
+TensorBoard logs go to the model run directory.
 """
 import json
 import os
+import time
 from typing import Any, Dict
 
 from absl import logging
@@ -17,6 +21,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from components import feature_config as fc
 from components import features as F
 from components import serving
 from components import tflite
@@ -24,76 +29,157 @@ from components.model.dual_encoder import DualEncoder
 
 TFLITE_DIR = "Format-TFLite"
 TFLITE_FILE = "model.tflite"
+SUMMARY_FILE = "training_summary.json"
+MONITOR = "val_ndcg_at_10"
 # Examples read per parse call; training batches are formed after shuffling.
-_READ_BATCH = 4096
+_READ_BATCH = 1024
 
 
 def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
-                 batch_size: int, shuffle_buffer: int = 0,
+                 config: fc.FeatureConfig, batch_size: int,
+                 with_history: bool = False, shuffle: bool = False,
                  seed: int = 0) -> tf.data.Dataset:
-  """(model features, label) batches, parsed once and cached in memory."""
+  """(model features, label) batches, parsed once and cached in memory.
+
+  With `with_history` the features include the dense history (PAD-padded),
+  which validation excludes from the ranking.
+  """
+  names = serving.model_feature_names(config)
   dataset = data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(batch_size=_READ_BATCH, num_epochs=1,
                                      shuffle=False),
       tft_output.transformed_metadata.schema)
-  dataset = dataset.map(
-      lambda f: ({k: f[k] for k in serving.MODEL_FEATURES}, f[F.LABEL_ITEM]),
-      num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
-  if shuffle_buffer:
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed,
+
+  def split(batch):
+    features = {k: batch[k] for k in names}
+    if with_history:
+      features[F.HISTORY_ITEM_ID] = tf.sparse.to_dense(batch[F.HISTORY_ITEM_ID])
+    return features, batch[F.LABEL_ITEM_ID]
+
+  dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+  if with_history:  # histories differ in length: keep the read batches
+    return dataset.unbatch().padded_batch(batch_size).cache().prefetch(
+        tf.data.AUTOTUNE)
+  dataset = dataset.unbatch().cache()
+  if shuffle:
+    dataset = dataset.shuffle(1_000_000, seed=seed,
                               reshuffle_each_iteration=True)
   return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def build_model(config: Dict[str, Any], tft_output: tft.TFTransformOutput
-                ) -> DualEncoder:
-  model_config, train_config = config["model"], config["train"]
+def vocabulary_sizes(tft_output: tft.TFTransformOutput,
+                     config: fc.FeatureConfig) -> Dict[str, int]:
+  return {name: tft_output.vocabulary_size_by_name(name) + F.NUM_RESERVED_IDS
+          for name in config.vocabularies()}
+
+
+def build_model(custom_config: Dict[str, Any],
+                tft_output: tft.TFTransformOutput) -> DualEncoder:
+  config = fc.parse(custom_config["features"])
+  model_config, train_config = custom_config["model"], custom_config["train"]
+  item_counts = None
+  if train_config["loss"] == "sampled_softmax":
+    item_counts = serving.read_item_counts(tft_output, config)
   model = DualEncoder(
-      item_vocab_size=tft_output.vocabulary_size_by_name(F.ITEM_VOCAB)
-      + F.NUM_RESERVED_IDS,
-      genre_vocab_size=tft_output.vocabulary_size_by_name(F.GENRE_VOCAB)
-      + F.NUM_RESERVED_IDS,
-      encoder=model_config["encoder"],
-      embedding_dim=model_config["embedding_dim"],
-      side_embedding_dim=model_config["side_embedding_dim"])
-  model.compile(
-      optimizer=keras.optimizers.Adam(train_config["learning_rate"]),
-      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      # Unfiltered (no history excluded): a training-time signal only; the
-      # protocol's metrics are computed by TFMA on the test split.
-      metrics=[keras.metrics.SparseTopKCategoricalAccuracy(
-          k=10, name="hit_rate_at_10_unfiltered")])
+      config, vocabulary_sizes(tft_output, config),
+      custom_config["session"]["max_context_length"], model_config,
+      item_counts=item_counts, loss=train_config["loss"],
+      num_negatives=train_config["num_negatives"])
+  model.compile(optimizer=keras.optimizers.Adam(train_config["learning_rate"]))
   return model
 
 
+class TimeBudget(keras.callbacks.Callback):
+  """Stops training after the epoch that used up `minutes`."""
+
+  def __init__(self, minutes: float):
+    super().__init__()
+    self.seconds = minutes * 60.0
+    self.started = 0.0
+
+  def on_train_begin(self, logs=None):
+    self.started = time.monotonic()
+
+  def on_epoch_end(self, epoch, logs=None):
+    if time.monotonic() - self.started >= self.seconds:
+      logging.info("Time budget of %.0f s used after epoch %d.", self.seconds,
+                   epoch + 1)
+      self.model.stop_training = True
+
+
+class KeepBest(keras.callbacks.Callback):
+  """Remembers the weights of the best epoch by `monitor`; restores them at
+  the end however training stopped (epochs, patience or time)."""
+
+  def __init__(self, monitor: str, patience: int):
+    super().__init__()
+    self.monitor, self.patience = monitor, patience
+    self.best, self.best_epoch, self.best_weights = -1.0, -1, None
+
+  def on_epoch_end(self, epoch, logs=None):
+    value = (logs or {}).get(self.monitor)
+    if value is None:
+      return
+    if value > self.best:
+      self.best, self.best_epoch = value, epoch
+      self.best_weights = self.model.get_weights()
+    elif epoch - self.best_epoch >= self.patience:
+      self.model.stop_training = True
+
+  def on_train_end(self, logs=None):
+    if self.best_weights is not None:
+      self.model.set_weights(self.best_weights)
+
+
+def count_targets(dataset: tf.data.Dataset) -> int:
+  """Predictions per epoch: the real items of every context (see
+  next_item_targets: each real position has exactly one target)."""
+  return int(dataset.reduce(tf.constant(0, tf.int64), lambda total, batch: (
+      total + tf.reduce_sum(tf.cast(
+          batch[0][F.CONTEXT_ITEM_ID] != F.PAD_ID, tf.int64)))).numpy())
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-  config = fn_args.custom_config
-  train_config = config["train"]
+  custom_config = fn_args.custom_config
+  train_config = custom_config["train"]
   keras.utils.set_random_seed(train_config["seed"])
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  config = fc.parse(custom_config["features"])
 
   train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output,
-                       train_config["batch_size"],
-                       shuffle_buffer=train_config["shuffle_buffer"],
+                       config, train_config["batch_size"], shuffle=True,
                        seed=train_config["seed"])
   evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor,
-                            tft_output, train_config["batch_size"])
-  model = build_model(config, tft_output)
+                            tft_output, config, 256, with_history=True)
+  model = build_model(custom_config, tft_output)
+  keep_best = KeepBest(MONITOR, train_config["patience"])
+  started = time.monotonic()
   history = model.fit(
       train, validation_data=evaluation, epochs=train_config["epochs"],
-      verbose=2,
-      callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-  logging.info("Training history: %s", json.dumps(history.history))
+      verbose=2, callbacks=[
+          keep_best, TimeBudget(train_config["max_minutes"]),
+          keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+  seconds = time.monotonic() - started
+  epochs = len(history.history["loss"])
+  targets = count_targets(train) * epochs
+  summary = {
+      "seconds": seconds, "epochs": epochs, "best_epoch": keep_best.best_epoch + 1,
+      f"best_{MONITOR}": keep_best.best, "train_predictions": targets,
+      "train_predictions_per_second": targets / seconds,
+      "history": history.history,
+  }
+  logging.info("Training summary: %s", json.dumps(summary))
 
-  session = config["session"]
   export = serving.RecommenderExport(
-      model, tft_output, context_length=session["max_context_length"],
-      genre_length=session["max_context_genres"],
-      top_k=config["serving"]["top_k"])
+      model, tft_output, config,
+      context_length=custom_config["session"]["max_context_length"],
+      top_k=custom_config["serving"]["top_k"])
   serving.save(export, fn_args.serving_model_dir)
-  tflite_dir = os.path.join(os.path.dirname(fn_args.serving_model_dir),
-                            TFLITE_DIR)
-  tf.io.gfile.makedirs(tflite_dir)
-  with tf.io.gfile.GFile(os.path.join(tflite_dir, TFLITE_FILE), "wb") as f:
+  model_dir = os.path.dirname(fn_args.serving_model_dir)
+  tf.io.gfile.makedirs(os.path.join(model_dir, TFLITE_DIR))
+  with tf.io.gfile.GFile(os.path.join(model_dir, TFLITE_DIR, TFLITE_FILE),
+                         "wb") as f:
     f.write(tflite.convert(fn_args.serving_model_dir))
+  with tf.io.gfile.GFile(os.path.join(model_dir, SUMMARY_FILE), "w") as f:
+    f.write(json.dumps(summary, indent=2))

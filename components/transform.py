@@ -1,61 +1,87 @@
 """Transform module: vocabularies, id layout and fixed-length padding.
 
-`preprocessing_fn` runs in TFX's Transform with the vocabularies analyzed on
-the train split only and applied to every split, so that an item first seen in
-an eval or test target is out of vocabulary (never leaked into training). The
-id layout (0 = PAD, 1 = OOV, 2.. = vocabulary) is described in features.py.
-Context lists are cut to their most recent `max_context_length` entries and
-padded at the end with PAD, so that a context reads oldest -> newest.
+`preprocessing_fn` maps every feature the feature config names to integer ids
+(features.py describes the layout), keeping the feature's name. Vocabularies
+are analyzed on the train split only and applied to every split, so an item
+first seen in an eval or test target is out of vocabulary, never leaked into
+training. Sequence features are cut to their most recent `max_context_length`
+items and padded at the end with PAD, so a context reads oldest -> newest;
+static features are padded to their length.
+
+The label's vocabulary is also written with train counts (TFT writes counts
+only into a separate file): train examples partition the train interactions,
+so these are the train counts the most-popular baseline ranks by, and the
+frequencies a sampled softmax corrects for.
 """
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import feature_config as fc
 from components import features as F
 
-# A second copy of the item vocabulary with train counts (TFT writes counts
-# only into a separate file): the popularity baseline is read from it.
-ITEM_COUNTS_VOCAB = F.ITEM_VOCAB + "_counts"
+
+def counts_vocabulary(config: fc.FeatureConfig) -> str:
+  return config.label.vocabulary + "_counts"
 
 
 def fixed_length(values: tf.SparseTensor, length: int) -> tf.Tensor:
   """[batch, n] ragged -> [batch, length]: keep the last `length`, pad with 0."""
   ragged = tf.RaggedTensor.from_sparse(values)
-  return ragged[:, -length:].to_tensor(default_value=0, shape=[None, length])
+  return ragged[:, -length:].to_tensor(default_value=F.PAD_ID,
+                                       shape=[None, length])
 
 
-def _lookup(values, vocab) -> Any:
-  ids = tft.apply_vocabulary(values, vocab, default_value=-1)
-  if isinstance(ids, tf.SparseTensor):
-    return tf.sparse.map_values(F.vocabulary_ids, ids)
-  return F.vocabulary_ids(ids)
+def _present(values) -> tf.Tensor:
+  """The non-empty values of a string feature, flat ('' pads genre slots)."""
+  flat = values.values if isinstance(values, tf.SparseTensor) else tf.reshape(
+      values, [-1])
+  return tf.boolean_mask(flat, tf.not_equal(flat, b""))
+
+
+def ids(values, feature: fc.Feature, vocabularies: Dict[str, Any]):
+  """Raw values (dense or sparse) -> ids in the layout; '' -> PAD."""
+  def lookup(raw: tf.Tensor) -> tf.Tensor:
+    if feature.buckets:
+      b = feature.buckets
+      return F.bucketize(raw, b.start, b.width, b.count)
+    found = tft.apply_vocabulary(raw, vocabularies[feature.vocabulary],
+                                 default_value=-1)
+    return tf.where(tf.equal(raw, b""), tf.constant(F.PAD_ID, tf.int64),
+                    F.vocabulary_ids(found))
+  if isinstance(values, tf.SparseTensor):
+    return tf.sparse.map_values(lookup, values)
+  return lookup(values)
 
 
 def preprocessing_fn(inputs: Dict[str, Any],
                      custom_config: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-  session = (custom_config or {}).get("session", {})
-  context_length = int(session.get("max_context_length", 10))
-  genre_length = int(session.get("max_context_genres", 32))
+  custom_config = custom_config or {}
+  config = fc.parse(custom_config["features"])
+  context_length = int(custom_config["session"]["max_context_length"])
+  # One TFT vocabulary per name, over every feature that uses it.
+  sources: Dict[str, List[tf.Tensor]] = {}
+  for feature in config.all_features():
+    if feature.vocabulary:
+      sources.setdefault(feature.vocabulary, []).append(
+          _present(inputs[feature.name]))
+  vocabularies = {
+      name: tft.vocabulary(tf.concat(tensors, axis=0), vocab_filename=name)
+      for name, tensors in sources.items()}
+  tft.vocabulary(tf.concat(sources[config.label.vocabulary], axis=0),
+                 vocab_filename=counts_vocabulary(config), store_frequency=True)
 
-  labels = inputs[F.LABEL_ITEM_ID]
-  item_vocab = tft.vocabulary(labels, vocab_filename=F.ITEM_VOCAB)
-  tft.vocabulary(labels, vocab_filename=ITEM_COUNTS_VOCAB, store_frequency=True)
-  genre_vocab = tft.vocabulary(inputs[F.CONTEXT_GENRE],
-                               vocab_filename=F.GENRE_VOCAB)
-
-  return {
-      F.LABEL_ITEM: _lookup(labels, item_vocab),
-      F.CONTEXT_ITEM: fixed_length(
-          _lookup(inputs[F.CONTEXT_ITEM_ID], item_vocab), context_length),
-      F.CONTEXT_RATING_BUCKET: fixed_length(
-          tf.sparse.map_values(F.rating_buckets, inputs[F.CONTEXT_RATING]),
-          context_length),
-      F.CONTEXT_YEAR_BUCKET: fixed_length(
-          tf.sparse.map_values(F.year_buckets, inputs[F.CONTEXT_YEAR]),
-          context_length),
-      F.CONTEXT_GENRE_ID: fixed_length(
-          _lookup(inputs[F.CONTEXT_GENRE], genre_vocab), genre_length),
-      F.HISTORY_ITEM: _lookup(inputs[F.HISTORY_ITEM_ID], item_vocab),
-  }
+  outputs = {}
+  for group in config.groups:
+    for feature in group.features:
+      length = feature.length * (context_length if group.kind == fc.SEQUENCE
+                                 else 1)
+      outputs[feature.name] = fixed_length(
+          ids(inputs[feature.name], feature, vocabularies), length)
+  outputs[F.LABEL_ITEM_ID] = ids(inputs[F.LABEL_ITEM_ID], config.label,
+                                 vocabularies)
+  outputs[F.HISTORY_ITEM_ID] = ids(inputs[F.HISTORY_ITEM_ID], config.label,
+                                   vocabularies)
+  return outputs

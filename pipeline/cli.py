@@ -28,13 +28,21 @@ configuration (see pipeline/config.py for every setting and its default):
   data.max_malformed_lines     malformed input lines tolerated (default 0)
   session.min_rating           keep interactions rated >= this (default: all)
   session.min_timeline_length  drop users with fewer interactions (default 3)
-  session.max_context_length   context items per example (default 10)
-  session.max_context_genres   context genres per example (default 32)
-  model.encoder                context encoder (bow)
-  model.embedding_dim          item/context embedding width (default 64)
-  model.side_embedding_dim     rating/year/genre embedding width (default 16)
-  train.epochs, train.batch_size, train.learning_rate, train.shuffle_buffer,
-  train.seed
+  session.max_context_length   context items per example, training sequence
+                               length and TFLite input length (default 50)
+  session.max_item_genres      genre slots per context item (default 3)
+  model.encoder                context encoder: bow, cnn, lstm, gru, attention
+  model.features               feature groups: movielens_features,
+                               movielens_ids, or a YAML file
+  model.dropout, model.share_item_embeddings,
+  model.cnn_filters, model.cnn_kernel_size, model.cnn_layers, model.cnn_dilated,
+  model.rnn_units, model.rnn_layers,
+  model.attention_units, model.attention_layers, model.attention_heads
+  train.epochs, train.batch_size, train.learning_rate, train.seed
+  train.loss                   softmax (full) or sampled_softmax
+  train.num_negatives          negatives per batch for sampled_softmax
+  train.patience               epochs without a better eval NDCG@10 to stop
+  train.max_minutes            wall-time budget for training
   eval.min_hit_rate_at_10      HR@10 on test needed for a blessing
   serving.top_k                recommendations returned (default 100)
   name, push_dir, beam_args    pipeline name, push root, Beam arguments
@@ -131,10 +139,17 @@ def cmd_recommend(args) -> int:
           file=sys.stderr)
   recommender = tflite.TFLiteRecommender(
       os.path.join(version_dir, "model.tflite"), num_threads=1)
+  user = {}
+  for item in args.user:
+    name, _, value = item.partition("=")
+    if name not in recommender.inputs or not value:
+      raise ConfigError(f"--user {item!r}: expected NAME=VALUE with NAME one of "
+                        f"the model's inputs ({', '.join(recommender.inputs)})")
+    user[name] = recommender.parse_value(name, value)
   ids, scores = recommender.recommend(
       history, ratings=ratings,
       genres=[catalog.get(h, {}).get("genres", []) for h in history],
-      years=[catalog.get(h, {}).get("year") or 0 for h in history])
+      years=[catalog.get(h, {}).get("year") or 0 for h in history], user=user)
   print(f"model {version_dir}")
   for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
     title = catalog.get(item, {}).get("title", "")
@@ -212,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="item ids, oldest first")
   recommend.add_argument("--ratings", metavar="R,R,...",
                          help="the history's ratings (default: not rated)")
+  recommend.add_argument("--user", action="append", default=[],
+                         metavar="NAME=VALUE",
+                         help="a user feature the model takes, e.g. "
+                         "user_gender=F or user_age=25 (repeatable)")
   recommend.add_argument("--top", type=int, default=10,
                          help="how many to print (default 10)")
   recommend.set_defaults(func=cmd_recommend)

@@ -17,7 +17,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from components import feature_config as fc
+
 DATASETS = ("movielens",)
+FEATURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "features")
 
 
 class ConfigError(ValueError):
@@ -41,27 +45,49 @@ class SessionConfig:
   # Users with fewer interactions are dropped (and counted); the protocol's 3
   # is the least that gives a train, an eval and a test interaction.
   min_timeline_length: int = 3
-  # Items of context before each label (the most recent ones).
-  max_context_length: int = 10
-  # Genres of the context items, flattened, most recent kept.
-  max_context_genres: int = 32
+  # Items of context before each label (the most recent ones); also the
+  # TFLite model's input length and the length of training sequences.
+  max_context_length: int = 50
+  # Genre slots per context item (more genres are left out, and counted).
+  max_item_genres: int = 3
 
 
 @dataclasses.dataclass
 class ModelConfig:
-  encoder: str = "bow"
-  # Width of item embeddings and of the context/label encodings.
-  embedding_dim: int = 64
-  # Width of the rating, year and genre embeddings.
-  side_embedding_dim: int = 16
+  # Context encoder of the feature config's sequence group.
+  encoder: str = "attention"
+  # Feature groups: a shipped config (pipeline/features/NAME.yaml), a YAML
+  # file, or the config itself as a mapping (what run_config.json records).
+  features: Any = "movielens_features"
+  dropout: float = 0.2
+  # The context's item ids use the label's embedding table when vocabulary
+  # and width match.
+  share_item_embeddings: bool = True
+  cnn_filters: int = 64
+  cnn_kernel_size: int = 3
+  cnn_layers: int = 3
+  cnn_dilated: bool = True
+  rnn_units: int = 64
+  rnn_layers: int = 1
+  attention_units: int = 64
+  attention_layers: int = 2
+  attention_heads: int = 1
 
 
 @dataclasses.dataclass
 class TrainConfig:
-  epochs: int = 5
-  batch_size: int = 512
-  learning_rate: float = 0.003
-  shuffle_buffer: int = 200_000
+  # Upper bound; training usually stops earlier (patience, max_minutes).
+  epochs: int = 100
+  # Training sequences (examples) per batch.
+  batch_size: int = 64
+  learning_rate: float = 0.001
+  # softmax (full, exact) or sampled_softmax (logQ-corrected, large catalogs).
+  loss: str = "softmax"
+  num_negatives: int = 1024
+  # Epochs without a better eval-split NDCG@10 before stopping.
+  patience: int = 5
+  # Wall-time budget for fitting, checked after each epoch.
+  max_minutes: float = 20.0
   seed: int = 42
 
 
@@ -118,6 +144,36 @@ class RunConfig:
     """Short hash of every setting, to tell runs apart."""
     return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
+  def feature_config(self) -> fc.FeatureConfig:
+    """model.features, loaded and checked against the session settings."""
+    features = self.model.features
+    try:
+      if isinstance(features, dict):
+        config = fc.parse(features)
+      elif isinstance(features, str) and features:
+        path = features if os.path.exists(features) else os.path.join(
+            FEATURES_DIR, f"{features}.yaml")
+        if not os.path.exists(path):
+          shipped = sorted(f[:-5] for f in os.listdir(FEATURES_DIR)
+                           if f.endswith(".yaml"))
+          raise fc.FeatureConfigError(
+              f"{features!r} is neither a file nor a shipped config "
+              f"({', '.join(shipped)})")
+        config = fc.load(path)
+      else:
+        raise fc.FeatureConfigError(f"expected a name, a path or a mapping, "
+                                    f"got {features!r}")
+      fc.validate(config, self.session.max_item_genres)
+    except fc.FeatureConfigError as e:
+      raise ConfigError(f"model.features: {e}") from None
+    return config
+
+  def with_features(self, config: fc.FeatureConfig) -> "RunConfig":
+    """A copy whose model.features is `config` itself (recorded inline)."""
+    copy = from_json(self.to_json())
+    copy.model.features = config.to_dict()
+    return copy
+
   def sections(self, *names: str) -> Dict[str, Any]:
     """The named sections as plain dicts (a component's configuration)."""
     return {n: dataclasses.asdict(getattr(self, n)) for n in names}
@@ -137,18 +193,29 @@ class RunConfig:
             "must be >= 3 (a train, an eval and a test interaction)")
     require(self.session.max_context_length >= 1,
             "session.max_context_length", "must be >= 1")
-    require(self.session.max_context_genres >= 1,
-            "session.max_context_genres", "must be >= 1")
-    require(self.model.encoder in ("bow",), "model.encoder",
-            f"{self.model.encoder!r} is not a known context encoder (bow)")
-    require(self.model.embedding_dim >= 1, "model.embedding_dim", "must be >= 1")
-    require(self.model.side_embedding_dim >= 1, "model.side_embedding_dim",
-            "must be >= 1")
+    require(self.session.max_item_genres >= 1,
+            "session.max_item_genres", "must be >= 1")
+    require(self.model.encoder in fc.SEQUENCE_ENCODERS, "model.encoder",
+            f"{self.model.encoder!r} is not one of "
+            f"{', '.join(fc.SEQUENCE_ENCODERS)}")
+    require(0.0 <= self.model.dropout < 1.0, "model.dropout",
+            "must be within [0, 1)")
+    for name in ("cnn_filters", "cnn_kernel_size", "cnn_layers", "rnn_units",
+                 "rnn_layers", "attention_units", "attention_layers",
+                 "attention_heads"):
+      require(getattr(self.model, name) >= 1, f"model.{name}", "must be >= 1")
+    require(self.model.attention_units % self.model.attention_heads == 0,
+            "model.attention_units", "must be a multiple of attention_heads")
     require(self.train.epochs >= 1, "train.epochs", "must be >= 1")
     require(self.train.batch_size >= 1, "train.batch_size", "must be >= 1")
     require(self.train.learning_rate > 0, "train.learning_rate", "must be > 0")
-    require(self.train.shuffle_buffer >= 1, "train.shuffle_buffer",
+    require(self.train.loss in ("softmax", "sampled_softmax"), "train.loss",
+            f"{self.train.loss!r} is not softmax or sampled_softmax")
+    require(self.train.num_negatives >= 1, "train.num_negatives",
             "must be >= 1")
+    require(self.train.patience >= 1, "train.patience", "must be >= 1")
+    require(self.train.max_minutes > 0, "train.max_minutes", "must be > 0")
+    self.feature_config()
     require(0.0 <= self.eval.min_hit_rate_at_10 <= 1.0,
             "eval.min_hit_rate_at_10", "must be within [0, 1]")
     require(self.serving.top_k >= 1, "serving.top_k", "must be >= 1")
@@ -156,6 +223,8 @@ class RunConfig:
 
 def _check_type(value: Any, hint: Any, field: str) -> Any:
   """Checks (and mildly coerces) a value against a dataclass field's type."""
+  if hint is Any:
+    return value
   origin = typing.get_origin(hint)
   if origin is typing.Union:  # Optional[X]
     args = [a for a in typing.get_args(hint) if a is not type(None)]

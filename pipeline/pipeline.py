@@ -22,6 +22,7 @@ def schema_file(dataset: str) -> str:
 
 
 def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
+  features = config.feature_config().to_dict()
   example_gen = MovieLensExampleGen(
       data_dir=config.data.data_dir,
       max_malformed_lines=config.data.max_malformed_lines,
@@ -44,7 +45,7 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
       preprocessing_fn="components.transform.preprocessing_fn",
       splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN],
                                            transform=list(F.SPLITS)),
-      custom_config={**config.sections("session"),
+      custom_config={**config.sections("session"), "features": features,
                      "code_version": code_version("components.transform")})
   trainer = tfx.components.Trainer(
       run_fn="components.trainer.run_fn",
@@ -53,6 +54,7 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
       train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
       custom_config={**config.sections("session", "model", "train", "serving"),
+                     "features": features,
                      "code_version": code_version("components.trainer")})
   evaluator = tfx.components.Evaluator(
       examples=sessionize.outputs["sessions"],

@@ -80,11 +80,16 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   """
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  from components import feature_config as fc  # pylint: disable=import-outside-toplevel
   from components.movielens_formats import detect_files  # pylint: disable=import-outside-toplevel
   from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=import-outside-toplevel
   from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
-  detect_files(config.data.data_dir)
+  files = detect_files(config.data.data_dir)
+  # Optional feature groups follow the data (e.g. no users in CSV layouts);
+  # the resolved feature config is what the run records and uses.
+  config = config.with_features(fc.resolve(config.feature_config(),
+                                           files.users is not None))
   if quiet:
     quiet_console()
 
@@ -116,6 +121,7 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
     with open(os.path.join(config.output_dir, TIMINGS_FILE), "w") as f:
       json.dump([dataclasses.asdict(r) for r in progress.runs], f, indent=2)
   summary = summarize(config)
+  summary["config"] = config
   summary["seconds"] = time.monotonic() - started
   summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
   return summary
@@ -160,6 +166,10 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
                                                         RUN_CONFIG_FILE)}
   if "Model" in latest:
     summary["model"] = latest["Model"].uri
+    training = os.path.join(latest["Model"].uri, "training_summary.json")
+    if os.path.exists(training):
+      with open(training) as f:
+        summary["training"] = json.load(f)
   if "ModelRun" in latest:
     summary["tensorboard"] = latest["ModelRun"].uri
   if "ModelEvaluation" in latest:

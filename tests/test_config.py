@@ -16,10 +16,10 @@ def test_defaults_are_valid_and_paths_absolute(tmp_path):
 
 def test_file_then_overrides_then_values(tmp_path):
   path = tmp_path / "run.yaml"
-  path.write_text("model:\n  embedding_dim: 32\ntrain:\n  epochs: 2\n")
+  path.write_text("model:\n  rnn_units: 32\ntrain:\n  epochs: 2\n")
   config = load_config(str(path), ["train.epochs=7", "session.min_rating=4"],
                        {"output_dir": str(tmp_path)})
-  assert config.model.embedding_dim == 32
+  assert config.model.rnn_units == 32
   assert config.train.epochs == 7
   assert config.session.min_rating == 4.0 and isinstance(
       config.session.min_rating, float)
@@ -74,3 +74,42 @@ def test_every_setting_is_recorded():
   assert set(recorded) == {"name", "output_dir", "push_dir", "beam_args",
                            "data", "session", "model", "train", "eval",
                            "serving"}
+
+
+def test_shipped_feature_configs_load_and_fit_the_session_settings():
+  for name in ("movielens_ids", "movielens_features"):
+    config = load_config(overrides=[f"model.features={name}"])
+    assert config.feature_config().label.name == "label_item_id"
+  # Genre slots in the feature config must match the sessionizer's.
+  with pytest.raises(ConfigError, match=r"model\.features: groups\[0\]\.features"
+                     r"\[3\]\.length: context_genre has 4 value\(s\) per item"):
+    load_config(overrides=["session.max_item_genres=4"])
+
+
+def test_feature_config_errors_name_the_field(tmp_path):
+  bad = tmp_path / "features.yaml"
+  bad.write_text(
+      "groups:\n"
+      "  - {name: h, type: sequence, features: [\n"
+      "      {name: context_item_id, type: STRING, length: 1,"
+      " vocabulary: item_id, embedding_dim: 8},\n"
+      "      {name: context_yeer, type: INT, length: 1,"
+      " buckets: {start: 0, width: 1, count: 3}, embedding_dim: 4}]}\n"
+      "label: {name: label_item_id, type: STRING, length: 1,"
+      " vocabulary: item_id, embedding_dim: 8}\n")
+  with pytest.raises(ConfigError, match=r"groups\[0\]\.features\[1\]\.name: "
+                     r"'context_yeer' is not a session feature"):
+    load_config(overrides=[f"model.features={bad}"])
+  with pytest.raises(ConfigError, match="neither a file nor a shipped config"):
+    load_config(overrides=["model.features=nope"])
+
+
+def test_resolved_feature_config_is_recorded_inline(tmp_path):
+  from components import feature_config as fc  # pylint: disable=import-outside-toplevel
+  config = load_config(values={"output_dir": str(tmp_path)})
+  resolved = config.with_features(fc.resolve(config.feature_config(), False))
+  assert isinstance(resolved.model.features, dict)
+  # No users in the data: the optional user group is gone, the rest stays.
+  assert [g["name"] for g in resolved.model.features["groups"]] == ["history"]
+  assert from_json(resolved.to_json()).feature_config() == (
+      resolved.feature_config())

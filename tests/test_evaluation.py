@@ -9,6 +9,7 @@ from tensorflow_model_analysis.metrics import metric_types
 
 from components import evaluation
 from components import serving
+from components.model.ranking import EXCLUDED_SCORE
 
 
 def inputs(label, scores):
@@ -75,7 +76,7 @@ def test_hit_rate_and_ndcg_follow_the_protocol():
 
 
 def test_excluded_items_never_outrank_the_target():
-  scores = np.array([serving.EXCLUDED_SCORE] * 3 + [0.2, 0.1, -5.0], np.float32)
+  scores = np.array([EXCLUDED_SCORE] * 3 + [0.2, 0.1, -5.0], np.float32)
   assert evaluation.target_rank(scores, 5) == 2
   # A target that was itself excluded (seen before) ranks behind every item.
   assert evaluation.target_rank(scores, 0) == 5

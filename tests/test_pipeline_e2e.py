@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
   output = tmp_path_factory.mktemp("e2e")
   config = load_config(values={"data": {"data_dir": SAMPLE},
                                "output_dir": str(output),
-                               "train": {"epochs": 4}})
+                               "train": {"epochs": 6}})
   first = runner.run(config)
   second = runner.run(config)
   return config, first, second
@@ -77,70 +77,75 @@ def test_pushed_bundle_is_complete_and_versioned(runs):
   assert metadata["version"] == int(os.path.basename(pushed))
   assert metadata["top_k"] == config.serving.top_k
   assert metadata["metrics"]["model"] == first["metrics"][serving.SCORES]
+  recorded = runs[1]["config"]
   assert metadata["inputs"][F.CONTEXT_ITEM_ID] == {
       "dtype": "string", "shape": [-1, config.session.max_context_length]}
+  assert metadata["inputs"][F.CONTEXT_GENRE]["shape"] == [
+      -1, config.session.max_context_length * config.session.max_item_genres]
+  # The sample has users: the optional user group is in, recorded inline.
+  assert F.USER_GENDER in metadata["inputs"]
   assert metadata["outputs"][serving.TOP_ITEM_IDS]["dtype"] == "string"
   assert metadata["tflite_bytes"] == os.path.getsize(
       os.path.join(pushed, "model.tflite"))
-  assert metadata["config"] == json.loads(config.to_json())
+  assert metadata["config"] == json.loads(recorded.to_json())
+  assert isinstance(metadata["config"]["model"]["features"], dict)
   with open(os.path.join(config.output_dir, runner.RUN_CONFIG_FILE)) as f:
-    assert json.load(f) == json.loads(config.to_json())
+    assert json.load(f) == json.loads(recorded.to_json())
 
 
-def _test_contexts(config, limit=60):
-  """Raw contexts of test-split session examples, as an app would hold them."""
+def _test_examples(config, limit=60):
+  """Raw test-split session examples: {feature name: list of values}."""
   (sessions_dir,) = [
       os.path.join(config.pipeline_root, "Sessionize", "sessions", d)
       for d in os.listdir(os.path.join(config.pipeline_root, "Sessionize",
                                        "sessions"))]
   pattern = os.path.join(sessions_dir, "Split-test", "*")
-  contexts = []
+  examples = []
   for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern),
                                         compression_type="GZIP").take(limit):
     feature = tf.train.Example.FromString(record.numpy()).features.feature
-    contexts.append({
-        "items": [v.decode() for v in feature[F.CONTEXT_ITEM_ID].bytes_list.value],
-        "ratings": list(feature[F.CONTEXT_RATING].float_list.value),
-        "years": list(feature[F.CONTEXT_YEAR].int64_list.value),
-        "genres": [v.decode() for v in feature[F.CONTEXT_GENRE].bytes_list.value],
-    })
-  return contexts
+    examples.append({
+        name: [v.decode() if isinstance(v, bytes) else v
+               for v in getattr(f, f.WhichOneof("kind")).value]
+        for name, f in feature.items()})
+  return examples
 
 
 def test_tflite_top_10_matches_saved_model(runs):
   config, first, _ = runs
   pushed = first["pushed"]
   loaded = tf.saved_model.load(os.path.join(pushed, "saved_model"))
+  serve = loaded.signatures["serving_default"]
   recommender = tflite.TFLiteRecommender(os.path.join(pushed, "model.tflite"))
-  length = config.session.max_context_length
-  genres_length = config.session.max_context_genres
-  contexts = _test_contexts(config)
-  assert len(contexts) == 60
-
-  def pad(values, n, fill):
-    return list(values)[-n:] + [fill] * (n - len(values[-n:]))
-
-  saved = loaded.signatures["serving_default"](
-      context_item_id=tf.constant([pad(c["items"], length, "") for c in contexts]),
-      context_rating=tf.constant([pad(c["ratings"], length, 0.0)
-                                  for c in contexts], tf.float32),
-      context_genre=tf.constant([pad(c["genres"], genres_length, "")
-                                 for c in contexts]),
-      context_year=tf.constant([pad(c["years"], length, 0) for c in contexts],
-                               tf.int32))
-  for i, context in enumerate(contexts):
-    # The session's genres are already flattened; hand them to the last item.
-    genres = [[] for _ in context["items"]]
-    if genres:
-      genres[-1] = context["genres"]
-    ids, scores = recommender.recommend(context["items"], context["ratings"],
-                                        genres, context["years"])
-    want = [v.decode() for v in saved[serving.TOP_ITEM_IDS].numpy()[i][:10]]
+  slots = config.session.max_item_genres
+  examples = _test_examples(config)
+  assert len(examples) == 60
+  for example in examples:
+    # The SavedModel gets the session example's own values, padded.
+    inputs = {}
+    for name, spec in serve.structured_input_signature[1].items():
+      values = example.get(name, [])
+      width = spec.shape[-1]
+      fill = "" if spec.dtype == tf.string else 0
+      inputs[name] = tf.constant([values + [fill] * (width - len(values))],
+                                 spec.dtype)
+    saved = serve(**inputs)
+    # The TFLite model gets them the way an app holds them.
+    items = example[F.CONTEXT_ITEM_ID]
+    genres = example[F.CONTEXT_GENRE]
+    ids, scores = recommender.recommend(
+        items, example[F.CONTEXT_RATING],
+        [[g for g in genres[i * slots:(i + 1) * slots] if g]
+         for i in range(len(items))],
+        example[F.CONTEXT_YEAR],
+        user={name: example[name][0] for name in F.USER_FEATURES
+              if name in example})
+    want = [v.decode() for v in saved[serving.TOP_ITEM_IDS].numpy()[0][:10]]
     assert ids[:10] == want
     np.testing.assert_allclose(scores[:10],
-                               saved[serving.TOP_SCORES].numpy()[i][:10],
+                               saved[serving.TOP_SCORES].numpy()[0][:10],
                                rtol=1e-4, atol=1e-4)
-    assert not set(ids) & set(context["items"])
+    assert not set(ids) & set(items)
 
 
 def test_anomalies_stop_the_run_before_training(tmp_path):

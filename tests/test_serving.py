@@ -15,70 +15,95 @@ from components import pusher
 from components import serving
 from components import tflite
 from components import trainer
-from tests.sessions import analyze_and_transform, session
+from components.model.ranking import EXCLUDED_SCORE
+from tests.sessions import GENRE_SLOTS, analyze_and_transform, custom_config
+from tests.sessions import feature_config, session
 
-CONTEXT, GENRES, TOP_K = 4, 6, 20
-CONFIG = {
-    "session": {"max_context_length": CONTEXT, "max_context_genres": GENRES},
-    "model": {"encoder": "bow", "embedding_dim": 16, "side_embedding_dim": 4},
-    "train": {"learning_rate": 0.05},
-}
+CONTEXT, TOP_K = 4, 20
 ITEMS = [f"{100 + i}".encode() for i in range(30)]
-GENRE_OF = {item: [b"Drama" if i % 2 else b"Comedy"] for i, item in enumerate(ITEMS)}
+GENRE_OF = {item: [b"Drama" if i % 2 else b"Comedy"] + ([b"War"] if i % 3 == 0
+                                                         else [])
+            for i, item in enumerate(ITEMS)}
+FEATURES = feature_config(item_dim=16)
+CONFIG = {
+    **custom_config(FEATURES, CONTEXT),
+    "model": {"encoder": "attention", "dropout": 0.0,
+              "share_item_embeddings": True, "attention_units": 16,
+              "attention_layers": 1, "attention_heads": 1},
+    "train": {"learning_rate": 0.02, "loss": "softmax", "num_negatives": 8},
+}
 
 
-def user_sessions(start, length, user):
-  """A user who watches items in id order from `start` (a learnable habit)."""
+def example(context, label, history=None, user=b"u"):
+  return session(label, context, ratings=[4.0] * len(context),
+                 years=[1990 + len(c) for c in context],
+                 genres=[GENRE_OF.get(c, []) for c in context],
+                 history=history or [], user=user)
+
+
+def user_examples(start, length, user):
+  """Train chunks of a user who watches items in id order from `start`."""
   seq = [ITEMS[(start + i) % len(ITEMS)] for i in range(length)]
-  out = []
-  for pos in range(1, length):
-    context = seq[max(0, pos - CONTEXT):pos]
-    out.append(session(seq[pos], context,
-                       genres=[g for c in context for g in GENRE_OF[c]],
-                       history=seq[:pos], user=user))
-  return out
+  return [example(seq[i:i + CONTEXT], seq[i + CONTEXT], user=user)
+          for i in range(0, length - CONTEXT, CONTEXT + 1)]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("serving")
-  train = [s for u in range(40) for s in user_sessions(u, 12, str(u).encode())]
+  train = [e for u in range(40) for e in user_examples(u, 16, str(u).encode())]
   # Test users with long histories (more than the context) and short ones.
-  test = [s for u in range(6)
-          for s in user_sessions(3 * u, 8 if u % 2 else 4, b"t")[-1:]]
-  transformed_train, (transformed_test,), tft_output = analyze_and_transform(
+  test = []
+  for u in range(6):
+    seq = [ITEMS[(3 * u + i) % len(ITEMS)] for i in range(8 if u % 2 else 3)]
+    test.append(example(seq[:-1][-CONTEXT:], seq[-1], history=seq[:-1],
+                        user=b"t"))
+  transformed_train, _, tft_output = analyze_and_transform(
       train, [test], CONFIG, str(tmp))
   tf_keras.utils.set_random_seed(1)
   model = trainer.build_model(CONFIG, tft_output)
-  x = {k: np.stack([r[k] for r in transformed_train])
-       for k in serving.MODEL_FEATURES}
-  y = np.array([r[F.LABEL_ITEM] for r in transformed_train])
-  model.fit(x, y, epochs=30, batch_size=64, verbose=0)
-  export = serving.RecommenderExport(model, tft_output, CONTEXT, GENRES, TOP_K)
+  names = serving.model_feature_names(FEATURES)
+  x = {k: np.stack([r[k] for r in transformed_train]) for k in names}
+  y = np.array([r[F.LABEL_ITEM_ID] for r in transformed_train])
+  model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(32), epochs=40,
+            verbose=0)
+  export = serving.RecommenderExport(model, tft_output, FEATURES, CONTEXT,
+                                     TOP_K)
   path = str(tmp / "saved_model")
   serving.save(export, path)
   tflite_path = str(tmp / "model.tflite")
   with open(tflite_path, "wb") as f:
     f.write(tflite.convert(path))
   return {"saved_model": tf.saved_model.load(path), "saved_model_path": path,
-          "tflite": tflite_path,
-          "test": test, "tft_output": tft_output, "train": train}
+          "tflite": tflite_path, "test": test, "tft_output": tft_output,
+          "train": train}
+
+
+def pad(values, n, fill):
+  values = list(values)[-n:]
+  return values + [fill] * (n - len(values))
+
+
+def raw_inputs(contexts):
+  """serving_default's inputs for a batch of contexts (lists of ids)."""
+  genres = [[g for c in ctx[-CONTEXT:]
+             for g in pad(GENRE_OF.get(c, [])[:GENRE_SLOTS], GENRE_SLOTS, b"")]
+            for ctx in contexts]
+  return {
+      F.CONTEXT_ITEM_ID: tf.constant([pad(c, CONTEXT, b"") for c in contexts]),
+      F.CONTEXT_RATING: tf.constant([pad([4.0] * len(c), CONTEXT, 0.0)
+                                     for c in contexts]),
+      F.CONTEXT_YEAR: tf.constant([pad([1990 + len(i) for i in c], CONTEXT, 0)
+                                   for c in contexts], tf.int32),
+      F.CONTEXT_GENRE: tf.constant([pad(g, CONTEXT * GENRE_SLOTS, b"")
+                                    for g in genres]),
+      F.USER_GENDER: tf.constant([[b"F"]] * len(contexts)),
+      F.USER_AGE: tf.constant([[25]] * len(contexts), tf.int32),
+  }
 
 
 def serve(loaded, contexts):
-  """Calls serving_default with a batch of raw contexts (lists of ids)."""
-  def pad(values, n, fill):
-    values = list(values)[-n:]
-    return values + [fill] * (n - len(values))
-  genres = [pad([g for c in ctx[-CONTEXT:] for g in GENRE_OF.get(c, [])], GENRES, b"")
-            for ctx in contexts]
-  return loaded.signatures["serving_default"](
-      context_item_id=tf.constant([pad(c, CONTEXT, b"") for c in contexts]),
-      context_rating=tf.constant([pad([3.0] * len(c), CONTEXT, 0.0)
-                                  for c in contexts]),
-      context_genre=tf.constant(genres),
-      context_year=tf.constant([pad([1990] * len(c), CONTEXT, 0)
-                                for c in contexts], tf.int32))
+  return loaded.signatures["serving_default"](**raw_inputs(contexts))
 
 
 def test_serving_returns_top_k_raw_ids_without_context_items(exported):
@@ -92,6 +117,18 @@ def test_serving_returns_top_k_raw_ids_without_context_items(exported):
     assert not set(row) & set(context)
     assert len(set(row)) == TOP_K
     assert np.all(np.diff(row_scores) <= 0)
+
+
+def test_empty_history_gets_the_most_popular_items(exported):
+  counts = {}
+  for e in exported["train"]:
+    for item in e[F.CONTEXT_ITEM_ID] + [e[F.LABEL_ITEM_ID]]:
+      counts[item] = counts.get(item, 0) + 1
+  out = serve(exported["saved_model"], [[]])
+  scores = out[serving.TOP_SCORES].numpy()[0]
+  ids = out[serving.TOP_ITEM_IDS].numpy()[0]
+  np.testing.assert_array_equal(scores, [counts[i] for i in ids])
+  assert list(scores) == sorted(counts.values(), reverse=True)[:TOP_K]
 
 
 def test_trained_model_learned_the_next_item_habit(exported):
@@ -113,9 +150,10 @@ def test_tflite_matches_saved_model_top_10(exported):
   for context, want_ids, want_scores in zip(contexts, saved_ids, saved_scores):
     recent = context[-CONTEXT:]
     ids, scores = recommender.recommend(
-        [c.decode() for c in context], ratings=[3.0] * len(context),
+        [c.decode() for c in context], ratings=[4.0] * len(context),
         genres=[[g.decode() for g in GENRE_OF[c]] for c in context],
-        years=[1990] * len(context))
+        years=[1990 + len(c) for c in context],
+        user={F.USER_GENDER: "F", F.USER_AGE: 25})
     assert ids[:10] == [i.decode() for i in want_ids[:10]], recent
     np.testing.assert_allclose(scores[:10], want_scores[:10], rtol=1e-4,
                                atol=1e-4)
@@ -152,18 +190,19 @@ def test_evaluate_excludes_history_and_matches_serving(exported):
       examples=tf.constant(serialized))
   scores = out[serving.SCORES].numpy()
   popularity = out[serving.POPULARITY_SCORES].numpy()
-  vocab = exported["tft_output"].vocabulary_by_name(F.ITEM_VOCAB)
+  vocab = exported["tft_output"].vocabulary_by_name("item_id")
   index = {item: i + F.NUM_RESERVED_IDS for i, item in enumerate(vocab)}
   train_counts = {}
-  for s in exported["train"]:
-    train_counts[s[F.LABEL_ITEM_ID]] = train_counts.get(s[F.LABEL_ITEM_ID], 0) + 1
+  for e in exported["train"]:
+    for item in e[F.CONTEXT_ITEM_ID] + [e[F.LABEL_ITEM_ID]]:
+      train_counts[item] = train_counts.get(item, 0) + 1
   for s, row, pop in zip(exported["test"], scores, popularity):
     excluded = {index[h] for h in s[F.HISTORY_ITEM_ID]} | {F.PAD_ID, F.OOV_ID}
     for i in range(len(row)):
       if i in excluded:
-        assert row[i] == serving.EXCLUDED_SCORE and pop[i] == serving.EXCLUDED_SCORE
+        assert row[i] == EXCLUDED_SCORE and pop[i] == EXCLUDED_SCORE
       else:
-        assert row[i] > serving.EXCLUDED_SCORE
+        assert row[i] > EXCLUDED_SCORE
         assert pop[i] == train_counts[vocab[i - F.NUM_RESERVED_IDS]]
     # Here the history is the context, so serving's top-K is evaluate's.
     if len(s[F.HISTORY_ITEM_ID]) <= CONTEXT:
@@ -197,7 +236,7 @@ def test_push_writes_a_complete_versioned_bundle(exported, tmp_path):
     metadata = json.load(f)
   assert metadata["top_k"] == TOP_K
   assert metadata["inputs"][F.CONTEXT_GENRE] == {"dtype": "string",
-                                                 "shape": [-1, GENRES]}
+                                                 "shape": [-1, CONTEXT * GENRE_SLOTS]}
   assert metadata["outputs"][serving.TOP_SCORES]["dtype"] == "float32"
   assert metadata["metrics"] == {"model": {"hit_rate@10": 0.5}}
   assert sorted(os.listdir(push_dir)) == sorted(

@@ -3,9 +3,18 @@
 The Beam transform runs on hand-made raw examples (as MovieLensExampleGen
 writes them); its outputs are written to tmp files and read back, and every
 expectation below is written out by hand from the input timelines.
+
+Layout under test (components/sessionize.py): with n interactions the last is
+the test target, the one before the eval target, the first n-2 train. Eval
+and test are one example each (context = up to max_context_length items just
+before the target, history = everything before it). Train interactions are
+cut into consecutive chunks of max_context_length+1 items, the last chunk
+ending at the last train interaction; each chunk is one example whose label
+is its last item and whose context is the rest.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import glob
 import json
@@ -13,6 +22,7 @@ import os
 import random
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -46,9 +56,13 @@ MOVIES = {m.item_id: m for m in (
     Movie("12", "Tron (1982)", ("Action", "Sci-Fi"), 1982),
     Movie("13", "Rocky (1976)", ("Drama",), 1976),
     Movie("14", "Big (1988)", ("Comedy", "Fantasy"), 1988),
+    # More genres than the default 3 slots.
+    Movie("15", "Aladdin (1992)",
+          ("Animation", "Children's", "Comedy", "Musical"), 1992),
 )}
 ALICE = User("alice", "F", 25, "12", "98107-2117")
 BOB = User("bob", "M", 56, "technician", "T8H1N")
+FRANK = User("frank", "M", 35, "7", "55455")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +94,8 @@ ALICE_RATINGS = [
 ]
 ALICE_TIMELINE = ["1", "2", "3", "4", "5", "6"]
 
-# bob: equal timestamps, ordered by file offset only.
+# bob: equal timestamps, ordered by file offset only; the tie 12/11 decides
+# which of them is the eval and which the test target.
 BOB_RATINGS = [
     R("bob", "9", 4.0, 700, 2000),
     R("bob", "7", 3.0, 700, 1000),
@@ -91,7 +106,8 @@ BOB_RATINGS = [
 ]
 BOB_TIMELINE = ["10", "7", "8", "9", "12", "11"]
 
-# carol: exactly three ratings and no user file data (CSV layout): kept.
+# carol: exactly three ratings and no user file data (CSV layout): kept, with
+# one train interaction (a chunk of one item: empty context).
 CAROL_RATINGS = [
     R("carol", "13", 5.0, 30, 3000),
     R("carol", "1", 4.0, 10, 3100),
@@ -102,18 +118,84 @@ CAROL_TIMELINE = ["1", "14", "13"]
 # dave: two ratings, fewer than 3: dropped (his items stay in the catalog).
 DAVE_RATINGS = [R("dave", "2", 5.0, 5, 4000), R("dave", "3", 5.0, 6, 4100)]
 
-# erin: 14 ratings, a new timestamp each, for context truncation.
+# erin: 14 ratings, a new timestamp each: 12 train interactions, exactly three
+# chunks of 4 with max_context_length 3.
 ERIN_ITEMS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
               "13", "14"]
+# Ratings 1 + i % 5: items 1..14 rated 1 2 3 4 5 1 2 3 4 5 1 2 3 4.
 ERIN_RATINGS = [R("erin", item, float(1 + i % 5), 1000 + i, 5000 + 10 * i)
                 for i, item in enumerate(ERIN_ITEMS)]
 
+# frank: 12 ratings listed out of time order: 10 train interactions, so with
+# max_context_length 3 the chunks are 2 + 4 + 4 (the first one shorter).
+FRANK_RATINGS = [
+    R("frank", "9", 4.5, 2100, 6000),
+    R("frank", "15", 4.0, 1200, 6040),
+    R("frank", "2", 4.0, 1600, 6080),
+    R("frank", "4", 3.0, 1300, 6120),
+    R("frank", "11", 3.0, 2200, 6160),
+    R("frank", "6", 5.0, 1400, 6200),
+    R("frank", "13", 2.5, 2000, 6240),
+    R("frank", "3", 2.0, 1500, 6280),
+    R("frank", "1", 1.0, 1700, 6320),
+    R("frank", "7", 4.0, 1850, 6360),
+    R("frank", "5", 3.5, 1800, 6400),
+    R("frank", "14", 5.0, 1900, 6440),
+]
+FRANK_TIMELINE = ["15", "4", "6", "3", "2", "1", "5", "7", "14", "13", "9",
+                  "11"]
+
 ALL_RATINGS = (ALICE_RATINGS + BOB_RATINGS + CAROL_RATINGS + DAVE_RATINGS
-               + ERIN_RATINGS)
-USERS = {"alice": ALICE, "bob": BOB, "erin": ALICE._replace(user_id="erin")}
+               + ERIN_RATINGS + FRANK_RATINGS)
+USERS = {"alice": ALICE, "bob": BOB, "erin": ALICE._replace(user_id="erin"),
+         "frank": FRANK}
 TIMELINES = {"alice": ALICE_TIMELINE, "bob": BOB_TIMELINE,
-             "carol": CAROL_TIMELINE, "erin": ERIN_ITEMS}
+             "carol": CAROL_TIMELINE, "erin": ERIN_ITEMS,
+             "frank": FRANK_TIMELINE}
 RATING_OF = {(r.user, r.item): r.rating for r in ALL_RATINGS}
+
+# Train chunks as (context, label), oldest first, written out by hand.
+# Default params (max_context_length 50): one chunk per user.
+DEFAULT_TRAIN = {
+    "alice": [(["1", "2", "3"], "4")],
+    "bob": [(["10", "7", "8"], "9")],
+    "carol": [([], "1")],
+    "erin": [(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"],
+              "12")],
+    "frank": [(["15", "4", "6", "3", "2", "1", "5", "7", "14"], "13")],
+}
+# max_context_length 3: chunks of 4, the last ending at the last train item.
+SMALL_TRAIN = {
+    "alice": [(["1", "2", "3"], "4")],
+    "bob": [(["10", "7", "8"], "9")],
+    "carol": [([], "1")],
+    "erin": [(["1", "2", "3"], "4"), (["5", "6", "7"], "8"),
+             (["9", "10", "11"], "12")],
+    "frank": [(["15"], "4"), (["6", "3", "2"], "1"), (["5", "7", "14"], "13")],
+}
+# max_context_length 3: eval and test as (context, label, history).
+SMALL_EVAL = {
+    "alice": (["2", "3", "4"], "5", ["1", "2", "3", "4"]),
+    "bob": (["7", "8", "9"], "12", ["10", "7", "8", "9"]),
+    "carol": (["1"], "14", ["1"]),
+    "erin": (["10", "11", "12"], "13",
+             ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]),
+    "frank": (["7", "14", "13"], "9",
+              ["15", "4", "6", "3", "2", "1", "5", "7", "14", "13"]),
+}
+SMALL_TEST = {
+    "alice": (["3", "4", "5"], "6", ["1", "2", "3", "4", "5"]),
+    "bob": (["8", "9", "12"], "11", ["10", "7", "8", "9", "12"]),
+    "carol": (["1", "14"], "13", ["1", "14"]),
+    "erin": (["11", "12", "13"], "14",
+             ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
+              "13"]),
+    "frank": (["14", "13", "9"], "11",
+              ["15", "4", "6", "3", "2", "1", "5", "7", "14", "13", "9"]),
+}
+SMALL_PARAMS = SessionParams(max_context_length=3, max_item_genres=2)
+CONTEXT_FEATURES = (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING, F.CONTEXT_YEAR,
+                    F.CONTEXT_GENRE)
 
 
 def shuffled(values, seed):
@@ -135,18 +217,24 @@ def _decode(example: tf.train.Example) -> dict:
 
 
 def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False):
-  """-> ({split: [decoded example]}, catalog dict)."""
+  """-> ({split: [decoded example]}, catalog dict, {counter: value})."""
   os.makedirs(tmp_dir, exist_ok=True)
-  with beam.Pipeline() as pipeline:
-    pcoll = pipeline | "Create" >> beam.Create(raw)
-    if reshuffle:
-      pcoll = pcoll | "Reshuffle" >> beam.Reshuffle()
-    out = pcoll | "Sessionize" >> SessionizeExamples(params)  # pylint: disable=no-value-for-parameter
-    for split in F.SPLITS:
-      _ = out[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-          os.path.join(tmp_dir, split), shard_name_template="")
-    _ = out[sessionize.CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
-        os.path.join(tmp_dir, "catalog.json"), shard_name_template="")
+  pipeline = beam.Pipeline()
+  pcoll = pipeline | "Create" >> beam.Create(raw)
+  if reshuffle:
+    pcoll = pcoll | "Reshuffle" >> beam.Reshuffle()
+  out = pcoll | "Sessionize" >> SessionizeExamples(params)  # pylint: disable=no-value-for-parameter
+  for split in F.SPLITS:
+    _ = out[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        os.path.join(tmp_dir, split), shard_name_template="")
+  _ = out[sessionize.CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
+      os.path.join(tmp_dir, "catalog.json"), shard_name_template="")
+  result = pipeline.run()
+  result.wait_until_finish()
+  counters = collections.Counter()
+  for counter in result.metrics().query(
+      MetricsFilter().with_namespace(sessionize.NAMESPACE))["counters"]:
+    counters[counter.key.metric.name] += counter.result
   examples = {}
   for split in F.SPLITS:
     path = os.path.join(tmp_dir, split)
@@ -156,12 +244,12 @@ def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False):
   with open(os.path.join(tmp_dir, "catalog.json"), encoding="utf-8") as f:
     lines = f.read().splitlines()
   assert len(lines) == 1, lines
-  return examples, json.loads(lines[0])
+  return examples, json.loads(lines[0]), dict(counters)
 
 
 def by_user(examples):
-  """{split: {user: [examples]}}; train examples in timeline order (their
-  labels are the user's distinct items, placed by TIMELINES)."""
+  """{split: {user: [examples]}}; train examples (chunks) in timeline order
+  (their labels are distinct items of the user, placed by TIMELINES)."""
   out = {}
   for split, split_examples in examples.items():
     users = {}
@@ -176,222 +264,405 @@ def by_user(examples):
   return out
 
 
+@dataclasses.dataclass
+class Run:
+  runs: dict      # {split: {user: [decoded examples]}}
+  catalog: dict
+  counters: dict
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
+  """Default params: max_context_length 50, max_item_genres 3."""
   # Given in shuffled order: nothing may depend on the input order.
   raw = shuffled(serialize(ALL_RATINGS, USERS), seed=1)
-  examples, catalog = run_sessionize(
+  examples, catalog, counters = run_sessionize(
       str(tmp_path_factory.mktemp("default")), raw)
-  return by_user(examples), catalog
+  return Run(by_user(examples), catalog, counters)
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-  """max_context_length 3 and max_context_genres 4."""
+  """max_context_length 3 and max_item_genres 2."""
   raw = shuffled(serialize(ALL_RATINGS, USERS), seed=2)
-  examples, _ = run_sessionize(
-      str(tmp_path_factory.mktemp("small")), raw,
-      SessionParams(max_context_length=3, max_context_genres=4))
-  return by_user(examples)
+  examples, catalog, counters = run_sessionize(
+      str(tmp_path_factory.mktemp("small")), raw, SMALL_PARAMS)
+  return Run(by_user(examples), catalog, counters)
 
 
 def labels(examples):
   return [e[F.LABEL_ITEM_ID][0] for e in examples]
 
 
+def chunks(train_examples):
+  """[(context, label)] of a user's train examples, in timeline order."""
+  return [(e.get(F.CONTEXT_ITEM_ID, []), e[F.LABEL_ITEM_ID][0])
+          for e in train_examples]
+
+
+def train_items(train_examples):
+  """A user's train interactions as the chunks give them: each chunk's
+  context followed by its label, chunk after chunk."""
+  return [item for context, label in chunks(train_examples)
+          for item in context + [label]]
+
+
 def timeline_of(runs, user):
-  """The user's item order as the splits give it: train labels, eval, test."""
-  return (labels(runs[F.TRAIN][user]) + labels(runs[F.EVAL][user])
-          + labels(runs[F.TEST][user]))
+  """The user's whole timeline as the splits give it: the test example's
+  history followed by its label."""
+  (test,) = runs[F.TEST][user]
+  return test[F.HISTORY_ITEM_ID] + test[F.LABEL_ITEM_ID]
+
+
+# --- Params -------------------------------------------------------------------
+
+def test_session_params_defaults():
+  assert dataclasses.asdict(SessionParams()) == {
+      "min_rating": None, "min_timeline_length": 3,
+      "max_context_length": 50, "max_item_genres": 3}
+  with pytest.raises(TypeError):
+    SessionParams(max_context_genres=4)  # pylint: disable=unexpected-keyword-arg
 
 
 # --- Ordering and splits ----------------------------------------------------------
 
 def test_orders_each_user_by_timestamp(default_run):
-  runs, _ = default_run
+  runs = default_run.runs
   assert timeline_of(runs, "alice") == ALICE_TIMELINE
+  assert timeline_of(runs, "frank") == FRANK_TIMELINE
+  assert train_items(runs[F.TRAIN]["alice"]) == ["1", "2", "3", "4"]
   # Context of the test example = the whole earlier timeline, in time order.
   (test,) = runs[F.TEST]["alice"]
-  assert test[F.CONTEXT_ITEM_ID] == ALICE_TIMELINE[:-1]
+  assert test[F.CONTEXT_ITEM_ID] == ["1", "2", "3", "4", "5"]
 
 
-def test_equal_timestamps_keep_file_order(default_run):
-  runs, _ = default_run
+def test_equal_timestamps_keep_file_order(default_run, small_run):
+  runs = default_run.runs
   assert timeline_of(runs, "bob") == BOB_TIMELINE
+  assert chunks(runs[F.TRAIN]["bob"]) == [(["10", "7", "8"], "9")]
+  (eval_example,) = runs[F.EVAL]["bob"]
   (test,) = runs[F.TEST]["bob"]
-  assert test[F.CONTEXT_ITEM_ID] == BOB_TIMELINE[:-1]
+  # 12 and 11 share a timestamp; 12 comes first in the file.
+  assert eval_example[F.LABEL_ITEM_ID] == ["12"]
+  assert test[F.LABEL_ITEM_ID] == ["11"]
+  assert test[F.CONTEXT_ITEM_ID] == ["10", "7", "8", "9", "12"]
+  (test,) = small_run.runs[F.TEST]["bob"]
+  assert test[F.CONTEXT_ITEM_ID] == ["8", "9", "12"]
 
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_order_does_not_depend_on_input_order(tmp_path, seed, default_run):
-  runs, _ = default_run
-  raw = shuffled(serialize(BOB_RATINGS + ALICE_RATINGS, USERS), seed=seed)
+  raw = shuffled(serialize(ALL_RATINGS, USERS), seed=seed)
   if seed == 4:
     raw.reverse()
-  examples, _ = run_sessionize(str(tmp_path), raw, reshuffle=True)
+  examples, catalog, counters = run_sessionize(str(tmp_path), raw,
+                                               reshuffle=True)
   again = by_user(examples)
-  for user in ("alice", "bob"):
-    assert timeline_of(again, user) == TIMELINES[user]
+  assert again == default_run.runs
+  assert catalog == default_run.catalog
+  assert counters == default_run.counters
+
+
+def test_leave_last_out_splits(default_run, small_run):
+  for run in (default_run, small_run):
+    runs = run.runs
+    kept = {"alice", "bob", "carol", "erin", "frank"}
     for split in F.SPLITS:
-      assert again[split][user] == runs[split][user]
+      assert set(runs[split]) == kept, split
+    for user in kept:
+      timeline = TIMELINES[user]
+      (eval_example,) = runs[F.EVAL][user]
+      (test_example,) = runs[F.TEST][user]
+      assert eval_example[F.LABEL_ITEM_ID] == [timeline[-2]], user
+      assert test_example[F.LABEL_ITEM_ID] == [timeline[-1]], user
 
 
-def test_leave_last_out_splits(default_run):
-  runs, _ = default_run
-  kept = {"alice", "bob", "carol", "erin"}
-  for split in F.SPLITS:
-    assert set(runs[split]) == kept, split
-  for user in kept:
-    timeline = TIMELINES[user]
+def test_eval_and_test_targets_are_never_train_items(default_run, small_run):
+  for run in (default_run, small_run):
+    for user, train in run.runs[F.TRAIN].items():
+      targets = set(labels(run.runs[F.EVAL][user])
+                    + labels(run.runs[F.TEST][user]))
+      assert len(targets) == 2
+      # Neither a train label nor in a train context.
+      assert not targets & set(train_items(train)), user
+      for e in train:
+        assert F.HISTORY_ITEM_ID not in e, (user, e)
+
+
+# --- Train chunks -----------------------------------------------------------------
+
+def test_train_chunks_with_default_params(default_run):
+  # max_context_length 50 > every user's train part: one chunk per user.
+  assert {user: chunks(train)
+          for user, train in default_run.runs[F.TRAIN].items()
+          } == DEFAULT_TRAIN
+
+
+def test_train_chunks_with_small_context(small_run):
+  # erin: 12 train items = 3 full chunks; frank: 10 = 2 + 4 + 4, the first
+  # chunk shorter; alice and bob: 4 = one full chunk; carol: 1 = one chunk of
+  # one item.
+  assert {user: chunks(train)
+          for user, train in small_run.runs[F.TRAIN].items()} == SMALL_TRAIN
+
+
+def test_user_with_three_interactions_trains_on_the_first_item(default_run,
+                                                                small_run):
+  for run in (default_run, small_run):
+    (train,) = run.runs[F.TRAIN]["carol"]
+    assert train[F.LABEL_ITEM_ID] == ["1"]
+    for name in CONTEXT_FEATURES:
+      assert train.get(name, []) == [], name
+    assert F.HISTORY_ITEM_ID not in train
+
+
+def test_train_chunks_partition_the_train_interactions(default_run,
+                                                       small_run):
+  for run, size in ((default_run, 51), (small_run, 4)):
+    for user, train in run.runs[F.TRAIN].items():
+      # Contexts + labels, chunk after chunk: each train interaction exactly
+      # once, in time order.
+      assert train_items(train) == TIMELINES[user][:-2], user
+      sizes = [len(context) + 1 for context, _ in chunks(train)]
+      # Only the first chunk may be shorter than max_context_length + 1.
+      assert all(s == size for s in sizes[1:]), (user, sizes)
+      assert 1 <= sizes[0] <= size, (user, sizes)
+  # Item counts over the chunks = train counts (the popularity baseline).
+  counts = collections.Counter(
+      item for train in small_run.runs[F.TRAIN].values()
+      for item in train_items(train))
+  assert counts == collections.Counter({
+      "1": 4, "2": 3, "3": 3, "4": 3, "5": 2, "6": 2, "7": 3, "8": 2,
+      "9": 2, "10": 2, "11": 1, "12": 1, "13": 1, "14": 1, "15": 1})
+
+
+@pytest.mark.parametrize("max_context_length, train, eval_context, test_context", [
+    # Chunks of max_context_length + 1 counted back from the last train
+    # interaction (x8); eval target x9, test target x10.
+    (1, [[0], [1, 2], [3, 4], [5, 6], [7, 8]], [8], [9]),
+    (2, [[0, 1, 2], [3, 4, 5], [6, 7, 8]], [7, 8], [8, 9]),
+    (3, [[0], [1, 2, 3, 4], [5, 6, 7, 8]], [6, 7, 8], [7, 8, 9]),
+    (4, [[0, 1, 2, 3], [4, 5, 6, 7, 8]], [5, 6, 7, 8], [6, 7, 8, 9]),
+    (7, [[0], [1, 2, 3, 4, 5, 6, 7, 8]], [2, 3, 4, 5, 6, 7, 8],
+     [3, 4, 5, 6, 7, 8, 9]),
+    (8, [[0, 1, 2, 3, 4, 5, 6, 7, 8]], [1, 2, 3, 4, 5, 6, 7, 8],
+     [2, 3, 4, 5, 6, 7, 8, 9]),
+    (9, [[0, 1, 2, 3, 4, 5, 6, 7, 8]], [0, 1, 2, 3, 4, 5, 6, 7, 8],
+     [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+])
+def test_timeline_examples_chunk_boundaries(max_context_length, train,
+                                            eval_context, test_context):
+  # The per-user function alone (no Beam): 11 interactions x0..x10, given in
+  # reverse order, with x4 and x5 sharing a timestamp (file offset decides).
+  timestamps = [10, 20, 30, 40, 50, 50, 70, 80, 90, 100, 110]
+  interactions = [
+      sessionize.Interaction(
+          user_id=b"u", item_id=f"x{i}".encode(), rating=float(i),
+          timestamp=ts, file_offset=i, year=2000 + i, genres=(), user=())
+      for i, ts in enumerate(timestamps)][::-1]
+  out = {split: [] for split in F.SPLITS}
+  for split, example in sessionize.timeline_examples(
+      b"u", interactions, SessionParams(max_context_length=max_context_length)):
+    out[split].append(_decode(example))
+  names = lambda positions: [f"x{i}" for i in positions]
+  got = sorted(chunks(out[F.TRAIN]), key=lambda c: int(c[1][1:]))
+  assert got == [(names(c[:-1]), names(c[-1:])[0]) for c in train]
+  (eval_example,) = out[F.EVAL]
+  (test_example,) = out[F.TEST]
+  assert eval_example[F.LABEL_ITEM_ID] == ["x9"]
+  assert eval_example[F.CONTEXT_ITEM_ID] == names(eval_context)
+  assert eval_example[F.HISTORY_ITEM_ID] == names(range(9))
+  assert test_example[F.LABEL_ITEM_ID] == ["x10"]
+  assert test_example[F.CONTEXT_ITEM_ID] == names(test_context)
+  assert test_example[F.HISTORY_ITEM_ID] == names(range(10))
+
+
+# --- Eval and test contexts ---------------------------------------------------------
+
+def test_eval_and_test_contexts_are_cut_histories_are_not(small_run):
+  # With max_context_length 3 the context is cut, the history never is; the
+  # test history includes the eval item.
+  runs = small_run.runs
+  got_eval, got_test = {}, {}
+  for user in TIMELINES:
     (eval_example,) = runs[F.EVAL][user]
     (test_example,) = runs[F.TEST][user]
-    assert eval_example[F.LABEL_ITEM_ID] == [timeline[-2]], user
-    assert test_example[F.LABEL_ITEM_ID] == [timeline[-1]], user
-    assert labels(runs[F.TRAIN][user]) == timeline[:-2], user
+    got_eval[user] = (eval_example[F.CONTEXT_ITEM_ID],
+                      eval_example[F.LABEL_ITEM_ID][0],
+                      eval_example[F.HISTORY_ITEM_ID])
+    got_test[user] = (test_example[F.CONTEXT_ITEM_ID],
+                      test_example[F.LABEL_ITEM_ID][0],
+                      test_example[F.HISTORY_ITEM_ID])
+  assert got_eval == SMALL_EVAL
+  assert got_test == SMALL_TEST
 
 
-def test_eval_and_test_targets_are_never_train_labels(default_run):
-  runs, _ = default_run
-  for user, train in runs[F.TRAIN].items():
-    train_labels = set(labels(train))
-    targets = set(labels(runs[F.EVAL][user]) + labels(runs[F.TEST][user]))
-    assert len(targets) == 2
-    assert not targets & train_labels, user
-
-
-def test_history_is_the_whole_earlier_timeline(small_run):
-  # With max_context_length 3 the context is cut, the history never is.
+def test_eval_and_test_contexts_within_max_context_length(default_run):
+  # max_context_length 50: the context is the whole earlier timeline.
   for user, timeline in TIMELINES.items():
-    (eval_example,) = small_run[F.EVAL][user]
-    (test_example,) = small_run[F.TEST][user]
+    (eval_example,) = default_run.runs[F.EVAL][user]
+    (test_example,) = default_run.runs[F.TEST][user]
+    assert eval_example[F.CONTEXT_ITEM_ID] == timeline[:-2], user
     assert eval_example[F.HISTORY_ITEM_ID] == timeline[:-2], user
-    # The test target may read the eval item too.
+    assert test_example[F.CONTEXT_ITEM_ID] == timeline[:-1], user
     assert test_example[F.HISTORY_ITEM_ID] == timeline[:-1], user
-    assert test_example[F.CONTEXT_ITEM_ID] == timeline[-4:-1], user
-    assert eval_example[F.CONTEXT_ITEM_ID] == timeline[-5:-2], user
-    for train in small_run[F.TRAIN][user]:
-      assert F.HISTORY_ITEM_ID not in train
 
 
-def test_first_train_example_has_empty_context(default_run):
-  runs, _ = default_run
-  for user, train in runs[F.TRAIN].items():
-    first = train[0]
-    assert first[F.LABEL_ITEM_ID] == [TIMELINES[user][0]]
-    for name in (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING, F.CONTEXT_YEAR,
-                 F.CONTEXT_GENRE):
-      assert first.get(name, []) == [], (user, name)
+# --- Context features ---------------------------------------------------------------
 
+def test_context_genre_slots_truncate_and_pad(default_run, small_run):
+  # Every example: max_item_genres slots per context item.
+  for run, slots in ((default_run, 3), (small_run, 2)):
+    for split in F.SPLITS:
+      for examples in run.runs[split].values():
+        for e in examples:
+          assert len(e.get(F.CONTEXT_GENRE, [])) == slots * len(
+              e.get(F.CONTEXT_ITEM_ID, [])), e
 
-def test_context_keeps_the_most_recent_max_context_length_items(default_run,
-                                                                small_run):
-  for runs, length in ((default_run[0], 10), (small_run, 3)):
-    for position, item in enumerate(ERIN_ITEMS):
-      split = (F.TEST if position == len(ERIN_ITEMS) - 1 else
-               F.EVAL if position == len(ERIN_ITEMS) - 2 else F.TRAIN)
-      (example,) = [e for e in runs[split]["erin"]
-                    if e[F.LABEL_ITEM_ID] == [item]]
-      assert example.get(F.CONTEXT_ITEM_ID, []) == ERIN_ITEMS[
-          max(0, position - length):position], (length, position)
-
-
-def test_context_genres_are_flattened_and_keep_the_most_recent(default_run,
-                                                               small_run):
-  runs, _ = default_run
-  # alice's test context: items 1..5 in time order; item 4 has no genres.
-  (test,) = runs[F.TEST]["alice"]
+  # 3 slots. alice, test: context 1..5; item 4 has no genres.
+  (test,) = default_run.runs[F.TEST]["alice"]
   assert test[F.CONTEXT_GENRE] == [
-      "Action", "Crime", "Animation", "Children's", "Comedy", "Drama",
-      "Horror", "Sci-Fi"]
-  # max_context_length 3, max_context_genres 4.
-  # alice, label 3: context 1, 2 -> Action, Crime | Animation, Children's,
-  # Comedy: the 4 most recent genres.
-  (train,) = [e for e in small_run[F.TRAIN]["alice"]
-              if e[F.LABEL_ITEM_ID] == ["3"]]
-  assert train[F.CONTEXT_ITEM_ID] == ["1", "2"]
+      "Action", "Crime", "",
+      "Animation", "Children's", "Comedy",
+      "Drama", "", "",
+      "", "", "",
+      "Horror", "Sci-Fi", ""]
+  # frank, train: item 15 has 4 genres, "Musical" does not fit.
+  (train,) = default_run.runs[F.TRAIN]["frank"]
+  assert train[F.CONTEXT_ITEM_ID] == [
+      "15", "4", "6", "3", "2", "1", "5", "7", "14"]
   assert train[F.CONTEXT_GENRE] == [
-      "Crime", "Animation", "Children's", "Comedy"]
-  # alice, test: context 3, 4, 5 -> Drama | - | Horror, Sci-Fi (all fit).
-  (test,) = small_run[F.TEST]["alice"]
-  assert test[F.CONTEXT_ITEM_ID] == ["3", "4", "5"]
-  assert test[F.CONTEXT_GENRE] == ["Drama", "Horror", "Sci-Fi"]
-  # bob, eval (label 12): context 7, 8, 9 -> Sci-Fi | Horror, Thriller |
-  # Action, Horror: the 4 most recent, duplicates kept.
-  (eval_example,) = small_run[F.EVAL]["bob"]
-  assert eval_example[F.CONTEXT_ITEM_ID] == ["7", "8", "9"]
+      "Animation", "Children's", "Comedy",
+      "", "", "",
+      "Crime", "Drama", "Thriller",
+      "Drama", "", "",
+      "Animation", "Children's", "Comedy",
+      "Action", "Crime", "",
+      "Horror", "Sci-Fi", "",
+      "Sci-Fi", "", "",
+      "Comedy", "Fantasy", ""]
+
+  # 2 slots. frank's chunks: context 15 | 6, 3, 2.
+  first, second, _ = small_run.runs[F.TRAIN]["frank"]
+  assert first[F.CONTEXT_GENRE] == ["Animation", "Children's"]
+  assert second[F.CONTEXT_ITEM_ID] == ["6", "3", "2"]
+  assert second[F.CONTEXT_GENRE] == [
+      "Crime", "Drama", "Drama", "", "Animation", "Children's"]
+  # bob, eval: context 7, 8, 9; a genre repeated across items is kept.
+  (eval_example,) = small_run.runs[F.EVAL]["bob"]
   assert eval_example[F.CONTEXT_GENRE] == [
-      "Horror", "Thriller", "Action", "Horror"]
+      "Sci-Fi", "", "Horror", "Thriller", "Action", "Horror"]
+  # alice, test: context 3, 4, 5.
+  (test,) = small_run.runs[F.TEST]["alice"]
+  assert test[F.CONTEXT_GENRE] == ["Drama", "", "", "", "Horror", "Sci-Fi"]
 
 
 def test_context_ratings_and_years_align_with_items(default_run, small_run):
-  for runs in (default_run[0], small_run):
+  for run in (default_run, small_run):
     for split in F.SPLITS:
-      for user, examples in runs[split].items():
+      for user, examples in run.runs[split].items():
         for e in examples:
           context = e.get(F.CONTEXT_ITEM_ID, [])
           assert e.get(F.CONTEXT_RATING, []) == [
               RATING_OF[(user, item)] for item in context]
           assert e.get(F.CONTEXT_YEAR, []) == [
               MOVIES[item].year or 0 for item in context]
-  # Spelled out once: alice's test context 1..5, item 3 has no year.
-  (test,) = default_run[0][F.TEST]["alice"]
+  # Spelled out: alice's test context 1..5, item 3 has no year.
+  (test,) = default_run.runs[F.TEST]["alice"]
   assert test[F.CONTEXT_RATING] == [5.0, 2.0, 3.0, 4.5, 4.0]
   assert test[F.CONTEXT_YEAR] == [1995, 1995, 0, 2001, 1979]
+  # frank's second chunk with max_context_length 3: context 6, 3, 2.
+  second = small_run.runs[F.TRAIN]["frank"][1]
+  assert second[F.CONTEXT_RATING] == [5.0, 2.0, 4.0]
+  assert second[F.CONTEXT_YEAR] == [1996, 0, 1995]
 
 
-def test_user_features_carried_when_present(default_run):
-  runs, _ = default_run
-  for split in F.SPLITS:
-    for e in runs[split]["bob"]:
-      assert e[F.USER_GENDER] == ["M"]
-      assert e[F.USER_AGE] == [56]
-      assert e[F.USER_OCCUPATION] == ["technician"]
-      assert e[F.USER_ZIPCODE] == ["T8H1N"]
-    for e in runs[split]["alice"]:
-      assert (e[F.USER_GENDER], e[F.USER_AGE], e[F.USER_OCCUPATION],
-              e[F.USER_ZIPCODE]) == (["F"], [25], ["12"], ["98107-2117"])
-    for e in runs[split]["carol"]:
-      assert not set(F.USER_FEATURES) & set(e), e
+def test_user_features_carried_when_present(default_run, small_run):
+  for run in (default_run, small_run):
+    for split in F.SPLITS:
+      for e in run.runs[split]["bob"]:
+        assert e[F.USER_GENDER] == ["M"]
+        assert e[F.USER_AGE] == [56]
+        assert e[F.USER_OCCUPATION] == ["technician"]
+        assert e[F.USER_ZIPCODE] == ["T8H1N"]
+      for e in run.runs[split]["alice"] + run.runs[split]["erin"]:
+        assert (e[F.USER_GENDER], e[F.USER_AGE], e[F.USER_OCCUPATION],
+                e[F.USER_ZIPCODE]) == (["F"], [25], ["12"], ["98107-2117"])
+      for e in run.runs[split]["frank"]:
+        assert (e[F.USER_GENDER], e[F.USER_AGE], e[F.USER_OCCUPATION],
+                e[F.USER_ZIPCODE]) == (["M"], [35], ["7"], ["55455"])
+      for e in run.runs[split]["carol"]:
+        assert not set(F.USER_FEATURES) & set(e), e
 
+
+# --- Filters and counters -------------------------------------------------------------
 
 def test_short_users_are_dropped(default_run):
-  runs, _ = default_run
   for split in F.SPLITS:
-    assert "dave" not in runs[split]
+    assert "dave" not in default_run.runs[split]
+
+
+def test_counters(default_run, small_run):
+  # Kept: alice 6, bob 6, carol 3, erin 14, frank 12; dave (2) dropped.
+  common = {"users": 5, "short_users_dropped": 1,
+            "short_user_interactions_dropped": 2,
+            "train_interactions": 4 + 4 + 1 + 12 + 10,
+            "eval_examples": 5, "test_examples": 5}
+  assert default_run.counters == {**common, "train_examples": 5}
+  assert small_run.counters == {**common,
+                                "train_examples": 1 + 1 + 1 + 3 + 3}
 
 
 def test_min_timeline_length_and_min_rating(tmp_path):
   raw = serialize(ALL_RATINGS, USERS)
   # min_rating 4: alice keeps 1 (5.0), 4 (4.5), 5 (4.0); bob keeps 8, 9, 12
-  # (10 is rated 2); carol keeps 13 and 1 (2 < 3: dropped); erin keeps the
-  # items rated 4 or 5 (positions 3, 4, 8, 9, 13 mod 5).
-  examples, catalog = run_sessionize(
+  # (10 is rated 2, 7 is rated 3, 11 is rated 1); carol keeps 1 and 13 (2 < 3:
+  # dropped); dave keeps both (2: dropped); erin keeps 4, 5, 9, 10, 14;
+  # frank keeps 15, 6, 2, 7, 14, 9.
+  examples, catalog, counters = run_sessionize(
       str(tmp_path / "min_rating"), raw, SessionParams(min_rating=4.0))
   runs = by_user(examples)
-  assert set(runs[F.TEST]) == {"alice", "bob", "erin"}
+  for split in F.SPLITS:
+    assert set(runs[split]) == {"alice", "bob", "erin", "frank"}, split
   assert timeline_of(runs, "alice") == ["1", "4", "5"]
+  assert chunks(runs[F.TRAIN]["alice"]) == [([], "1")]
   assert timeline_of(runs, "bob") == ["8", "9", "12"]
-  erin = [item for i, item in enumerate(ERIN_ITEMS) if 1 + i % 5 >= 4]
-  assert timeline_of(runs, "erin") == erin
+  assert chunks(runs[F.TRAIN]["bob"]) == [([], "8")]
+  assert timeline_of(runs, "erin") == ["4", "5", "9", "10", "14"]
+  assert chunks(runs[F.TRAIN]["erin"]) == [(["4", "5"], "9")]
   (test,) = runs[F.TEST]["erin"]
-  assert test[F.HISTORY_ITEM_ID] == erin[:-1]
+  assert test[F.CONTEXT_ITEM_ID] == ["4", "5", "9", "10"]
+  assert timeline_of(runs, "frank") == ["15", "6", "2", "7", "14", "9"]
+  assert chunks(runs[F.TRAIN]["frank"]) == [(["15", "6", "2"], "7")]
   for split in F.SPLITS:
     for e in sum(runs[split].values(), []):
       assert all(r >= 4.0 for r in e.get(F.CONTEXT_RATING, []))
   # The catalog still lists every item of the data.
   assert set(catalog) == set(MOVIES)
+  assert counters == {
+      "users": 4, "short_users_dropped": 2,
+      "short_user_interactions_dropped": 2 + 2,
+      "low_rating_interactions_dropped": 3 + 3 + 1 + 0 + 9 + 6,
+      "train_interactions": 1 + 1 + 3 + 4, "train_examples": 4,
+      "eval_examples": 4, "test_examples": 4}
 
-  # min_timeline_length 7: only erin (14) is long enough.
-  examples, _ = run_sessionize(
-      str(tmp_path / "min_length"), raw, SessionParams(min_timeline_length=7))
+  # min_timeline_length 12: frank (exactly 12) and erin (14) are kept.
+  examples, _, counters = run_sessionize(
+      str(tmp_path / "min_length"), raw, SessionParams(min_timeline_length=12))
   runs = by_user(examples)
   for split in F.SPLITS:
-    assert set(runs[split]) == {"erin"}
-  assert len(runs[F.TRAIN]["erin"]) == len(ERIN_ITEMS) - 2
+    assert set(runs[split]) == {"erin", "frank"}, split
+  assert chunks(runs[F.TRAIN]["frank"]) == DEFAULT_TRAIN["frank"]
+  assert chunks(runs[F.TRAIN]["erin"]) == DEFAULT_TRAIN["erin"]
+  assert counters == {
+      "users": 2, "short_users_dropped": 4,
+      "short_user_interactions_dropped": 6 + 6 + 3 + 2,
+      "train_interactions": 12 + 10, "train_examples": 2,
+      "eval_examples": 2, "test_examples": 2}
 
 
 def test_catalog_maps_items_to_title_genres_year(default_run):
-  _, catalog = default_run
+  catalog = default_run.catalog
   # Every item of the data, including those only dave (dropped) rated.
   assert set(catalog) == set(MOVIES)
   for item_id, movie in MOVIES.items():
@@ -400,6 +671,9 @@ def test_catalog_maps_items_to_title_genres_year(default_run):
         "year": movie.year}
   assert catalog["3"]["year"] is None
   assert catalog["4"]["genres"] == []
+  # All genres are kept in the catalog, even beyond the context slots.
+  assert catalog["15"]["genres"] == [
+      "Animation", "Children's", "Comedy", "Musical"]
 
 
 # --- The executor ---------------------------------------------------------------
@@ -436,33 +710,61 @@ def _read_split(uri, split):
 
 
 def test_executor_end_to_end(tmp_path):
-  raw = serialize(ALICE_RATINGS + BOB_RATINGS + CAROL_RATINGS + DAVE_RATINGS,
-                  USERS)
+  raw = serialize(ALICE_RATINGS + BOB_RATINGS + CAROL_RATINGS + DAVE_RATINGS
+                  + FRANK_RATINGS, USERS)
   outputs = _outputs(tmp_path)
   sessionize.Executor().Do(
       {"examples": [_raw_artifact(tmp_path, raw)]},
       {name: [artifact] for name, artifact in outputs.items()},
-      {"session_config": json.dumps({"max_context_length": 3})})
+      {"session_config": json.dumps({"max_context_length": 3,
+                                     "max_item_genres": 2,
+                                     "min_rating": 1.5})})
 
   sessions = outputs["sessions"]
   assert artifact_utils.decode_split_names(sessions.split_names) == list(
       F.SPLITS)
-  counts = {split: len(_read_split(sessions.uri, split)) for split in F.SPLITS}
-  # alice 6, bob 6, carol 3 kept; dave dropped.
-  assert counts == {F.TRAIN: 4 + 4 + 1, F.EVAL: 3, F.TEST: 3}
-  (bob_test,) = [e for e in _read_split(sessions.uri, F.TEST)
-                 if e.features.feature[F.USER_ID].bytes_list.value == [b"bob"]]
-  assert list(bob_test.features.feature[F.CONTEXT_ITEM_ID].bytes_list.value) == [
-      b"8", b"9", b"12"]
+  # min_rating 1.5 drops alice's 6, bob's 11 and frank's 1 (all rated 1).
+  # Left: alice 1 2 3 4 5 (3 train), bob 10 7 8 9 12 (3 train), carol 1 14 13
+  # (1 train), frank 15 4 6 3 2 5 7 14 13 9 11 (9 train: chunks 1 + 4 + 4);
+  # dave (2) dropped.
+  runs = by_user({split: [_decode(e) for e in _read_split(sessions.uri, split)]
+                  for split in F.SPLITS})
+  assert {user: chunks(train) for user, train in runs[F.TRAIN].items()} == {
+      "alice": [(["1", "2"], "3")],
+      "bob": [(["10", "7"], "8")],
+      "carol": [([], "1")],
+      "frank": [([], "15"), (["4", "6", "3"], "2"),
+                (["5", "7", "14"], "13")],
+  }
+  assert {user: (e[F.CONTEXT_ITEM_ID], e[F.LABEL_ITEM_ID][0],
+                 e[F.HISTORY_ITEM_ID])
+          for user, (e,) in runs[F.TEST].items()} == {
+              "alice": (["2", "3", "4"], "5", ["1", "2", "3", "4"]),
+              "bob": (["7", "8", "9"], "12", ["10", "7", "8", "9"]),
+              "carol": (["1", "14"], "13", ["1", "14"]),
+              "frank": (["14", "13", "9"], "11",
+                        ["15", "4", "6", "3", "2", "5", "7", "14", "13", "9"]),
+          }
+  assert {user: e[F.LABEL_ITEM_ID][0]
+          for user, (e,) in runs[F.EVAL].items()} == {
+              "alice": "4", "bob": "9", "carol": "14", "frank": "9"}
+  # Two genre slots: frank's second chunk, context 4 (none) | 6 | 3.
+  assert runs[F.TRAIN]["frank"][1][F.CONTEXT_GENRE] == [
+      "", "", "Crime", "Drama", "Drama", ""]
 
   with open(os.path.join(sessions.uri, sessionize.REPORT_FILE)) as f:
     report = json.load(f)
-  expected = {"users": 3, "short_users_dropped": 1,
+  expected = {"users": 4, "short_users_dropped": 1,
               "short_user_interactions_dropped": 2,
-              "low_rating_interactions_dropped": 0,
-              "train_examples": 9, "eval_examples": 3, "test_examples": 3}
-  assert {k: report[k] for k in expected} == expected
-  assert report["params"]["max_context_length"] == 3
+              "low_rating_interactions_dropped": 3,
+              "train_interactions": 3 + 3 + 1 + 9,
+              "train_examples": 1 + 1 + 1 + 3,
+              "eval_examples": 4, "test_examples": 4,
+              # 2 (3 genres), 6 (3 genres), 15 (4 genres) > 2 slots.
+              "items_with_more_genres_than_slots": 3}
+  assert report == {**expected, "params": {
+      "min_rating": 1.5, "min_timeline_length": 3, "max_context_length": 3,
+      "max_item_genres": 2}}
   for name, value in expected.items():
     assert sessions.get_int_custom_property(name) == value, name
 
@@ -474,8 +776,7 @@ def test_executor_end_to_end(tmp_path):
   with open(os.path.join(outputs["catalog"].uri, sessionize.CATALOG_FILE),
             encoding="utf-8") as f:
     catalog = json.load(f)
-  assert set(catalog) == {r.item for r in ALICE_RATINGS + BOB_RATINGS
-                          + CAROL_RATINGS + DAVE_RATINGS}
+  assert set(catalog) == set(MOVIES)
   assert catalog["2"] == {"title": "Toy Story (1995)",
                           "genres": ["Animation", "Children's", "Comedy"],
                           "year": 1995}
@@ -514,3 +815,11 @@ def test_executor_stops_on_anomalies(tmp_path):
   # Stopped before sessionizing: nothing was written.
   for artifact in outputs.values():
     assert os.listdir(artifact.uri) == []
+
+
+@pytest.mark.parametrize("params", [
+    {"min_timeline_length": 2}, {"max_context_length": 0},
+    {"max_item_genres": 0}])
+def test_params_that_break_the_protocol_are_rejected(params):
+  with pytest.raises(ValueError):
+    SessionParams(**params)

@@ -5,82 +5,105 @@ import tensorflow as tf
 
 from components import features as F
 from components import transform
-from tests.sessions import analyze_and_transform, session
+from tests.sessions import GENRE_SLOTS, analyze_and_transform, custom_config
+from tests.sessions import feature_config, session
 
-CONFIG = {"session": {"max_context_length": 3, "max_context_genres": 4}}
+CONTEXT = 3
+PAD, OOV = F.PAD_ID, F.OOV_ID
 
-
+# Train chunks: together they hold each train interaction once.
 TRAIN = [
-    session(b"a"),
-    session(b"b", [b"a"], genres=[b"Drama"]),
-    session(b"a", [b"a", b"b"], genres=[b"Drama", b"Comedy"]),
-    session(b"c", [b"a", b"b", b"a"], genres=[b"Comedy"]),
-    session(b"a", [b"c"], genres=[b"Drama"]),
+    session(b"a", genres=[]),
+    session(b"b", [b"a"], genres=[[b"Drama"]]),
+    session(b"a", [b"c", b"b"], genres=[[b"Drama", b"Comedy"], [b"Comedy"]],
+            gender=b"M", age=56),
+    session(b"c", [b"a", b"b", b"a"], genres=[[b"Comedy"], [], [b"War"]]),
 ]
 EVAL = [
     # 'z' never occurs in train: out of vocabulary everywhere.
     session(b"z", [b"a", b"b", b"c", b"z"], ratings=[0.5, 5.0, 0.0, 4.0],
             years=[1995, 0, 1850, 2200],
-            genres=[b"Drama", b"Comedy", b"Western", b"Drama", b"Comedy"],
-            history=[b"a", b"b", b"c", b"z"]),
+            genres=[[b"Drama"], [b"Comedy", b"Western", b"War"], [], [b"Drama"]],
+            history=[b"a", b"b", b"c", b"z"], gender=b"", age=0),
 ]
 
 
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
   train, (evaluated,), output = analyze_and_transform(
-      TRAIN, [EVAL], CONFIG, str(tmp_path_factory.mktemp("tft")))
+      TRAIN, [EVAL], custom_config(feature_config(), CONTEXT),
+      str(tmp_path_factory.mktemp("tft")))
   return train, evaluated, output
 
 
-def test_item_vocabulary_comes_from_train_labels_by_frequency(transformed):
+def ids_of(output, name):
+  return {v: i + F.NUM_RESERVED_IDS
+          for i, v in enumerate(output.vocabulary_by_name(name))}
+
+
+def test_item_vocabulary_counts_train_interactions(transformed):
   _, _, output = transformed
-  # 'a' labels three train examples, 'b' and 'c' one each.
-  vocab = output.vocabulary_by_name(F.ITEM_VOCAB)
-  assert vocab[0] == b"a"
-  assert sorted(vocab) == [b"a", b"b", b"c"]
-  assert b"z" not in vocab
-  counts_file = output.vocabulary_file_by_name(transform.ITEM_COUNTS_VOCAB)
+  # Contexts and labels of the train chunks: a x5, b x3, c x2.
+  assert output.vocabulary_by_name("item_id") == [b"a", b"b", b"c"]
+  counts_file = output.vocabulary_file_by_name(
+      transform.counts_vocabulary(feature_config()))
   with tf.io.gfile.GFile(counts_file, "rb") as f:
     counts = dict(reversed(line.split()) for line in f.read().splitlines())
-  assert counts == {b"a": b"3", b"b": b"1", b"c": b"1"}
+  assert counts == {b"a": b"5", b"b": b"3", b"c": b"2"}
+  # Genre slots padded with '' are not a genre.
+  assert sorted(output.vocabulary_by_name("genre")) == [
+      b"Comedy", b"Drama", b"War"]
+  assert sorted(output.vocabulary_by_name("user_gender")) == [b"F", b"M"]
 
 
-def test_labels_and_contexts_map_into_the_id_layout(transformed):
+def test_contexts_are_padded_at_the_end(transformed):
   train, _, output = transformed
-  vocab = output.vocabulary_by_name(F.ITEM_VOCAB)
-  ids = {item: i + F.NUM_RESERVED_IDS for i, item in enumerate(vocab)}
-  assert [row[F.LABEL_ITEM] for row in train] == [
-      ids[b"a"], ids[b"b"], ids[b"a"], ids[b"c"], ids[b"a"]]
-  # Empty context: all PAD. Short context: padded at the end.
-  np.testing.assert_array_equal(train[0][F.CONTEXT_ITEM], [F.PAD_ID] * 3)
-  np.testing.assert_array_equal(train[1][F.CONTEXT_ITEM],
-                                [ids[b"a"], F.PAD_ID, F.PAD_ID])
-  np.testing.assert_array_equal(train[3][F.CONTEXT_ITEM],
-                                [ids[b"a"], ids[b"b"], ids[b"a"]])
-  # Padding positions carry PAD in every aligned feature.
-  np.testing.assert_array_equal(train[1][F.CONTEXT_RATING_BUCKET], [7, 0, 0])
+  items, genres = ids_of(output, "item_id"), ids_of(output, "genre")
+  assert [row[F.LABEL_ITEM_ID] for row in train] == [
+      items[b"a"], items[b"b"], items[b"a"], items[b"c"]]
+  np.testing.assert_array_equal(train[0][F.CONTEXT_ITEM_ID], [PAD] * CONTEXT)
+  np.testing.assert_array_equal(train[2][F.CONTEXT_ITEM_ID],
+                                [items[b"c"], items[b"b"], PAD])
+  # Every aligned feature pads the same positions; genres per item slot.
+  np.testing.assert_array_equal(train[2][F.CONTEXT_RATING], [7, 7, PAD])
+  np.testing.assert_array_equal(train[2][F.CONTEXT_YEAR], [20, 20, PAD])
+  np.testing.assert_array_equal(
+      train[2][F.CONTEXT_GENRE],
+      [genres[b"Drama"], genres[b"Comedy"], genres[b"Comedy"], PAD, PAD, PAD])
+  assert train[2][F.CONTEXT_GENRE].shape == (CONTEXT * GENRE_SLOTS,)
+  gender = ids_of(output, "user_gender")
+  np.testing.assert_array_equal(train[2][F.USER_GENDER], [gender[b"M"]])
+  # Age 56 -> ten-year bucket 5.
+  np.testing.assert_array_equal(train[2][F.USER_AGE], [5 + F.NUM_RESERVED_IDS])
 
 
 def test_eval_split_uses_train_vocabulary_and_keeps_recent_items(transformed):
   _, evaluated, output = transformed
-  vocab = output.vocabulary_by_name(F.ITEM_VOCAB)
-  ids = {item: i + F.NUM_RESERVED_IDS for i, item in enumerate(vocab)}
+  items, genres = ids_of(output, "item_id"), ids_of(output, "genre")
   row = evaluated[0]
-  assert row[F.LABEL_ITEM] == F.OOV_ID
+  assert row[F.LABEL_ITEM_ID] == OOV
   # Four context items, length 3: the oldest ('a') is cut, 'z' is OOV.
-  np.testing.assert_array_equal(row[F.CONTEXT_ITEM],
-                                [ids[b"b"], ids[b"c"], F.OOV_ID])
-  np.testing.assert_array_equal(row[F.CONTEXT_RATING_BUCKET], [11, F.OOV_ID, 9])
+  np.testing.assert_array_equal(row[F.CONTEXT_ITEM_ID],
+                                [items[b"b"], items[b"c"], OOV])
+  # Ratings 5.0 -> bucket 9; 0 (not rated) -> OOV; 4.0 -> bucket 7.
+  np.testing.assert_array_equal(row[F.CONTEXT_RATING], [11, OOV, 9])
   # Year 0 is unknown (OOV); years outside 1900.. clip to the edge buckets.
+  np.testing.assert_array_equal(row[F.CONTEXT_YEAR],
+                                [OOV, F.NUM_RESERVED_IDS, 29 + F.NUM_RESERVED_IDS])
+  # Slots of the kept items; 'Western' is not in train; the third genre of
+  # the second item did not fit its two slots.
   np.testing.assert_array_equal(
-      row[F.CONTEXT_YEAR_BUCKET],
-      [F.OOV_ID, F.NUM_RESERVED_IDS, F.NUM_YEAR_BUCKETS - 1])
-  genres = output.vocabulary_by_name(F.GENRE_VOCAB)
-  gid = {g: i + F.NUM_RESERVED_IDS for i, g in enumerate(genres)}
-  # Five genres, length 4: the most recent four; 'Western' is not in train.
+      row[F.CONTEXT_GENRE],
+      [genres[b"Comedy"], OOV, PAD, PAD, genres[b"Drama"], PAD])
   np.testing.assert_array_equal(
-      row[F.CONTEXT_GENRE_ID],
-      [gid[b"Comedy"], F.OOV_ID, gid[b"Drama"], gid[b"Comedy"]])
+      row[F.HISTORY_ITEM_ID], [items[b"a"], items[b"b"], items[b"c"], OOV])
+  # A user without gender and age: padding, not a value.
+  np.testing.assert_array_equal(row[F.USER_GENDER], [PAD])
+  np.testing.assert_array_equal(row[F.USER_AGE], [PAD])
+
+
+def test_bucketize_edges():
+  values = tf.constant([0.0, -3.0, 0.5, 0.74, 0.75, 5.0, 9.0])
   np.testing.assert_array_equal(
-      row[F.HISTORY_ITEM], [ids[b"a"], ids[b"b"], ids[b"c"], F.OOV_ID])
+      F.bucketize(values, 0.25, 0.5, 10).numpy(),
+      [OOV, OOV, 2, 2, 3, 11, 11])

@@ -1,46 +1,144 @@
-"""The dual encoder: context tower and label tower scored by a dot product.
+"""The dual encoder: a context tower and a label tower scored by a dot product.
 
-logits = similarity(context_encoder(context), label_encoder.candidates()):
-one logit per item id (including PAD and OOV, which are never labels and are
-excluded when ranking), trained with a full softmax over the catalog.
+Context tower: each feature group of the feature config is embedded; the
+sequence group goes through the context encoder (one causal encoding per
+position), static groups are pooled and joined to every position, and a
+projection maps the result to the item embedding space. Label tower: the
+item embedding. Similarity: dot product, one logit per item id (PAD and OOV
+included; they are never targets and are excluded from rankings).
+
+Training is causal: every position of a context predicts the next item (the
+following context item, and the label after the newest one), with a full
+softmax over the catalog or a sampled one. Serving and evaluation read the
+position of the newest item. Validation ranks the whole catalog with the
+user's history excluded, as the test metrics do.
 """
+from typing import Any, Dict, Optional, Sequence
+
 import tensorflow as tf
 import tf_keras as keras
 
+from components import feature_config as fc
+from components import features as F
+from components.model import losses
+from components.model import ranking
 from components.model.context_encoders import build_context_encoder
-from components.model.context_encoders import masked_mean
-from components.model.context_features import ContextFeatureEmbedding
+from components.model.feature_embeddings import SequenceGroupEmbedding
+from components.model.feature_embeddings import StaticGroupEmbedding
 from components.model.label_encoders import ItemEmbeddingLabelEncoder
 from components.model.similarity import DotProductSimilarity
 
 
+def next_item_targets(context_items: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """[batch, length] targets: the next context item, the label after the
+  newest, PAD after that (contexts are padded at the end)."""
+  length = tf.shape(context_items)[1]
+  count = tf.reduce_sum(tf.cast(context_items != F.PAD_ID, tf.int32), axis=1)
+  shifted = tf.concat([context_items[:, 1:],
+                       tf.fill([tf.shape(context_items)[0], 1],
+                               tf.constant(F.PAD_ID, context_items.dtype))],
+                      axis=1)
+  newest = tf.equal(tf.range(length)[tf.newaxis], (count - 1)[:, tf.newaxis])
+  return tf.where(newest, tf.cast(labels, context_items.dtype)[:, tf.newaxis],
+                  shifted)
+
+
+def newest_position(mask: tf.Tensor) -> tf.Tensor:
+  """Index of the newest real item per row (0 for an empty context)."""
+  return tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+
+
 class DualEncoder(keras.Model):
-  """Next-item retrieval model over transformed context features."""
+  """Next-item retrieval model over transformed features."""
 
-  def __init__(self, item_vocab_size: int, genre_vocab_size: int,
-               encoder: str = "bow", embedding_dim: int = 64,
-               side_embedding_dim: int = 16, share_item_embeddings: bool = True,
-               **kwargs):
+  def __init__(self, feature_config: fc.FeatureConfig,
+               vocabulary_sizes: Dict[str, int], context_length: int,
+               model_config: Dict[str, Any],
+               item_counts: Optional[Sequence[float]] = None,
+               loss: str = "softmax", num_negatives: int = 1024, **kwargs):
     super().__init__(**kwargs)
+    self.feature_config = feature_config
+    self.context_length = context_length
+    label = feature_config.label
+    num_items = vocabulary_sizes[label.vocabulary]
     self.label_encoder = ItemEmbeddingLabelEncoder(
-        item_vocab_size, embedding_dim, name="label_encoder")
-    item_embedding = (self.label_encoder.embedding if share_item_embeddings
-                      else keras.layers.Embedding(
-                          item_vocab_size, embedding_dim,
-                          name="context_item_embedding"))
-    self.context_embedding = ContextFeatureEmbedding(
-        item_embedding, genre_vocab_size, side_embedding_dim,
-        name="context_embedding")
-    self.context_encoder = build_context_encoder(encoder)
-    self.projection = keras.layers.Dense(embedding_dim, name="projection")
+        num_items, label.embedding_dim, name="label_encoder")
+
+    embeddings = {}
+    for group in feature_config.groups:
+      for feature in group.features:
+        rows = feature.num_ids or vocabulary_sizes[feature.vocabulary]
+        shared = (model_config["share_item_embeddings"] and
+                  feature.vocabulary == label.vocabulary and
+                  feature.embedding_dim == label.embedding_dim)
+        embeddings[feature.name] = (
+            self.label_encoder.embedding if shared else keras.layers.Embedding(
+                rows, feature.embedding_dim, name=f"{feature.name}_embedding"))
+    (sequence_group,) = [g for g in feature_config.groups
+                         if g.kind == fc.SEQUENCE]
+    self.sequence_embedding = SequenceGroupEmbedding(
+        sequence_group, embeddings, context_length, name="sequence_embedding")
+    self.static_embeddings = [
+        StaticGroupEmbedding(g, embeddings, name=f"{g.name}_embedding")
+        for g in feature_config.groups if g.kind == fc.STATIC]
+    self.context_encoder = build_context_encoder(
+        sequence_group.encoder or model_config["encoder"], context_length,
+        model_config)
+    self.projection = keras.layers.Dense(label.embedding_dim, name="projection")
     self.similarity = DotProductSimilarity(name="similarity")
+    self.loss_layer = losses.build_loss(loss, item_counts, num_negatives)
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.validation_metrics = [ranking.HitRate(10), ranking.NDCG(10)]
 
-  def encode_context(self, features) -> tf.Tensor:
-    sequence, mask, genres, genre_mask = self.context_embedding(features)
-    pooled = tf.concat([self.context_encoder(sequence, mask),
-                        masked_mean(genres, genre_mask)], axis=-1)
-    return self.projection(pooled)
+  def encode_positions(self, features, training=None):
+    """-> (queries [batch, length, dim], mask [batch, length])."""
+    sequence, mask = self.sequence_embedding(features)
+    encoded = self.context_encoder(sequence, mask, training=training)
+    statics = [layer(features) for layer in self.static_embeddings]
+    if statics:
+      static = tf.concat(statics, axis=-1)
+      encoded = tf.concat([encoded, tf.tile(
+          static[:, tf.newaxis], [1, tf.shape(encoded)[1], 1])], axis=-1)
+    return self.projection(encoded), mask
 
-  def call(self, features):
-    return self.similarity(self.encode_context(features),
+  def encode_context(self, features, training=None) -> tf.Tensor:
+    """[batch, dim]: the query at the newest context item."""
+    queries, mask = self.encode_positions(features, training=training)
+    return tf.gather(queries, newest_position(mask), batch_dims=1)
+
+  def call(self, features, training=None):
+    """Logits over every item id for the item after the newest one."""
+    return self.similarity(self.encode_context(features, training=training),
                            self.label_encoder.candidates())
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker] + self.validation_metrics
+
+  def train_step(self, data):
+    features, labels = data
+    with tf.GradientTape() as tape:
+      queries, _ = self.encode_positions(features, training=True)
+      targets = next_item_targets(features[F.CONTEXT_ITEM_ID], labels)
+      valid = tf.not_equal(targets, F.PAD_ID)
+      loss = self.loss_layer(tf.boolean_mask(queries, valid),
+                             tf.boolean_mask(targets, valid),
+                             self.label_encoder.candidates(), training=True)
+      total = loss + tf.add_n(self.losses) if self.losses else loss
+    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+    self.loss_tracker.update_state(loss)
+    return {"loss": self.loss_tracker.result()}
+
+  def test_step(self, data):
+    """Eval split: loss on the label, ranking metrics with history excluded."""
+    features, labels = data
+    logits = self(features, training=False)
+    known = tf.not_equal(labels, F.OOV_ID)
+    self.loss_tracker.update_state(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(tf.boolean_mask(labels, known), tf.int32),
+        logits=tf.boolean_mask(logits, known)))
+    scores = ranking.exclude_items(logits, features[F.HISTORY_ITEM_ID])
+    ranks = ranking.target_ranks(scores, labels)
+    for metric in self.validation_metrics:
+      metric.update_state(ranks)
+    return {m.name: m.result() for m in self.metrics}
