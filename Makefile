@@ -15,12 +15,13 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10.*/bin/pytho
 
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run run-ml1m test clean help
+.PHONY: venv run run-ml1m test bench clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample"
 	@echo "make test    - set up $(VENV) if needed and run the test suite"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
+	@echo "make bench   - run the pipeline per context encoder on $(ML1M_DIR), write output/bench/bench.md"
 
 venv: $(STAMP)
 
@@ -41,6 +42,10 @@ run-ml1m: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
+	$(VENV)/bin/recsys bench --data-dir $(ML1M_DIR) --output-dir output/bench
 
 clean:
 	rm -rf output

@@ -34,11 +34,18 @@ def _native_stderr_silenced():
     os.close(devnull)
 
 
-def convert(saved_model_dir: str) -> bytes:
-  """Converts the SavedModel's serving_default signature; builtin ops only."""
+def convert(saved_model_dir: str, float16_weights: bool = False) -> bytes:
+  """Converts the SavedModel's serving_default signature; builtin ops only.
+
+  With `float16_weights` the weights are stored as float16 (about half the
+  size) and dequantized when the model is loaded.
+  """
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=[SIGNATURE])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if float16_weights:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
   with _native_stderr_silenced():
     return converter.convert()
 

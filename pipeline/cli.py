@@ -176,6 +176,22 @@ def cmd_latency(args) -> int:
   return 0
 
 
+def cmd_bench(args) -> int:
+  from pipeline import bench  # pylint: disable=import-outside-toplevel
+  encoders = [e for e in args.encoders.split(",") if e]
+  unknown = set(encoders) - set(bench.ENCODERS)
+  if unknown:
+    raise ConfigError(f"--encoders: unknown {', '.join(sorted(unknown))} "
+                      f"(known: {', '.join(bench.ENCODERS)})")
+  os.makedirs(args.output_dir, exist_ok=True)
+  result = bench.run_bench(os.path.abspath(args.data_dir),
+                           os.path.abspath(args.output_dir), encoders,
+                           queries=args.queries)
+  print(bench.markdown(result))
+  print(f"written: {os.path.join(args.output_dir, 'bench.md')} and bench.json")
+  return 0
+
+
 def cmd_infer_schema(args) -> int:
   from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
   path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output)
@@ -246,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
   latency.add_argument("--threads", type=int, default=1)
   latency.add_argument("--seed", type=int, default=0)
   latency.set_defaults(func=cmd_latency)
+
+  bench = commands.add_parser(
+      "bench", help="run the pipeline per context encoder; one results table",
+      description="Run the whole pipeline once per context encoder with its "
+      "tuned config (pipeline/bench/ENCODER.yaml) and write bench.md and "
+      "bench.json: HR@1/5/10/50 and NDCG@10 from TFMA, training time and "
+      "throughput, TFLite size (float32 and float16 weights) and median "
+      "latency per query with one thread, and the most-popular baseline.")
+  bench.add_argument("--data-dir", required=True, metavar="DIR")
+  bench.add_argument("--output-dir", default="output/bench", metavar="DIR")
+  bench.add_argument("--encoders", default="bow,cnn,gru,attention",
+                     help="comma-separated (default bow,cnn,gru,attention)")
+  bench.add_argument("--queries", type=int, default=1000,
+                     help="TFLite queries timed per model (default 1000)")
+  bench.set_defaults(func=cmd_bench)
 
   infer = commands.add_parser(
       "infer-schema", help="infer a raw-data schema with TFDV",

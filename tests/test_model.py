@@ -64,6 +64,15 @@ def test_encoders_are_causal(name):
   assert not np.allclose(before[:, 3:], after[:, 3:])
 
 
+@pytest.mark.parametrize("name", ENCODERS)
+def test_newest_is_the_newest_position_of_the_whole_encoding(name):
+  layer = encoder(name)
+  sequence, mask = sequence_and_mask([3, 6])
+  whole = layer(sequence, mask).numpy()
+  np.testing.assert_allclose(layer.newest(sequence, mask),
+                             whole[[0, 1], [2, 5]], atol=1e-5)
+
+
 @pytest.mark.parametrize("name, sensitive", [
     ("bow", False), ("cnn", True), ("lstm", True), ("gru", True),
     ("attention", True)])

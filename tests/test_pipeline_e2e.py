@@ -17,6 +17,7 @@ from components import features as F
 from components import serving
 from components import tflite
 from components.anomalies import DataValidationError
+from pipeline import bench
 from pipeline import runner
 from pipeline.config import load_config
 
@@ -186,3 +187,23 @@ def test_recommend_and_latency_commands_use_the_pushed_model(runs):
       capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
   assert "1 thread(s), 50 queries" in result.stdout
   assert "median" in result.stdout
+
+
+def test_bench_facts_and_table_of_a_pushed_model(runs):
+  _, first, _ = runs
+  facts = bench.tflite_facts(first["pushed"], queries=20)
+  assert facts["tflite_bytes"] == os.path.getsize(
+      os.path.join(first["pushed"], "model.tflite"))
+  # float16 weights: the embedding tables (most of the file) halve.
+  assert facts["tflite_float16_bytes"] < 0.7 * facts["tflite_bytes"]
+  assert 0 < facts["latency_median_ms"] <= facts["latency_p90_ms"]
+  row = {"encoder": "attention", "context_length": 50, "train_minutes": 1.0,
+         "epochs": 3, "train_predictions_per_second": 1234.5,
+         **{m: 0.1 for m in bench.METRICS}, **facts}
+  table = bench.markdown({"date": "2026-11-23", "machine": "m", "data_dir": "d",
+                          "rows": [row], "most_popular": first["metrics"][
+                              serving.POPULARITY_SCORES]})
+  lines = table.strip().splitlines()
+  assert lines[-2].startswith("| attention (L=50) | 0.1000 |")
+  assert lines[-1].startswith(
+      f"| most popular | {first['metrics'][serving.POPULARITY_SCORES]['hit_rate@1']:.4f}")

@@ -43,11 +43,6 @@ def next_item_targets(context_items: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
                   shifted)
 
 
-def newest_position(mask: tf.Tensor) -> tf.Tensor:
-  """Index of the newest real item per row (0 for an empty context)."""
-  return tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
-
-
 class DualEncoder(keras.Model):
   """Next-item retrieval model over transformed features."""
 
@@ -90,25 +85,31 @@ class DualEncoder(keras.Model):
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.validation_metrics = [ranking.HitRate(10), ranking.NDCG(10)]
 
+  def _queries(self, encoded, features):
+    """Appends the static groups' encodings, projects to the item space."""
+    statics = [layer(features) for layer in self.static_embeddings]
+    if statics:
+      static = tf.concat(statics, axis=-1)
+      if encoded.shape.rank == 3:
+        static = tf.tile(static[:, tf.newaxis], [1, tf.shape(encoded)[1], 1])
+      encoded = tf.concat([encoded, static], axis=-1)
+    return self.projection(encoded)
+
   def encode_positions(self, features, training=None):
     """-> (queries [batch, length, dim], mask [batch, length])."""
     sequence, mask = self.sequence_embedding(features)
     encoded = self.context_encoder(sequence, mask, training=training)
-    statics = [layer(features) for layer in self.static_embeddings]
-    if statics:
-      static = tf.concat(statics, axis=-1)
-      encoded = tf.concat([encoded, tf.tile(
-          static[:, tf.newaxis], [1, tf.shape(encoded)[1], 1])], axis=-1)
-    return self.projection(encoded), mask
+    return self._queries(encoded, features), mask
 
-  def encode_context(self, features, training=None) -> tf.Tensor:
-    """[batch, dim]: the query at the newest context item."""
-    queries, mask = self.encode_positions(features, training=training)
-    return tf.gather(queries, newest_position(mask), batch_dims=1)
+  def encode_context(self, features) -> tf.Tensor:
+    """[batch, dim]: the query at the newest context item (inference)."""
+    sequence, mask = self.sequence_embedding(features)
+    return self._queries(self.context_encoder.newest(sequence, mask), features)
 
   def call(self, features, training=None):
     """Logits over every item id for the item after the newest one."""
-    return self.similarity(self.encode_context(features, training=training),
+    del training  # inference only; training goes through encode_positions
+    return self.similarity(self.encode_context(features),
                            self.label_encoder.candidates())
 
   @property

@@ -1,0 +1,118 @@
+"""`recsys bench`: the pipeline once per context encoder, one results table.
+
+Each encoder runs the whole pipeline with its tuned config
+(pipeline/bench/<encoder>.yaml) in one output directory, so ingestion,
+statistics and validation run once and are reused from the cache. Quality
+comes from the pipeline's own TFMA evaluation (test split, PROTOCOL.md),
+training time and throughput from the Trainer's training_summary.json, size
+and latency from the pushed TFLite file (tf.lite.Interpreter, one thread).
+"""
+import datetime
+import json
+import os
+import platform
+from typing import Any, Dict, List, Sequence
+
+from pipeline import runner
+from pipeline.config import load_config
+
+BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")
+ENCODERS = ("bow", "cnn", "gru", "lstm", "attention")
+METRICS = ("hit_rate@1", "hit_rate@5", "hit_rate@10", "hit_rate@50", "ndcg@10")
+
+
+def machine() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f
+                 if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  memory = ""
+  try:
+    with open("/proc/meminfo") as f:
+      kib = int(next(line.split()[1] for line in f
+                     if line.startswith("MemTotal")))
+    memory = f", {kib / 2**20:.0f} GiB"
+  except (OSError, StopIteration, ValueError):
+    pass
+  return f"{os.cpu_count()} cores {cpu}{memory}"
+
+
+def tflite_facts(version_dir: str, queries: int) -> Dict[str, Any]:
+  """Size (float32, and with float16 weights) and latency of a pushed model."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from components import tflite  # pylint: disable=import-outside-toplevel
+  path = os.path.join(version_dir, "model.tflite")
+  recommender = tflite.TFLiteRecommender(path, num_threads=1)
+  with open(os.path.join(version_dir, "items.json"), encoding="utf-8") as f:
+    items = sorted(json.load(f))
+  rng = np.random.default_rng(0)
+  histories = [list(rng.choice(items, size=recommender.context_length,
+                               replace=False)) for _ in range(queries)]
+  latency = tflite.measure_latency(recommender, histories)
+  float16 = tflite.convert(os.path.join(version_dir, "saved_model"),
+                           float16_weights=True)
+  return {"tflite_bytes": os.path.getsize(path),
+          "tflite_float16_bytes": len(float16),
+          "latency_median_ms": latency["median_ms"],
+          "latency_p90_ms": latency["p90_ms"]}
+
+
+def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
+              queries: int = 1000) -> Dict[str, Any]:
+  rows: List[Dict[str, Any]] = []
+  baseline: Dict[str, float] = {}
+  for encoder in encoders:
+    print(f"[bench] {encoder}", flush=True)
+    config = load_config(
+        os.path.join(BENCH_DIR, f"{encoder}.yaml"),
+        values={"data": {"data_dir": data_dir}, "output_dir": output_dir,
+                "push_dir": os.path.join(output_dir, "serving", encoder)})
+    summary = runner.run(config, quiet=True)
+    if not summary.get("pushed"):
+      raise RuntimeError(f"{encoder}: the model was not blessed and pushed")
+    metrics = summary["metrics"]
+    baseline = metrics["popularity_scores"]
+    training = summary["training"]
+    rows.append({
+        "encoder": encoder,
+        **{m: metrics["scores"][m] for m in METRICS},
+        "train_minutes": training["seconds"] / 60.0,
+        "epochs": training["epochs"],
+        "train_predictions_per_second": training["train_predictions_per_second"],
+        **tflite_facts(summary["pushed"], queries),
+        "context_length": config.session.max_context_length,
+        "pushed": summary["pushed"],
+    })
+  result = {
+      "date": datetime.date.today().isoformat(), "machine": machine(),
+      "data_dir": data_dir, "rows": rows,
+      "most_popular": {m: baseline.get(m) for m in METRICS},
+  }
+  with open(os.path.join(output_dir, "bench.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(output_dir, "bench.md"), "w") as f:
+    f.write(markdown(result))
+  return result
+
+
+def markdown(result: Dict[str, Any]) -> str:
+  head = ("| model | HR@1 | HR@5 | HR@10 | HR@50 | NDCG@10 | train min | "
+          "epochs | predictions/s | TFLite bytes (float16) | latency ms |")
+  lines = [f"{result['date']}, {result['machine']}; "
+           f"test split of {result['data_dir']} under PROTOCOL.md", "",
+           head, "|" + "---|" * 11]
+  for r in result["rows"]:
+    lines.append(
+        f"| {r['encoder']} (L={r['context_length']}) | "
+        + " | ".join(f"{r[m]:.4f}" for m in METRICS)
+        + f" | {r['train_minutes']:.1f} | {r['epochs']} | "
+        f"{r['train_predictions_per_second']:,.0f} | "
+        f"{r['tflite_bytes']:,} ({r['tflite_float16_bytes']:,}) | "
+        f"{r['latency_median_ms']:.3f} |")
+  popular = result["most_popular"]
+  lines.append("| most popular | " + " | ".join(
+      f"{popular[m]:.4f}" for m in METRICS) + " | – | – | – | – | – |")
+  return "\n".join(lines) + "\n"
