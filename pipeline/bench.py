@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import time
 from typing import Any, Dict, List, Sequence
 
 from pipeline import runner
@@ -62,6 +63,7 @@ def tflite_facts(version_dir: str, queries: int) -> Dict[str, Any]:
 
 def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
               queries: int = 1000) -> Dict[str, Any]:
+  started = time.monotonic()
   rows: List[Dict[str, Any]] = []
   baseline: Dict[str, float] = {}
   for encoder in encoders:
@@ -86,15 +88,20 @@ def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
         "context_length": config.session.max_context_length,
         "pushed": summary["pushed"],
     })
-  result = {
-      "date": datetime.date.today().isoformat(), "machine": machine(),
-      "data_dir": data_dir, "rows": rows,
-      "most_popular": {m: baseline.get(m) for m in METRICS},
-  }
-  with open(os.path.join(output_dir, "bench.json"), "w") as f:
-    json.dump(result, f, indent=2)
-  with open(os.path.join(output_dir, "bench.md"), "w") as f:
-    f.write(markdown(result))
+    print(f"[bench] {encoder}: HR@10 {rows[-1]['hit_rate@10']:.4f}, NDCG@10 "
+          f"{rows[-1]['ndcg@10']:.4f}, {rows[-1]['train_minutes']:.1f} min "
+          "of training", flush=True)
+    # Written after every encoder, so a long bench keeps what it measured.
+    result = {
+        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "data_dir": data_dir,
+        "bench_minutes": (time.monotonic() - started) / 60, "rows": rows,
+        "most_popular": {m: baseline.get(m) for m in METRICS},
+    }
+    with open(os.path.join(output_dir, "bench.json"), "w") as f:
+      json.dump(result, f, indent=2)
+    with open(os.path.join(output_dir, "bench.md"), "w") as f:
+      f.write(markdown(result))
   return result
 
 
@@ -102,7 +109,8 @@ def markdown(result: Dict[str, Any]) -> str:
   head = ("| model | HR@1 | HR@5 | HR@10 | HR@50 | NDCG@10 | train min | "
           "epochs | predictions/s | TFLite bytes (float16) | latency ms |")
   lines = [f"{result['date']}, {result['machine']}; "
-           f"test split of {result['data_dir']} under PROTOCOL.md", "",
+           f"test split of {result['data_dir']} under PROTOCOL.md; "
+           f"the whole bench took {result['bench_minutes']:.0f} min", "",
            head, "|" + "---|" * 11]
   for r in result["rows"]:
     lines.append(

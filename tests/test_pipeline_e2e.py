@@ -201,9 +201,11 @@ def test_bench_facts_and_table_of_a_pushed_model(runs):
          "epochs": 3, "train_predictions_per_second": 1234.5,
          **{m: 0.1 for m in bench.METRICS}, **facts}
   table = bench.markdown({"date": "2026-11-23", "machine": "m", "data_dir": "d",
+                          "bench_minutes": 61.0,
                           "rows": [row], "most_popular": first["metrics"][
                               serving.POPULARITY_SCORES]})
   lines = table.strip().splitlines()
+  assert lines[0].endswith("the whole bench took 61 min")
   assert lines[-2].startswith("| attention (L=50) | 0.1000 |")
   assert lines[-1].startswith(
       f"| most popular | {first['metrics'][serving.POPULARITY_SCORES]['hit_rate@1']:.4f}")
