@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io import filebasedsource
@@ -134,11 +134,12 @@ def _first_lines(malformed: List[MalformedLine]) -> List[MalformedLine]:
 
 
 class WriteIngestionSummary(beam.PTransform):
-  """Counts examples and malformed lines; keeps the first bad lines verbatim.
+  """Counts examples and reported lines; keeps the first lines of each kind.
 
-  Input: {"examples": PCollection, "malformed": PCollection[MalformedLine]}.
-  Writes one JSON file `summary` into report_dir, read back by
-  `read_ingestion_summary` once the Beam job is done.
+  Input: {"examples": PCollection, "malformed": PCollection[MalformedLine],
+  and optionally more kinds of reported lines (rows dropped by a rule, say)
+  under their own names}. Writes one JSON file `summary` into report_dir,
+  read back by `read_ingestion_summary` once the Beam job is done.
   """
 
   def __init__(self, report_dir: str):
@@ -147,21 +148,25 @@ class WriteIngestionSummary(beam.PTransform):
 
   def expand(self, inputs):
     examples = inputs["examples"] | "CountExamples" >> beam.combiners.Count.Globally()
-    malformed = inputs["malformed"]
-    count = malformed | "CountMalformed" >> beam.combiners.Count.Globally()
-    first = (
-        malformed
-        | "FirstMalformed" >> beam.combiners.Top.Of(
-            MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset), reverse=True)
-        | "Sort" >> beam.Map(_first_lines))
+    side_inputs = {}
+    for kind in sorted(k for k in inputs if k != "examples"):
+      lines = inputs[kind]
+      side_inputs[kind] = beam.pvalue.AsSingleton(
+          lines | f"Count_{kind}" >> beam.combiners.Count.Globally())
+      side_inputs[f"{kind}_lines"] = beam.pvalue.AsSingleton(
+          lines
+          | f"First_{kind}" >> beam.combiners.Top.Of(
+              MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset), reverse=True)
+          | f"Sort_{kind}" >> beam.Map(_first_lines))
+
+    def summary(n, **kinds):
+      return json.dumps({"examples": n, **{
+          k: ([dataclasses.asdict(m) for m in v] if k.endswith("_lines") else v)
+          for k, v in kinds.items()}})
+
     return (
         examples
-        | "Summary" >> beam.Map(
-            lambda n, bad, lines: json.dumps({
-                "examples": n, "malformed": bad,
-                "malformed_lines": [dataclasses.asdict(m) for m in lines]}),
-            bad=beam.pvalue.AsSingleton(count),
-            lines=beam.pvalue.AsSingleton(first))
+        | "Summary" >> beam.Map(summary, **side_inputs)
         | "Write" >> beam.io.WriteToText(
             os.path.join(self._report_dir, "summary"), shard_name_template=""))
 
@@ -169,16 +174,26 @@ class WriteIngestionSummary(beam.PTransform):
 @dataclasses.dataclass
 class IngestionSummary:
   examples: int
-  malformed: int
-  malformed_lines: List[MalformedLine]
+  # kind ("malformed", or a rule's name) -> (count, first lines with numbers)
+  reported: Dict[str, Tuple[int, List[MalformedLine]]]
+
+  @property
+  def malformed(self) -> int:
+    return self.reported[MALFORMED][0]
+
+  @property
+  def malformed_lines(self) -> List[MalformedLine]:
+    return self.reported[MALFORMED][1]
 
 
 def read_ingestion_summary(report_dir: str) -> IngestionSummary:
   with tf.io.gfile.GFile(os.path.join(report_dir, "summary")) as f:
     summary = json.loads(f.read())
-  return IngestionSummary(
-      summary["examples"], summary["malformed"],
-      resolve_line_numbers(MalformedLine(**m) for m in summary["malformed_lines"]))
+  kinds = [k for k in summary if k != "examples" and not k.endswith("_lines")]
+  return IngestionSummary(summary["examples"], {
+      k: (summary[k], resolve_line_numbers(
+          MalformedLine(**m) for m in summary[f"{k}_lines"]))
+      for k in kinds})
 
 
 def resolve_line_numbers(

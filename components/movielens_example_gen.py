@@ -9,32 +9,24 @@ and line; more than `max_malformed_lines` fails the run.
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from absl import logging
 import apache_beam as beam
 import tensorflow as tf
-from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
-from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
-from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils
-from tfx.types import component_spec
 from tfx.types import standard_component_specs
 
 from components import features as F
 from components import ingestion
+from components import raw_example_gen
 from components.ingestion import MalformedLineError
 from components.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.movielens_formats import detect_files
 
 SPLIT = "ratings"
-MAX_MALFORMED_LINES = "max_malformed_lines"
-REPORT_FILE = "ingestion_report.json"
-_REPORT_DIR = "_report_dir"
+MAX_MALFORMED_LINES = raw_example_gen.MAX_MALFORMED_LINES
+REPORT_FILE = raw_example_gen.REPORT_FILE
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -186,64 +178,23 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   files = detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
   read = pipeline | "ReadMovieLens" >> ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
-      exec_properties[_REPORT_DIR])
+      exec_properties[raw_example_gen.REPORT_DIR])
   return read["examples"]
 
 
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(raw_example_gen.RawExampleGenExecutor):
   """Reads a MovieLens directory; writes the single split `ratings`."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     return _MovieLensToExample
 
-  def Do(self, input_dict: Dict[str, List[types.Artifact]],
-         output_dict: Dict[str, List[types.Artifact]],
-         exec_properties: Dict[str, Any]) -> None:
-    examples = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.EXAMPLES_KEY])
-    files = detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
-    report_dir = os.path.join(examples.uri, "_ingestion")
-    logging.info("Reading MovieLens (%s) from %s", files.format.name,
-                 os.path.dirname(files.ratings))
-    super().Do(input_dict, output_dict,
-               {**exec_properties, _REPORT_DIR: report_dir})
-
-    summary = ingestion.read_ingestion_summary(report_dir)
-    tf.io.gfile.rmtree(report_dir)
-    report = {
-        "format": files.format.name,
-        "files": [p for p in (files.ratings, files.movies, files.users) if p],
-        "examples": summary.examples,
-        "malformed": summary.malformed,
-        "malformed_lines": [m.describe() for m in summary.malformed_lines],
-    }
-    with tf.io.gfile.GFile(os.path.join(examples.uri, REPORT_FILE), "w") as f:
-      f.write(json.dumps(report, indent=2))
-    examples.set_string_custom_property("movielens_format", files.format.name)
-    examples.set_int_custom_property("num_examples", summary.examples)
-    examples.set_int_custom_property("malformed_lines", summary.malformed)
-    for line in summary.malformed_lines[:20]:
-      logging.warning("malformed line %s", line.describe())
-    ingestion.check_malformed(
-        summary.malformed, summary.malformed_lines,
-        int(exec_properties.get(MAX_MALFORMED_LINES) or 0),
-        "data.max_malformed_lines")
-    if summary.examples == 0:
-      raise ingestion.IngestionError(
-          f"no ratings could be read from {files.ratings}")
+  def describe(self, input_base: str) -> Dict[str, Any]:
+    files = detect_files(input_base)
+    return {"format": files.format.name,
+            "files": [p for p in (files.ratings, files.movies, files.users) if p]}
 
 
-class MovieLensExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-  PARAMETERS = {
-      **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
-      MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
-      # Digest of this project's code: a code change invalidates the cache.
-      "code_version": component_spec.ExecutionParameter(type=str,
-                                                        optional=True),
-  }
-
-
-class MovieLensExampleGen(FileBasedExampleGen):
+class MovieLensExampleGen(raw_example_gen.RawExampleGen):
   """ExampleGen for the raw MovieLens formats (ML-1M, ML-100K, CSV family).
 
   Outputs Examples with the single split `ratings`: every rating joined with
@@ -251,27 +202,5 @@ class MovieLensExampleGen(FileBasedExampleGen):
   user's gender, age, occupation and zip code.
   """
 
-  SPEC_CLASS = MovieLensExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-
-  def __init__(self, data_dir: str, max_malformed_lines: int = 0,
-               code_version: str = ""):
-    input_config = example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name=SPLIT, pattern="*")])
-    output_config = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=SPLIT, hash_buckets=1)]))
-    # FileBasedExampleGen builds its spec from fixed arguments; build ours the
-    # same way with the extra parameter.
-    spec = MovieLensExampleGenSpec(
-        input_base=data_dir,
-        input_config=input_config,
-        output_config=output_config,
-        custom_config=None,
-        range_config=None,
-        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        examples=types.Channel(type=types.standard_artifacts.Examples),
-        code_version=code_version,
-        **{MAX_MALFORMED_LINES: max_malformed_lines})
-    super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call
+  SPLIT = SPLIT

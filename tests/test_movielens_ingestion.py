@@ -753,8 +753,8 @@ def test_executor_writes_split_report_and_properties(tmp_path,
   assert "bad" in report["malformed_lines"][0]
 
   assert examples.get_int_custom_property("num_examples") == 3
-  assert examples.get_int_custom_property("malformed_lines") == 1
-  assert examples.get_string_custom_property("movielens_format") == "ml-1m"
+  assert examples.get_int_custom_property("malformed") == 1
+  assert examples.get_string_custom_property("format") == "ml-1m"
 
 
 def test_executor_fails_on_more_malformed_lines_than_tolerated(
@@ -776,5 +776,5 @@ def test_executor_fails_when_no_rating_is_readable(tmp_path):
   with pytest.raises(IngestionError) as raised:
     _run_executor(data, tmp_path / "examples",
                   **{gen.MAX_MALFORMED_LINES: 10})
-  assert "no ratings" in str(raised.value)
+  assert "no examples could be read" in str(raised.value)
   assert str(data / "ratings.dat") in str(raised.value)

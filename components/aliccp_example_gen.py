@@ -1,0 +1,171 @@
+"""AliCCPExampleGen: raw Ali-CCP files -> one tf.Example per impression.
+
+Each split's skeleton (impressions) is joined with its common features (the
+user side) on `common_feature_index` with a CoGroupByKey, so neither file is
+held whole by one worker: a group holds one key's rows (one page view: tens
+of impressions and one common-features row). Every impression keeps its
+source split and sample id, which order a user's impressions (the data has
+no timestamps), its click and conversion labels, and its named features
+(`components/aliccp_format.py`).
+
+Reported with file and line, and counted:
+* malformed lines (fails the run above `data.max_malformed_lines`);
+* impressions whose key has no common-features row (dropped);
+* impressions with click 0 and conversion 1 (dropped: a conversion follows a
+  click, so the row is inconsistent; common Ali-CCP loaders do the same);
+* extra common-features rows of a key already seen (the first is used).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterable, List
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.dsl.components.base import executor_spec
+from tfx.types import standard_component_specs
+
+from components import aliccp_format as A
+from components import ingestion
+from components import raw_example_gen
+from components.ingestion import MalformedLine
+from components.movielens_example_gen import serialized_example
+
+SPLIT = "impressions"
+# Features every impression example has, beside the named ones.
+SOURCE_SPLIT = "source_split"
+SAMPLE_ID = "sample_id"
+CLICK = "click"
+CONVERSION = "conversion"
+UNMATCHED = "unmatched_key"
+DUPLICATE_KEY = "duplicate_common_features"
+
+
+def _features(named: Dict[str, List[float]]) -> bytes:
+  feature = {}
+  for name, values in named.items():
+    if name.endswith(A.WEIGHT_SUFFIX):
+      feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    else:
+      feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  return tf.train.Features(feature=feature).SerializeToString()
+
+
+def impression_features(split: str, row: A.SkeletonRow) -> bytes:
+  named: Dict[str, Any] = A.named_features(row.features, A.SKELETON_FIELDS)
+  named.update({SAMPLE_ID: [row.sample_id], CLICK: [row.click],
+                CONVERSION: [row.conversion]})
+  return _features(named) + tf.train.Features(feature={
+      SOURCE_SPLIT: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[split.encode()]))}).SerializeToString()
+
+
+def user_features(row: A.CommonRow) -> bytes:
+  return _features(A.named_features(row.features, A.USER_FIELDS))
+
+
+class _Impression:
+  """Skeleton line -> (key, (path, offset, inconsistent, Features bytes))."""
+
+  def __init__(self, split: str, path: str):
+    self._split, self._path = split, path
+
+  def __call__(self, text: str, offset: int):
+    row = A.parse_skeleton(text)
+    inconsistent = row.click == 0 and row.conversion == 1
+    return row.key, (offset, inconsistent, impression_features(self._split, row))
+
+
+def _user(text: str, offset: int):
+  row = A.parse_common_features(text)
+  return row.key, (offset, user_features(row))
+
+
+class _Join(beam.DoFn):
+  """One key's impressions and common-features rows -> examples and reports."""
+
+  def __init__(self, skeleton: str, common: str):
+    super().__init__()
+    self._skeleton, self._common = skeleton, common
+
+  def process(self, keyed) -> Iterable[Any]:
+    key, group = keyed
+    users = sorted(group["users"])
+    for offset, _ in users[1:]:
+      yield beam.pvalue.TaggedOutput(DUPLICATE_KEY, MalformedLine(
+          self._common, offset, f"a second row for common_feature_index {key} "
+          "(the first is used)", key))
+    for offset, inconsistent, impression in group["impressions"]:
+      if not users:
+        yield beam.pvalue.TaggedOutput(UNMATCHED, MalformedLine(
+            self._skeleton, offset, f"common_feature_index {key} has no row in "
+            f"{os.path.basename(self._common)}", key))
+      elif inconsistent:
+        yield beam.pvalue.TaggedOutput(A.INCONSISTENT, MalformedLine(
+            self._skeleton, offset, "click 0 with conversion 1", key))
+      else:
+        yield serialized_example(impression, users[0][1])
+
+
+@beam.ptransform_fn
+def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any]):  # pylint: disable=invalid-name
+  """-> {"examples": serialized tf.Examples, and the reported lines by kind}."""
+  reported: Dict[str, List[beam.PCollection]] = {
+      k: [] for k in (ingestion.MALFORMED, UNMATCHED, A.INCONSISTENT,
+                      DUPLICATE_KEY)}
+  examples = []
+  for split, (skeleton, common) in sorted(files.items()):
+    def parsed(name, path, parse):
+      result = (
+          pipeline
+          | f"Read{name}" >> ingestion.ReadLinesWithOffsets(path)
+          | f"Parse{name}" >> beam.ParDo(ingestion.ParseLines(
+              parse, "utf-8")).with_outputs(ingestion.MALFORMED, main="parsed"))
+      reported[ingestion.MALFORMED].append(result[ingestion.MALFORMED])
+      return result.parsed
+
+    impressions = parsed(f"Skeleton_{split}", skeleton,
+                         _Impression(split, skeleton))
+    users = parsed(f"Common_{split}", common, _user)
+    joined = (
+        {"impressions": impressions, "users": users}
+        | f"Join_{split}" >> beam.CoGroupByKey()
+        | f"Examples_{split}" >> beam.ParDo(_Join(skeleton, common)).with_outputs(
+            UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
+    examples.append(joined.examples)
+    for kind in (UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY):
+      reported[kind].append(joined[kind])
+  out = {"examples": tuple(examples) | "FlattenExamples" >> beam.Flatten()}
+  for kind, collections in reported.items():
+    out[kind] = tuple(collections) | f"Flatten_{kind}" >> beam.Flatten()
+  return out
+
+
+@beam.ptransform_fn
+def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+                     split_pattern: str):  # pylint: disable=invalid-name,unused-argument
+  files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+  read = pipeline | "ReadAliCCP" >> ReadAliCCP(files)  # pylint: disable=no-value-for-parameter
+  _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
+      exec_properties[raw_example_gen.REPORT_DIR])
+  return read["examples"]
+
+
+class Executor(raw_example_gen.RawExampleGenExecutor):
+  """Reads an Ali-CCP directory; writes the single split `impressions`."""
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    return _AliCCPToExample
+
+  def describe(self, input_base: str) -> Dict[str, Any]:
+    files = A.detect_files(input_base)
+    return {"splits": sorted(files),
+            "files": [p for split in sorted(files) for p in files[split]]}
+
+
+class AliCCPExampleGen(raw_example_gen.RawExampleGen):
+  """ExampleGen for the raw Ali-CCP format: the split `impressions`."""
+
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+  SPLIT = SPLIT
+  INPUT_PATTERN = "*/*.csv"

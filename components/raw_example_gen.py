@@ -1,0 +1,122 @@
+"""The shared shape of this project's ExampleGens for raw data-set files.
+
+Each is a FileBasedExampleGen with its own executor, so TFX's driver
+fingerprints the input files (a changed file invalidates the cache) and TFX
+writes the one output split. The executor's Beam job also writes a summary
+of what it read and what it reported (`ingestion.WriteIngestionSummary`);
+the executor turns that into `ingestion_report.json` beside the examples,
+custom properties on the Examples artifact (visible in MLMD), warnings in
+the log, and fails when more lines are malformed than tolerated.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import logging
+import tensorflow as tf
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_component_specs
+
+from components import ingestion
+
+MAX_MALFORMED_LINES = "max_malformed_lines"
+REPORT_FILE = "ingestion_report.json"
+REPORT_DIR = "_report_dir"
+
+
+class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
+  """Runs the Beam job, then reports and checks what it read.
+
+  Subclasses give the PTransform (GetInputSourceToExamplePTransform, which
+  receives the report directory as exec_properties[REPORT_DIR]) and
+  `describe`, the data set's own part of the report, with the input
+  files under "files".
+  """
+
+  def describe(self, input_base: str) -> Dict[str, Any]:
+    raise NotImplementedError
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    examples = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.EXAMPLES_KEY])
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    report = self.describe(input_base)  # also fails early on missing files
+    for key, value in report.items():
+      if isinstance(value, str):  # e.g. the detected format
+        examples.set_string_custom_property(key, value)
+    logging.info("Reading %s", json.dumps(report))
+    report_dir = os.path.join(examples.uri, "_ingestion")
+    super().Do(input_dict, output_dict,
+               {**exec_properties, REPORT_DIR: report_dir})
+
+    summary = ingestion.read_ingestion_summary(report_dir)
+    tf.io.gfile.rmtree(report_dir)
+    report["examples"] = summary.examples
+    examples.set_int_custom_property("num_examples", summary.examples)
+    for kind, (count, lines) in summary.reported.items():
+      report[kind] = count
+      report[f"{kind}_lines"] = [m.describe() for m in lines]
+      examples.set_int_custom_property(kind, count)
+      for line in lines[:10]:
+        logging.warning("%s: %s", kind, line.describe())
+    with tf.io.gfile.GFile(os.path.join(examples.uri, REPORT_FILE), "w") as f:
+      f.write(json.dumps(report, indent=2))
+    ingestion.check_malformed(
+        summary.malformed, summary.malformed_lines,
+        int(exec_properties.get(MAX_MALFORMED_LINES) or 0),
+        "data.max_malformed_lines")
+    if summary.examples == 0:
+      raise ingestion.IngestionError(
+          f"no examples could be read from {', '.join(report['files'])}")
+
+
+class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+  PARAMETERS = {
+      **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+      MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
+      # Digest of this project's code: a code change invalidates the cache.
+      "code_version": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
+  }
+
+
+class RawExampleGen(FileBasedExampleGen):
+  """Base component: subclasses set EXECUTOR_SPEC, SPLIT and INPUT_PATTERN
+  (the files under data_dir the driver fingerprints)."""
+
+  SPEC_CLASS = RawExampleGenSpec
+  SPLIT = ""
+  INPUT_PATTERN = "*"
+
+  def __init__(self, data_dir: str, max_malformed_lines: int = 0,
+               code_version: str = ""):
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=self.SPLIT,
+                                    pattern=self.INPUT_PATTERN)])
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=self.SPLIT,
+                                              hash_buckets=1)]))
+    # FileBasedExampleGen builds its spec from fixed arguments; build ours the
+    # same way with the extra parameters.
+    spec = RawExampleGenSpec(
+        input_base=data_dir,
+        input_config=input_config,
+        output_config=output_config,
+        custom_config=None,
+        range_config=None,
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        examples=types.Channel(type=types.standard_artifacts.Examples),
+        code_version=code_version,
+        **{MAX_MALFORMED_LINES: max_malformed_lines})
+    super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

@@ -1,0 +1,90 @@
+"""Ali-CCP ingestion in Beam: the join, the labels, and every dropped row
+counted and reported with its file and line."""
+import os
+
+import apache_beam as beam
+import pytest
+import tensorflow as tf
+
+from components import aliccp_example_gen as G
+from components import aliccp_format as A
+from components import ingestion
+from data import make_aliccp
+
+
+def append(path, *lines):
+  with open(path, "a", encoding="utf-8") as f:
+    for line in lines:
+      f.write(line + "\n")
+
+
+def count_lines(path):
+  with open(path, encoding="utf-8") as f:
+    return sum(1 for _ in f)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("aliccp"))
+  make_aliccp.generate(root, impressions=2000, seed=5)
+  skeleton = A.skeleton_path(root, "train")
+  common = A.common_features_path(root, "train")
+  with open(common, encoding="utf-8") as f:
+    first_common = f.readline().rstrip("\n")
+  key = first_common.split(",", 1)[0]
+  item = "205\x024100001\x031.0"
+  append(skeleton,
+         "900001,1,0,00000000000000aa,1," + item,   # key without common row
+         "900002,0,1," + key + ",1," + item,         # inconsistent labels
+         "900003,1,0," + key + ",2," + item,         # feature_num says 2
+         "900004,1,1," + key + ",1," + item)         # a click that converted
+  append(common, first_common)                     # the key twice
+  report = os.path.join(root, "report")
+  with beam.Pipeline() as pipeline:
+    read = pipeline | G.ReadAliCCP(A.detect_files(root))  # pylint: disable=no-value-for-parameter
+    _ = read | ingestion.WriteIngestionSummary(report)
+    _ = read["examples"] | beam.io.WriteToTFRecord(
+        os.path.join(root, "examples"), shard_name_template="")
+  examples = [tf.train.Example.FromString(r.numpy()) for r in
+              tf.data.TFRecordDataset(os.path.join(root, "examples"))]
+  return root, ingestion.read_ingestion_summary(report), examples, key
+
+
+def test_every_dropped_row_is_counted_with_file_and_line(ingested):
+  root, summary, examples, key = ingested
+  skeleton = A.skeleton_path(root, "train")
+  common = A.common_features_path(root, "train")
+  total = count_lines(skeleton) - 4 + count_lines(A.skeleton_path(root, "test"))
+  unmatched, unmatched_lines = summary.reported[G.UNMATCHED]
+  inconsistent, inconsistent_lines = summary.reported[A.INCONSISTENT]
+  assert summary.malformed == 1
+  assert summary.malformed_lines[0].path == skeleton
+  assert summary.malformed_lines[0].line == total - count_lines(
+      A.skeleton_path(root, "test")) + 3
+  assert "feature_num is 2" in summary.malformed_lines[0].reason
+  assert unmatched == 1 and unmatched_lines[0].path == skeleton
+  assert "00000000000000aa" in unmatched_lines[0].reason
+  assert summary.reported[G.DUPLICATE_KEY][0] == 1
+  assert summary.reported[G.DUPLICATE_KEY][1][0].line == count_lines(common)
+  # The generator's own inconsistent rows plus the injected one.
+  assert inconsistent >= 1
+  assert any(m.line == total - count_lines(A.skeleton_path(root, "test")) + 2
+             for m in inconsistent_lines)
+  # Everything else became an example: nothing disappears uncounted.
+  assert summary.examples == len(examples) == total + 4 - 1 - 1 - inconsistent
+
+
+def test_examples_join_the_users_features(ingested):
+  _, _, examples, key = ingested
+  by_id = {(e.features.feature[G.SOURCE_SPLIT].bytes_list.value[0],
+            e.features.feature[G.SAMPLE_ID].int64_list.value[0]): e
+           for e in examples}
+  converted = by_id[(b"train", 900004)].features.feature
+  assert converted[G.CLICK].int64_list.value == [1]
+  assert converted[G.CONVERSION].int64_list.value == [1]
+  assert converted["item_id"].int64_list.value == [4100001]
+  assert converted["user_id"].int64_list.value  # from the common features
+  some = examples[0].features.feature
+  assert len(some["user_categories"].int64_list.value) == len(
+      some["user_categories_weight"].float_list.value) >= 1
+  assert {b"train", b"test"} == {s for s, _ in by_id}
