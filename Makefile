@@ -4,6 +4,7 @@ VENV ?= .venv
 DATA_DIR ?= data/sample
 OUTPUT_DIR ?= output/sample
 ML1M_DIR ?= ../shared/data/ml-1m
+BENCH_ENCODERS ?= bow,cnn,lstm,gru,attention
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -21,7 +22,7 @@ help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample"
 	@echo "make test    - set up $(VENV) if needed and run the test suite"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
-	@echo "make bench   - run the pipeline per context encoder on $(ML1M_DIR), write output/bench/bench.md"
+	@echo "make bench   - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
 
 venv: $(STAMP)
 
@@ -45,7 +46,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
-	$(VENV)/bin/recsys bench --data-dir $(ML1M_DIR) --output-dir output/bench
+	$(VENV)/bin/recsys bench --data-dir $(ML1M_DIR) --output-dir output/bench --encoders $(BENCH_ENCODERS)
 
 clean:
 	rm -rf output

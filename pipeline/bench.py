@@ -18,7 +18,7 @@ from pipeline import runner
 from pipeline.config import load_config
 
 BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")
-ENCODERS = ("bow", "cnn", "gru", "lstm", "attention")
+ENCODERS = ("bow", "cnn", "lstm", "gru", "attention")
 METRICS = ("hit_rate@1", "hit_rate@5", "hit_rate@10", "hit_rate@50", "ndcg@10")
 
 
@@ -61,9 +61,38 @@ def tflite_facts(version_dir: str, queries: int) -> Dict[str, Any]:
           "latency_p90_ms": latency["p90_ms"]}
 
 
+def previous_result(output_dir: str, data_dir: str) -> Dict[str, Any]:
+  """The table an earlier bench wrote in output_dir for the same data, if any."""
+  try:
+    with open(os.path.join(output_dir, "bench.json")) as f:
+      result = json.load(f)
+  except FileNotFoundError:
+    return {}
+  return result if result.get("data_dir") == data_dir else {}
+
+
+def merge(previous: Dict[str, Any], rows: List[Dict[str, Any]],
+          minutes: float, baseline: Dict[str, float],
+          data_dir: str) -> Dict[str, Any]:
+  """This run's rows replace the previous table's rows of the same encoders;
+  the other rows stay, so one encoder can be (re)run into an existing table.
+  The bench time is the sum over the runs the table comes from."""
+  ran = {r["encoder"] for r in rows}
+  kept = [r for r in previous.get("rows", []) if r["encoder"] not in ran]
+  order = {name: i for i, name in enumerate(ENCODERS)}
+  return {
+      "date": datetime.date.today().isoformat(), "machine": machine(),
+      "data_dir": data_dir,
+      "bench_minutes": previous.get("bench_minutes", 0.0) + minutes,
+      "rows": sorted(kept + rows, key=lambda r: order[r["encoder"]]),
+      "most_popular": {m: baseline.get(m) for m in METRICS},
+  }
+
+
 def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
               queries: int = 1000) -> Dict[str, Any]:
   started = time.monotonic()
+  previous = previous_result(output_dir, data_dir)
   rows: List[Dict[str, Any]] = []
   baseline: Dict[str, float] = {}
   for encoder in encoders:
@@ -92,12 +121,8 @@ def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
           f"{rows[-1]['ndcg@10']:.4f}, {rows[-1]['train_minutes']:.1f} min "
           "of training", flush=True)
     # Written after every encoder, so a long bench keeps what it measured.
-    result = {
-        "date": datetime.date.today().isoformat(), "machine": machine(),
-        "data_dir": data_dir,
-        "bench_minutes": (time.monotonic() - started) / 60, "rows": rows,
-        "most_popular": {m: baseline.get(m) for m in METRICS},
-    }
+    result = merge(previous, rows, (time.monotonic() - started) / 60,
+                   baseline, data_dir)
     with open(os.path.join(output_dir, "bench.json"), "w") as f:
       json.dump(result, f, indent=2)
     with open(os.path.join(output_dir, "bench.md"), "w") as f:

@@ -266,14 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
   bench = commands.add_parser(
       "bench", help="run the pipeline per context encoder; one results table",
       description="Run the whole pipeline once per context encoder with its "
-      "tuned config (pipeline/bench/ENCODER.yaml) and write bench.md and "
+      "bench config (pipeline/bench/ENCODER.yaml) and write bench.md and "
       "bench.json: HR@1/5/10/50 and NDCG@10 from TFMA, training time and "
       "throughput, TFLite size (float32 and float16 weights) and median "
-      "latency per query with one thread, and the most-popular baseline.")
+      "latency per query with one thread, and the most-popular baseline. "
+      "Rows of other encoders already in OUTPUT_DIR/bench.json (same data) "
+      "are kept, so `--encoders lstm` adds LSTM to an existing table.")
   bench.add_argument("--data-dir", required=True, metavar="DIR")
   bench.add_argument("--output-dir", default="output/bench", metavar="DIR")
-  bench.add_argument("--encoders", default="bow,cnn,gru,attention",
-                     help="comma-separated (default bow,cnn,gru,attention)")
+  bench.add_argument("--encoders", default="bow,cnn,lstm,gru,attention",
+                     help="comma-separated (default: all five)")
   bench.add_argument("--queries", type=int, default=1000,
                      help="TFLite queries timed per model (default 1000)")
   bench.set_defaults(func=cmd_bench)
