@@ -6,10 +6,11 @@ converted model the way an app does: a history of raw item ids (with their
 ratings, genres and years), padded or cut to the model's context length.
 """
 import contextlib
+import json
 import os
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -130,3 +131,19 @@ def measure_latency(recommender: TFLiteRecommender,
   times.sort()
   return {"queries": len(times), "median_ms": statistics.median(times),
           "p90_ms": times[int(0.9 * (len(times) - 1))], "max_ms": times[-1]}
+
+
+def measure_pushed_model(version_dir: str, queries: int, threads: int = 1,
+                         seed: int = 0) -> Dict[str, Any]:
+  """Latency of a pushed version on random full-length histories drawn from
+  its catalog (items.json), with its path, size and context length."""
+  path = os.path.join(version_dir, "model.tflite")
+  recommender = TFLiteRecommender(path, num_threads=threads)
+  with open(os.path.join(version_dir, "items.json"), encoding="utf-8") as f:
+    items = sorted(json.load(f))
+  rng = np.random.default_rng(seed)
+  histories = [list(rng.choice(items, size=recommender.context_length,
+                               replace=False)) for _ in range(queries)]
+  return {"path": path, "bytes": os.path.getsize(path),
+          "context_length": recommender.context_length,
+          **measure_latency(recommender, histories)}

@@ -158,20 +158,16 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_latency(args) -> int:
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from components import tflite  # pylint: disable=import-outside-toplevel
   version_dir = _latest_version(args.model)
-  model_path = os.path.join(version_dir, "model.tflite")
-  recommender = tflite.TFLiteRecommender(model_path, num_threads=args.threads)
-  with open(os.path.join(version_dir, "items.json"), encoding="utf-8") as f:
-    items = sorted(json.load(f))
-  rng = np.random.default_rng(args.seed)
-  histories = [list(rng.choice(items, size=recommender.context_length,
-                               replace=False)) for _ in range(args.queries)]
-  result = tflite.measure_latency(recommender, histories)
-  print(f"model {model_path} ({os.path.getsize(model_path):,} bytes), "
+  result = tflite.measure_pushed_model(version_dir, args.queries, args.threads,
+                                       args.seed)
+  if args.json:
+    print(json.dumps(result))
+    return 0
+  print(f"model {result['path']} ({result['bytes']:,} bytes), "
         f"{args.threads} thread(s), {result['queries']} queries of "
-        f"{recommender.context_length} items: median {result['median_ms']:.3f} "
+        f"{result['context_length']} items: median {result['median_ms']:.3f} "
         f"ms, p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms")
   return 0
 
@@ -184,6 +180,10 @@ def cmd_bench(args) -> int:
     raise ConfigError(f"--encoders: unknown {', '.join(sorted(unknown))} "
                       f"(known: {', '.join(bench.ENCODERS)})")
   os.makedirs(args.output_dir, exist_ok=True)
+  if args.remeasure:
+    result = bench.remeasure(os.path.abspath(args.output_dir), args.queries)
+    print(bench.markdown(result))
+    return 0
   result = bench.run_bench(os.path.abspath(args.data_dir),
                            os.path.abspath(args.output_dir), encoders,
                            queries=args.queries)
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a pushed version directory, or the push root")
   latency.add_argument("--queries", type=int, default=1000)
   latency.add_argument("--threads", type=int, default=1)
+  latency.add_argument("--json", action="store_true",
+                       help="print the figures as one JSON object")
   latency.add_argument("--seed", type=int, default=0)
   latency.set_defaults(func=cmd_latency)
 
@@ -278,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated (default: all five)")
   bench.add_argument("--queries", type=int, default=1000,
                      help="TFLite queries timed per model (default 1000)")
+  bench.add_argument("--remeasure", action="store_true",
+                     help="only measure the TFLite size and latency of the "
+                     "models in OUTPUT_DIR/bench.json again")
   bench.set_defaults(func=cmd_bench)
 
   infer = commands.add_parser(
