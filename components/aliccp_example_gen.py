@@ -65,10 +65,10 @@ def user_features(row: A.CommonRow) -> bytes:
 
 
 class _Impression:
-  """Skeleton line -> (key, (path, offset, inconsistent, Features bytes))."""
+  """Skeleton line -> (key, (offset, inconsistent, Features bytes))."""
 
-  def __init__(self, split: str, path: str):
-    self._split, self._path = split, path
+  def __init__(self, split: str):
+    self._split = split
 
   def __call__(self, text: str, offset: int):
     row = A.parse_skeleton(text)
@@ -125,7 +125,7 @@ def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any]):  # pylint: disab
       return result.parsed
 
     impressions = parsed(f"Skeleton_{split}", skeleton,
-                         _Impression(split, skeleton))
+                         _Impression(split))
     users = parsed(f"Common_{split}", common, _user)
     joined = (
         {"impressions": impressions, "users": users}

@@ -68,17 +68,21 @@ def tflite_facts(version_dir: str, queries: int) -> Dict[str, Any]:
 def remeasure(output_dir: str, queries: int = 1000) -> Dict[str, Any]:
   """Measures the TFLite facts of the table's pushed models again (same
   models, e.g. after a change to how latency is measured)."""
-  path = os.path.join(output_dir, "bench.json")
-  with open(path) as f:
+  with open(os.path.join(output_dir, "bench.json")) as f:
     result = json.load(f)
   for row in result["rows"]:
     print(f"[bench] measuring {row['encoder']}", flush=True)
     row.update(tflite_facts(row["pushed"], queries))
-  with open(path, "w") as f:
+  write(output_dir, result)
+  return result
+
+
+def write(output_dir: str, result: Dict[str, Any]) -> None:
+  """bench.json and bench.md of a result."""
+  with open(os.path.join(output_dir, "bench.json"), "w") as f:
     json.dump(result, f, indent=2)
   with open(os.path.join(output_dir, "bench.md"), "w") as f:
     f.write(markdown(result))
-  return result
 
 
 def previous_result(output_dir: str, data_dir: str) -> Dict[str, Any]:
@@ -143,10 +147,7 @@ def run_bench(data_dir: str, output_dir: str, encoders: Sequence[str],
     # Written after every encoder, so a long bench keeps what it measured.
     result = merge(previous, rows, (time.monotonic() - started) / 60,
                    baseline, data_dir)
-    with open(os.path.join(output_dir, "bench.json"), "w") as f:
-      json.dump(result, f, indent=2)
-    with open(os.path.join(output_dir, "bench.md"), "w") as f:
-      f.write(markdown(result))
+    write(output_dir, result)
   return result
 
 
