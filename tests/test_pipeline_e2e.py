@@ -197,6 +197,9 @@ def test_bench_facts_and_table_of_a_pushed_model(runs):
   # float16 weights: the embedding tables (most of the file) halve.
   assert facts["tflite_float16_bytes"] < 0.7 * facts["tflite_bytes"]
   assert 0 < facts["latency_median_ms"] <= facts["latency_p90_ms"]
+  runs_ms = facts["latency_process_medians_ms"]
+  assert len(runs_ms) == bench.LATENCY_PROCESSES
+  assert min(runs_ms) <= facts["latency_median_ms"] <= max(runs_ms)
   row = {"encoder": "attention", "context_length": 50, "train_minutes": 1.0,
          "epochs": 3, "train_predictions_per_second": 1234.5,
          **{m: 0.1 for m in bench.METRICS}, **facts}
