@@ -1,9 +1,11 @@
 """AliCCPExampleGen: raw Ali-CCP files -> one tf.Example per impression.
 
 Each split's skeleton (impressions) is joined with its common features (the
-user side) on `common_feature_index` with a CoGroupByKey, so neither file is
-held whole by one worker: a group holds one key's rows (one page view: tens
-of impressions and one common-features row). Every impression keeps its
+user side) on `common_feature_index`, so that neither file is held whole by
+one worker: through spill files on disk, a bucket of keys at a time
+(`components/disk_group.py`, buckets of `data.group_bucket_bytes` of input,
+which keeps the DirectRunner's memory flat), or with Beam's CoGroupByKey
+when that is 0 (a distributed runner's shuffle). Every impression keeps its
 source split and sample id, which order a user's impressions (the data has
 no timestamps), its click and conversion labels, and its named features
 (`components/aliccp_format.py`).
@@ -23,9 +25,11 @@ from typing import Any, Dict, Iterable, List
 import apache_beam as beam
 import tensorflow as tf
 from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
 from tfx.types import standard_component_specs
 
 from components import aliccp_format as A
+from components import disk_group
 from components import ingestion
 from components import raw_example_gen
 from components.ingestion import MalformedLine
@@ -39,6 +43,7 @@ CLICK = "click"
 CONVERSION = "conversion"
 UNMATCHED = "unmatched_key"
 DUPLICATE_KEY = "duplicate_common_features"
+GROUP_BUCKET_BYTES = "group_bucket_bytes"
 
 
 def _features(named: Dict[str, List[float]]) -> bytes:
@@ -108,8 +113,13 @@ class _Join(beam.DoFn):
 
 
 @beam.ptransform_fn
-def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any]):  # pylint: disable=invalid-name
-  """-> {"examples": serialized tf.Examples, and the reported lines by kind}."""
+def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any],  # pylint: disable=invalid-name
+               spill_dir: str = "", group_bucket_bytes: int = 0):
+  """-> {"examples": serialized tf.Examples, and the reported lines by kind}.
+
+  With `group_bucket_bytes` the join spills to files under `spill_dir` (the
+  caller deletes it), in buckets of about that many bytes of input.
+  """
   reported: Dict[str, List[beam.PCollection]] = {
       k: [] for k in (ingestion.MALFORMED, UNMATCHED, A.INCONSISTENT,
                       DUPLICATE_KEY)}
@@ -127,9 +137,15 @@ def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any]):  # pylint: disab
     impressions = parsed(f"Skeleton_{split}", skeleton,
                          _Impression(split))
     users = parsed(f"Common_{split}", common, _user)
+    buckets = 0
+    if group_bucket_bytes > 0:
+      buckets = disk_group.buckets_for(
+          sum(tf.io.gfile.stat(p).length for p in (skeleton, common)),
+          group_bucket_bytes)
     joined = (
-        {"impressions": impressions, "users": users}
-        | f"Join_{split}" >> beam.CoGroupByKey()
+        disk_group.co_group_by_key(
+            {"impressions": impressions, "users": users},
+            os.path.join(spill_dir, split), buckets, f"Join_{split}")
         | f"Examples_{split}" >> beam.ParDo(_Join(skeleton, common)).with_outputs(
             UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
     examples.append(joined.examples)
@@ -145,7 +161,9 @@ def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any]):  # pylint: disab
 def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                      split_pattern: str):  # pylint: disable=invalid-name,unused-argument
   files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
-  read = pipeline | "ReadAliCCP" >> ReadAliCCP(files)  # pylint: disable=no-value-for-parameter
+  read = pipeline | "ReadAliCCP" >> ReadAliCCP(  # pylint: disable=no-value-for-parameter
+      files, exec_properties[raw_example_gen.SPILL_DIR],
+      int(exec_properties.get(GROUP_BUCKET_BYTES) or 0))
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[raw_example_gen.REPORT_DIR])
   return read["examples"]
@@ -163,9 +181,22 @@ class Executor(raw_example_gen.RawExampleGenExecutor):
             "files": [p for split in sorted(files) for p in files[split]]}
 
 
+class AliCCPExampleGenSpec(raw_example_gen.RawExampleGenSpec):
+  PARAMETERS = {
+      **raw_example_gen.RawExampleGenSpec.PARAMETERS,
+      GROUP_BUCKET_BYTES: component_spec.ExecutionParameter(type=int),
+  }
+
+
 class AliCCPExampleGen(raw_example_gen.RawExampleGen):
   """ExampleGen for the raw Ali-CCP format: the split `impressions`."""
 
+  SPEC_CLASS = AliCCPExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
   SPLIT = SPLIT
   INPUT_PATTERN = "*/*.csv"
+
+  def __init__(self, data_dir: str, group_bucket_bytes: int,
+               max_malformed_lines: int = 0, code_version: str = ""):
+    super().__init__(data_dir, max_malformed_lines, code_version,
+                     **{GROUP_BUCKET_BYTES: group_bucket_bytes})

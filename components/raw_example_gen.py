@@ -1,8 +1,9 @@
 """The shared shape of this project's ExampleGens for raw data-set files.
 
 Each is a FileBasedExampleGen with its own executor, so TFX's driver
-fingerprints the input files (a changed file invalidates the cache) and TFX
-writes the one output split. The executor's Beam job also writes a summary
+fingerprints the input files (a changed file invalidates the cache); the
+one output split is written as TFX's ExampleGen writes it, minus its
+Reshuffle (see `_write_examples`). The executor's Beam job also writes a summary
 of what it read and what it reported (`ingestion.WriteIngestionSummary`);
 the executor turns that into `ingestion_report.json` beside the examples,
 custom properties on the Examples artifact (visible in MLMD), warnings in
@@ -15,20 +16,25 @@ import os
 from typing import Any, Dict, List
 
 from absl import logging
+import apache_beam as beam
 import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import write_split
+from tfx.components.util import examples_utils
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.types import component_spec
 from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
 from components import ingestion
 
 MAX_MALFORMED_LINES = "max_malformed_lines"
 REPORT_FILE = "ingestion_report.json"
 REPORT_DIR = "_report_dir"
+SPILL_DIR = "_spill_dir"
 
 
 class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -43,6 +49,31 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
   def describe(self, input_base: str) -> Dict[str, Any]:
     raise NotImplementedError
 
+  def _write_examples(self, examples: types.Artifact,
+                      exec_properties: Dict[str, Any]) -> None:
+    """The one split, written as TFX's ExampleGen writes it (gzipped
+    TFRecords of tf.Examples) but without its Reshuffle: on the DirectRunner
+    a Reshuffle holds every example in memory, and a split of one input
+    needs no rebalancing."""
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+        output_config)
+    split = output_config.split_config.splits[0].name
+    examples.split_names = artifact_utils.encode_split_names([split])
+    to_examples = self.GetInputSourceToExamplePTransform()
+    with self._make_beam_pipeline() as pipeline:
+      _ = (pipeline
+           | "InputToRecord" >> to_examples(exec_properties, "")  # pylint: disable=no-value-for-parameter
+           | "WriteSplit" >> beam.io.WriteToTFRecord(
+               os.path.join(artifact_utils.get_split_uri([examples], split),
+                            write_split.DEFAULT_FILE_NAME),
+               file_name_suffix=".gz"))
+    examples_utils.set_payload_format(examples,
+                                      example_gen_pb2.FORMAT_TF_EXAMPLE)
+    examples_utils.set_file_format(examples, write_split.to_file_format_str(
+        example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
@@ -55,8 +86,11 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
         examples.set_string_custom_property(key, value)
     logging.info("Reading %s", json.dumps(report))
     report_dir = os.path.join(examples.uri, "_ingestion")
-    super().Do(input_dict, output_dict,
-               {**exec_properties, REPORT_DIR: report_dir})
+    spill_dir = os.path.join(examples.uri, "_spill")
+    self._write_examples(examples, {**exec_properties, REPORT_DIR: report_dir,
+                                    SPILL_DIR: spill_dir})
+    if tf.io.gfile.exists(spill_dir):
+      tf.io.gfile.rmtree(spill_dir)
 
     summary = ingestion.read_ingestion_summary(report_dir)
     tf.io.gfile.rmtree(report_dir)
@@ -98,7 +132,8 @@ class RawExampleGen(FileBasedExampleGen):
   INPUT_PATTERN = "*"
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
-               code_version: str = ""):
+               code_version: str = "", **parameters):
+    """`parameters`: the subclass's own (SPEC_CLASS) execution parameters."""
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=self.SPLIT,
                                     pattern=self.INPUT_PATTERN)])
@@ -108,7 +143,7 @@ class RawExampleGen(FileBasedExampleGen):
                                               hash_buckets=1)]))
     # FileBasedExampleGen builds its spec from fixed arguments; build ours the
     # same way with the extra parameters.
-    spec = RawExampleGenSpec(
+    spec = self.SPEC_CLASS(
         input_base=data_dir,
         input_config=input_config,
         output_config=output_config,
@@ -118,5 +153,5 @@ class RawExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         examples=types.Channel(type=types.standard_artifacts.Examples),
         code_version=code_version,
-        **{MAX_MALFORMED_LINES: max_malformed_lines})
+        **{MAX_MALFORMED_LINES: max_malformed_lines}, **parameters)
     super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

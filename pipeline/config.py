@@ -36,6 +36,11 @@ class DataConfig:
   data_dir: str = "data/sample"
   # Malformed lines tolerated before ingestion fails (each one is reported).
   max_malformed_lines: int = 0
+  # Joins of large inputs (Ali-CCP's two files) spill to disk in buckets of
+  # about this many bytes of input, so the DirectRunner's memory stays flat
+  # (components/disk_group.py); 0 uses Beam's CoGroupByKey, right for a
+  # distributed runner whose shuffle spills to disk itself.
+  group_bucket_bytes: int = 32 * 2**20
 
 
 @dataclasses.dataclass

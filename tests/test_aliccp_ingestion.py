@@ -2,13 +2,20 @@
 counted and reported with its file and line."""
 import os
 
+import json
+
 import apache_beam as beam
 import pytest
 import tensorflow as tf
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
 from components import aliccp_example_gen as G
 from components import aliccp_format as A
 from components import ingestion
+from components import raw_example_gen
 from data import make_aliccp
 
 
@@ -23,8 +30,9 @@ def count_lines(path):
     return sum(1 for _ in f)
 
 
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
+# Beam's CoGroupByKey, and the join through spill files in buckets of ~20 KB.
+@pytest.fixture(scope="module", params=[0, 20_000], ids=["cogbk", "disk"])
+def ingested(tmp_path_factory, request):
   root = str(tmp_path_factory.mktemp("aliccp"))
   make_aliccp.generate(root, impressions=2000, seed=5)
   skeleton = A.skeleton_path(root, "train")
@@ -41,7 +49,8 @@ def ingested(tmp_path_factory):
   append(common, first_common)                     # the key twice
   report = os.path.join(root, "report")
   with beam.Pipeline() as pipeline:
-    read = pipeline | G.ReadAliCCP(A.detect_files(root))  # pylint: disable=no-value-for-parameter
+    read = pipeline | G.ReadAliCCP(  # pylint: disable=no-value-for-parameter
+        A.detect_files(root), os.path.join(root, "spill"), request.param)
     _ = read | ingestion.WriteIngestionSummary(report)
     _ = read["examples"] | beam.io.WriteToTFRecord(
         os.path.join(root, "examples"), shard_name_template="")
@@ -88,3 +97,40 @@ def test_examples_join_the_users_features(ingested):
   assert len(some["user_categories"].int64_list.value) == len(
       some["user_categories_weight"].float_list.value) >= 1
   assert {b"train", b"test"} == {s for s, _ in by_id}
+
+
+def _exec_properties(data_dir, **extra):
+  split = example_gen_pb2.Input.Split(name=G.SPLIT, pattern="*/*.csv")
+  return {
+      standard_component_specs.INPUT_BASE_KEY: data_dir,
+      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Input(splits=[split])),
+      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
+          example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+              splits=[example_gen_pb2.SplitConfig.Split(
+                  name=G.SPLIT, hash_buckets=1)]))),
+      standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TF_EXAMPLE,
+      standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
+          example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+      **extra,
+  }
+
+
+def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path):
+  root = str(tmp_path / "data")
+  make_aliccp.generate(root, impressions=3000, seed=2)
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / "out")
+  G.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
+                  _exec_properties(root, **{G.GROUP_BUCKET_BYTES: 50_000}))
+  assert sorted(os.listdir(examples.uri)) == [
+      f"Split-{G.SPLIT}", raw_example_gen.REPORT_FILE]
+  with open(os.path.join(examples.uri, raw_example_gen.REPORT_FILE)) as f:
+    report = json.load(f)
+  written = sum(1 for _ in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{G.SPLIT}", "*")),
+      compression_type="GZIP"))
+  impressions = sum(count_lines(A.skeleton_path(root, s)) for s in A.SPLITS)
+  assert written == report["examples"] == impressions - report[A.INCONSISTENT]
+  assert examples.get_int_custom_property("num_examples") == written
