@@ -1,11 +1,13 @@
 """Sessionize: per-user timelines -> next-item examples in leave-last-out splits.
 
-Per user (one GroupByKey in Beam), interactions are ordered by timestamp, ties
-kept in file order. Splits follow ../shared/PROTOCOL.md: the last interaction
-is the test target, the one before it the eval target, everything earlier
-trains. An example is a context (up to `max_context_length` items, oldest
-first, each with its rating, year and `max_item_genres` genre slots) and a
-label (the next item):
+Per user (grouped in Beam, through disk with `group_bucket_bytes`), a data
+set's interactions are put in order (components/session_data.py: MovieLens
+by timestamp, ties in file order; Ali-CCP's clicks in file order). Splits
+follow ../shared/PROTOCOL.md: the last interaction is the test target, the
+one before it the eval target, everything earlier trains. An example is a
+context (up to `max_context_length` items, oldest first, each with the data
+set's position features: MovieLens its rating, year and `max_item_genres`
+genre slots) and a label (the next item):
 
 * eval and test: one example each per user, the context being the items just
   before the target; they also carry the whole earlier history, which the
@@ -21,14 +23,14 @@ label (the next item):
 
 Beside the examples the component writes their schema (derived from the one
 feature spec below, so it cannot drift from what is written) and the item
-catalog (id, title, genres, year) that ships with the pushed model.
+catalog (MovieLens: title, genres, year) that ships with the pushed model.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from absl import logging
 import apache_beam as beam
@@ -45,32 +47,33 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from components import disk_group
 from components import features as F
 from components.anomalies import raise_on_anomalies
 from components.artifacts import ItemCatalog
+from components.session_data import (MOVIELENS, MOVIELENS_DATA, Interaction,
+                                     SessionData, session_data)
 
 NAMESPACE = "sessionize"
 CATALOG_FILE = "items.json"
 SCHEMA_FILE = "schema.pbtxt"
 REPORT_FILE = "sessionize_report.json"
 CATALOG = "catalog"
+INTERACTIONS = "interactions"
 
 
-def feature_spec() -> Dict[str, Any]:
-  """The tf.Example spec of session examples (also their schema)."""
+def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
+  """The tf.Example spec of a data set's session examples (also their
+  schema): the ids, then its position and user features."""
   var = tf.io.VarLenFeature
+  dtypes = {"STRING": tf.string, "INT": tf.int64, "FLOAT": tf.float32}
   return {
       F.USER_ID: tf.io.FixedLenFeature([], tf.string),
       F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.string),
       F.CONTEXT_ITEM_ID: var(tf.string),
-      F.CONTEXT_RATING: var(tf.float32),
-      F.CONTEXT_YEAR: var(tf.int64),
-      F.CONTEXT_GENRE: var(tf.string),
+      **{p.name: var(dtypes[p.type]) for p in data.position_features},
       F.HISTORY_ITEM_ID: var(tf.string),
-      F.USER_GENDER: var(tf.string),
-      F.USER_AGE: var(tf.int64),
-      F.USER_OCCUPATION: var(tf.string),
-      F.USER_ZIPCODE: var(tf.string),
+      **{name: var(dtypes[kind]) for name, kind in data.user_features},
   }
 
 
@@ -90,45 +93,28 @@ class SessionParams:
       raise ValueError("max_context_length and max_item_genres must be >= 1")
 
 
-class Interaction(NamedTuple):
-  """One rating, as much of it as sessionization needs."""
-  user_id: bytes
-  item_id: bytes
-  rating: float
-  timestamp: int
-  file_offset: int
-  year: int  # 0 when unknown
-  genres: Tuple[bytes, ...]
-  user: Tuple[Tuple[str, list], ...]  # (name, values) of the user features
-
-
 _KIND = {tf.string: "bytes_list", tf.float32: "float_list",
          tf.int64: "int64_list"}
-# Each session feature's value list, from the one feature spec.
-_LIST_OF = {name: _KIND[spec.dtype] for name, spec in feature_spec().items()}
 
 
-def _example(features: Dict[str, Iterable]) -> tf.train.Example:
+def _example(features: Dict[str, Iterable],
+             list_of: Dict[str, str]) -> tf.train.Example:
   """A tf.train.Example with the value types the session spec gives."""
   example = tf.train.Example()
   feature_map = example.features.feature
   for name, values in features.items():
-    value_list = getattr(feature_map[name], _LIST_OF[name])
+    value_list = getattr(feature_map[name], list_of[name])
     value_list.SetInParent()  # typed even when empty
     value_list.value.extend(values)
   return example
 
 
-_RAW_FEATURES = (F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, F.FILE_OFFSET,
-                 F.ITEM_TITLE, F.ITEM_GENRES, F.ITEM_YEAR) + F.USER_FEATURES
-
-
-def _feature_values(serialized: bytes) -> Dict[str, Any]:
-  """{name: values} of the raw features in a serialized tf.train.Example."""
+def _feature_values(serialized: bytes, names: Sequence[str]) -> Dict[str, Any]:
+  """{name: values} of the named features in a serialized tf.train.Example."""
   feature_map = tf.train.Example.FromString(serialized).features.feature
   values = {}
   # Looking up the known names is faster than iterating the proto map.
-  for name in _RAW_FEATURES:
+  for name in names:
     if name in feature_map:
       feature = feature_map[name]
       kind = feature.WhichOneof("kind")
@@ -138,70 +124,72 @@ def _feature_values(serialized: bytes) -> Dict[str, Any]:
 
 
 class ParseRaw(beam.DoFn):
-  """Raw tf.Example -> (user id, Interaction); and, once per item and bundle,
-  (item id, catalog entry) on the CATALOG output."""
+  """Raw tf.Example -> (user id, Interaction as a plain tuple); and, once per
+  item and bundle, (item id, catalog entry) on the CATALOG output. Examples
+  that are no interaction (Ali-CCP: not clicked) are counted."""
+
+  def __init__(self, dataset: str):
+    super().__init__()
+    self._dataset = dataset
+
+  def setup(self):
+    self._data = session_data(self._dataset)
+    if self._data.skipped:
+      self._skipped = Metrics.counter(NAMESPACE, self._data.skipped)
 
   def start_bundle(self):
     self._catalogued = set()
 
   def process(self, serialized: bytes):
-    values = _feature_values(serialized)
-
-    def first(name, default):
-      found = values.get(name)
-      return found[0] if found else default
-
-    interaction = Interaction(
-        user_id=first(F.USER_ID, b""),
-        item_id=first(F.ITEM_ID, b""),
-        rating=float(first(F.RATING, 0.0)),
-        timestamp=int(first(F.TIMESTAMP, 0)),
-        file_offset=int(first(F.FILE_OFFSET, 0)),
-        year=int(first(F.ITEM_YEAR, 0)),
-        genres=tuple(values.get(F.ITEM_GENRES, ())),
-        user=tuple((name, list(values[name])) for name in F.USER_FEATURES
-                   if values.get(name)))
-    yield interaction.user_id, interaction
+    values = _feature_values(serialized, self._data.raw_features)
+    interaction = self._data.interaction(values)
+    if interaction is None:
+      self._skipped.inc()
+      return
+    # A plain tuple: what a grouping spilled to disk can encode.
+    yield interaction.user_id, tuple(interaction)
     if interaction.item_id not in self._catalogued:
       self._catalogued.add(interaction.item_id)
       yield beam.pvalue.TaggedOutput(CATALOG, (
-          interaction.item_id.decode("utf-8"), {
-              "title": first(F.ITEM_TITLE, b"").decode("utf-8"),
-              "genres": [g.decode("utf-8") for g in interaction.genres],
-              "year": interaction.year or None,
-          }))
+          interaction.item_id.decode("utf-8"),
+          self._data.catalog_entry(values)))
 
 
-def _session_example(user_id: bytes, user: Dict[str, list],
+def _session_example(data: SessionData, list_of: Dict[str, str],
+                     user_id: bytes, user: Dict[str, list],
                      context: List[Interaction], label: Interaction,
                      history: Optional[List[Interaction]],
-                     genre_slots: int) -> tf.train.Example:
-  genres = []
-  for i in context:
-    kept = list(i.genres[:genre_slots])
-    genres += kept + [b""] * (genre_slots - len(kept))
+                     slots: int) -> tf.train.Example:
   features = {
       F.USER_ID: [user_id],
       F.LABEL_ITEM_ID: [label.item_id],
       F.CONTEXT_ITEM_ID: [i.item_id for i in context],
-      F.CONTEXT_RATING: [i.rating for i in context],
-      F.CONTEXT_YEAR: [i.year for i in context],
-      F.CONTEXT_GENRE: genres,
       **user,
   }
+  for index, feature in enumerate(data.position_features):
+    values = []
+    for i in context:
+      given = i.position[index]
+      if feature.slotted:
+        kept = list(given[:slots])
+        values += kept + [feature.missing] * (slots - len(kept))
+      else:
+        values.append(given[0] if given else feature.missing)
+    features[feature.name] = values
   if history is not None:
     features[F.HISTORY_ITEM_ID] = [i.item_id for i in history]
-  return _example(features)
+  return _example(features, list_of)
 
 
 def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
-                      params: SessionParams):
+                      params: SessionParams,
+                      data: SessionData = MOVIELENS_DATA):
   """Yields (split, tf.train.Example) for one user's timeline.
 
   Interactions below min_rating are left out; a user left with fewer than
   min_timeline_length interactions yields nothing. Both are counted.
   """
-  timeline = sorted(interactions, key=lambda i: (i.timestamp, i.file_offset))
+  timeline = sorted(interactions, key=lambda i: i.order)
   if params.min_rating is not None:
     kept = [i for i in timeline if i.rating >= params.min_rating]
     Metrics.counter(NAMESPACE, "low_rating_interactions_dropped").inc(
@@ -214,49 +202,69 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
     return
   Metrics.counter(NAMESPACE, "users").inc()
   user = dict(timeline[0].user)
+  list_of = {name: _KIND[spec.dtype]
+             for name, spec in feature_spec(data).items()}
+
+  def example(context, label, history):
+    return _session_example(data, list_of, user_id, user, context, label,
+                            history, params.max_item_genres)
+
   context_length = params.max_context_length
   train_end = length - 2
   Metrics.counter(NAMESPACE, "train_interactions").inc(train_end)
   for end in range(train_end, 0, -(context_length + 1)):
     chunk = timeline[max(0, end - context_length - 1):end]
     Metrics.counter(NAMESPACE, "train_examples").inc()
-    yield F.TRAIN, _session_example(user_id, user, chunk[:-1], chunk[-1], None,
-                                    params.max_item_genres)
+    yield F.TRAIN, example(chunk[:-1], chunk[-1], None)
   for split, position in ((F.EVAL, length - 2), (F.TEST, length - 1)):
     Metrics.counter(NAMESPACE, f"{split}_examples").inc()
-    yield split, _session_example(
-        user_id, user, timeline[max(0, position - context_length):position],
-        timeline[position], timeline[:position], params.max_item_genres)
+    yield split, example(timeline[max(0, position - context_length):position],
+                         timeline[position], timeline[:position])
 
 
 class _SerializedTimelines(beam.DoFn):
   """timeline_examples as serialized examples, one output per split."""
 
-  def __init__(self, params: SessionParams):
+  def __init__(self, params: SessionParams, dataset: str):
     super().__init__()
-    self._params = params
+    self._params, self._dataset = params, dataset
+
+  def setup(self):
+    self._data = session_data(self._dataset)
 
   def process(self, user):
-    for split, example in timeline_examples(user[0], user[1], self._params):
+    user_id, grouped = user
+    if isinstance(grouped, dict):  # from a CoGroupByKey
+      grouped = grouped[INTERACTIONS]
+    interactions = [Interaction(*values) for values in grouped]
+    for split, example in timeline_examples(user_id, interactions,
+                                            self._params, self._data):
       yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
 
 
 def _any(values: Iterable):
-  """Picks one of equal values (all ratings of an item carry its metadata)."""
+  """Picks one of equal values (all interactions of an item carry its
+  metadata)."""
   return next(iter(values))
 
 
 @beam.ptransform_fn
-def SessionizeExamples(raw: beam.PCollection, params: SessionParams):  # pylint: disable=invalid-name
-  """Serialized raw interactions -> {split: serialized session examples,
-  CATALOG: one JSON object {item id: title, genres, year}}."""
-  parsed = raw | "Parse" >> beam.ParDo(ParseRaw()).with_outputs(
+def SessionizeExamples(raw: beam.PCollection, params: SessionParams,  # pylint: disable=invalid-name
+                       dataset: str = MOVIELENS, spill_dir: str = "",
+                       num_buckets: int = 0):
+  """Serialized raw examples -> {split: serialized session examples,
+  CATALOG: one JSON object {item id: catalog entry}}.
+
+  With `num_buckets` the grouping by user spills to files under `spill_dir`
+  (components/disk_group.py; the caller deletes it), else Beam's GroupByKey.
+  """
+  parsed = raw | "Parse" >> beam.ParDo(ParseRaw(dataset)).with_outputs(
       CATALOG, main="interactions")
   examples = (
-      parsed.interactions
-      | "GroupByUser" >> beam.GroupByKey()
-      | "Timelines" >> beam.ParDo(_SerializedTimelines(params)).with_outputs(
-          *F.SPLITS))
+      disk_group.co_group_by_key({INTERACTIONS: parsed.interactions},
+                                 spill_dir, num_buckets, "GroupByUser")
+      | "Timelines" >> beam.ParDo(
+          _SerializedTimelines(params, dataset)).with_outputs(*F.SPLITS))
   result = {split: examples[split] for split in F.SPLITS}
   result[CATALOG] = (
       parsed[CATALOG]
@@ -277,6 +285,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise_on_anomalies(artifact_utils.get_single_instance(
           input_dict["anomalies"]))
     params = SessionParams(**json.loads(exec_properties["session_config"]))
+    data = session_data(exec_properties.get("dataset") or MOVIELENS)
     raw_artifact = artifact_utils.get_single_instance(input_dict["examples"])
     raw_splits = artifact_utils.decode_split_names(raw_artifact.split_names)
     patterns = [os.path.join(artifact_utils.get_split_uri([raw_artifact], s), "*")
@@ -286,12 +295,21 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     catalog = artifact_utils.get_single_instance(output_dict["catalog"])
     schema = artifact_utils.get_single_instance(output_dict["schema"])
 
+    bucket_bytes = int(exec_properties.get("group_bucket_bytes") or 0)
+    num_buckets = 0
+    if bucket_bytes > 0:
+      num_buckets = disk_group.buckets_for(
+          sum(tf.io.gfile.stat(f).length for p in patterns
+              for f in tf.io.gfile.glob(p)), bucket_bytes)
+    spill_dir = os.path.join(output.uri, "_spill")
+
     pipeline = self._make_beam_pipeline()
     raw = (
         [pipeline | f"Read[{s}]" >> beam.io.ReadFromTFRecord(p)
          for s, p in zip(raw_splits, patterns)]
         | "Flatten" >> beam.Flatten())
-    sessions = raw | "Sessionize" >> SessionizeExamples(params)  # pylint: disable=no-value-for-parameter
+    sessions = raw | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
+        params, data.name, spill_dir, num_buckets)
     for split in F.SPLITS:
       _ = sessions[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
           os.path.join(artifact_utils.get_split_uri([output], split),
@@ -301,6 +319,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         os.path.join(catalog.uri, CATALOG_FILE), shard_name_template="")
     result = pipeline.run()
     result.wait_until_finish()
+    if tf.io.gfile.exists(spill_dir):
+      tf.io.gfile.rmtree(spill_dir)
 
     counts = {
         c.key.metric.name: c.result for c in result.metrics().query(
@@ -308,7 +328,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     report = {name: int(counts.get(name, 0)) for name in (
         "users", "short_users_dropped", "short_user_interactions_dropped",
         "low_rating_interactions_dropped", "train_interactions",
-        "train_examples", "eval_examples", "test_examples")}
+        "train_examples", "eval_examples", "test_examples")
+        + ((data.skipped,) if data.skipped else ())}
     with tf.io.gfile.GFile(os.path.join(catalog.uri, CATALOG_FILE)) as f:
       items = json.loads(f.read() or "{}")
     # Genres beyond the slots are left out of the context (counted here).
@@ -328,12 +349,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           f" nothing to train or evaluate on ({report})")
     io_utils.write_pbtxt_file(
         os.path.join(schema.uri, SCHEMA_FILE),
-        schema_utils.schema_from_feature_spec(feature_spec()))
+        schema_utils.schema_from_feature_spec(feature_spec(data)))
 
 
 class SessionizeSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "session_config": component_spec.ExecutionParameter(type=str),
+      "dataset": component_spec.ExecutionParameter(type=str, optional=True),
+      # data.group_bucket_bytes: 0 groups users with Beam's GroupByKey.
+      "group_bucket_bytes": component_spec.ExecutionParameter(
+          type=int, optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -365,11 +390,14 @@ class Sessionize(base_beam_component.BaseBeamComponent):
 
   def __init__(self, examples: types.BaseChannel, session_config: str,
                anomalies: Optional[types.BaseChannel] = None,
+               dataset: str = MOVIELENS, group_bucket_bytes: int = 0,
                code_version: str = ""):
     super().__init__(spec=SessionizeSpec(
         examples=examples,
         anomalies=anomalies,
         session_config=session_config,
+        dataset=dataset,
+        group_bucket_bytes=group_bucket_bytes,
         code_version=code_version,
         **{name: types.Channel(type=p.type)
            for name, p in SessionizeSpec.OUTPUTS.items()}))

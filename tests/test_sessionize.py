@@ -216,14 +216,16 @@ def _decode(example: tf.train.Example) -> dict:
   return out
 
 
-def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False):
+def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False,
+                   num_buckets=0):
   """-> ({split: [decoded example]}, catalog dict, {counter: value})."""
   os.makedirs(tmp_dir, exist_ok=True)
   pipeline = beam.Pipeline()
   pcoll = pipeline | "Create" >> beam.Create(raw)
   if reshuffle:
     pcoll = pcoll | "Reshuffle" >> beam.Reshuffle()
-  out = pcoll | "Sessionize" >> SessionizeExamples(params)  # pylint: disable=no-value-for-parameter
+  out = pcoll | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
+      params, spill_dir=os.path.join(tmp_dir, "spill"), num_buckets=num_buckets)
   for split in F.SPLITS:
     _ = out[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
         os.path.join(tmp_dir, split), shard_name_template="")
@@ -363,6 +365,18 @@ def test_order_does_not_depend_on_input_order(tmp_path, seed, default_run):
   assert counters == default_run.counters
 
 
+def test_grouping_users_through_disk_gives_the_same_sessions(tmp_path,
+                                                            default_run):
+  raw = shuffled(serialize(ALL_RATINGS, USERS), seed=5)
+  examples, catalog, counters = run_sessionize(str(tmp_path), raw,
+                                               num_buckets=3)
+  assert {n.split("-")[1] for n in os.listdir(tmp_path / "spill")} == {
+      "00000", "00001", "00002"}  # the users went through 3 buckets
+  assert by_user(examples) == default_run.runs
+  assert catalog == default_run.catalog
+  assert counters == default_run.counters
+
+
 def test_leave_last_out_splits(default_run, small_run):
   for run in (default_run, small_run):
     runs = run.runs
@@ -457,8 +471,8 @@ def test_timeline_examples_chunk_boundaries(max_context_length, train,
   timestamps = [10, 20, 30, 40, 50, 50, 70, 80, 90, 100, 110]
   interactions = [
       sessionize.Interaction(
-          user_id=b"u", item_id=f"x{i}".encode(), rating=float(i),
-          timestamp=ts, file_offset=i, year=2000 + i, genres=(), user=())
+          user_id=b"u", item_id=f"x{i}".encode(), order=(ts, i),
+          rating=float(i), position=((float(i),), (2000 + i,), ()), user=())
       for i, ts in enumerate(timestamps)][::-1]
   out = {split: [] for split in F.SPLITS}
   for split, example in sessionize.timeline_examples(

@@ -1,0 +1,156 @@
+"""`recsys bench-aliccp`: Ali-CCP ingestion throughput and peak memory at scale.
+
+For each size the synthetic generator (data/make_aliccp.py, seeded) writes
+the raw files once; then every measured job runs in a fresh process
+(`python -m pipeline.scale_bench ingest ...`) on Beam's DirectRunner in
+multi-processing mode with 1 or 2 workers, while this process samples the
+resident memory of the job's whole process tree (the runner and its worker
+processes) every 0.1 s. Resident sizes are summed, so pages the workers
+share are counted once per process: the figure errs high. Throughput is
+impressions per second of the job's Beam run, process start-up excluded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Sequence
+
+import psutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_SECONDS = 0.1
+
+
+def tree_rss(process: psutil.Process) -> int:
+  """Resident bytes of a process and all its descendants."""
+  total = 0
+  for p in [process] + process.children(recursive=True):
+    try:
+      total += p.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+      pass
+  return total
+
+
+def run_measured(command: Sequence[str], log_path: str) -> Dict[str, Any]:
+  """Runs `command`; its last stdout line (JSON), wall time and peak memory."""
+  started = time.monotonic()
+  with open(log_path, "w") as log:
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log,
+                             text=True, cwd=ROOT)
+    process = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+      try:
+        peak = max(peak, tree_rss(process))
+      except psutil.NoSuchProcess:
+        break
+      time.sleep(SAMPLE_SECONDS)
+    out = child.stdout.read()
+    child.wait()
+  if child.returncode != 0:
+    raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}); "
+                       f"see {log_path}")
+  return {**json.loads(out.strip().splitlines()[-1]),
+          "wall_seconds": time.monotonic() - started,
+          "peak_memory_bytes": peak}
+
+
+def beam_args(workers: int) -> List[str]:
+  return ["--direct_running_mode=multi_processing",
+          f"--direct_num_workers={workers}"]
+
+
+def ingest(data_dir: str, output_dir: str, workers: int,
+           group_bucket_bytes: int) -> Dict[str, Any]:
+  """Runs the AliCCPExampleGen executor as TFX would; returns its counts."""
+  from google.protobuf import message  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=import-outside-toplevel
+  from tfx.types import standard_artifacts  # pylint: disable=import-outside-toplevel
+  from tfx.utils import proto_utils  # pylint: disable=import-outside-toplevel
+  from components import aliccp_example_gen as G  # pylint: disable=import-outside-toplevel
+  from components import raw_example_gen  # pylint: disable=import-outside-toplevel
+
+  component = G.AliCCPExampleGen(data_dir, group_bucket_bytes)
+  exec_properties = {
+      k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+      for k, v in component.exec_properties.items()}
+  examples = standard_artifacts.Examples()
+  examples.uri = output_dir
+  executor = G.Executor(base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=beam_args(workers)))
+  started = time.monotonic()
+  executor.Do({}, {"examples": [examples]}, exec_properties)
+  seconds = time.monotonic() - started
+  with open(os.path.join(output_dir, raw_example_gen.REPORT_FILE)) as f:
+    report = json.load(f)
+  return {"seconds": seconds, "examples": report["examples"]}
+
+
+def data_bytes(data_dir: str) -> int:
+  return sum(os.path.getsize(os.path.join(d, f))
+             for d, _, files in os.walk(data_dir) for f in files)
+
+
+def run(sizes: Sequence[int], workers: Sequence[int], work_dir: str,
+        group_bucket_bytes: int, seed: int = 11) -> Dict[str, Any]:
+  """Generates each size once and measures ingestion per worker count."""
+  from data import make_aliccp  # pylint: disable=import-outside-toplevel
+  rows = []
+  for size in sizes:
+    data_dir = os.path.join(work_dir, f"aliccp-{size}")
+    if not os.path.exists(os.path.join(data_dir, "done")):
+      print(f"[bench-aliccp] generating {size:,} impressions", flush=True)
+      make_aliccp.generate(data_dir, impressions=size, seed=seed)
+      open(os.path.join(data_dir, "done"), "w").close()
+    for n in workers:
+      output = tempfile.mkdtemp(dir=work_dir, prefix="ingest-")
+      print(f"[bench-aliccp] ingest {size:,} impressions, {n} worker(s)",
+            flush=True)
+      measured = run_measured(
+          [sys.executable, "-m", "pipeline.scale_bench", "ingest",
+           "--data-dir", data_dir, "--output-dir", output, "--workers", str(n),
+           "--group-bucket-bytes", str(group_bucket_bytes)],
+          os.path.join(work_dir, f"ingest-{size}-{n}.log"))
+      shutil.rmtree(output)
+      rows.append({"job": "ingest", "impressions": size, "workers": n,
+                   "input_bytes": data_bytes(data_dir), **measured,
+                   "rows_per_second": size / measured["seconds"]})
+      print(f"[bench-aliccp] {rows[-1]}", flush=True)
+  return {"group_bucket_bytes": group_bucket_bytes, "rows": rows}
+
+
+def markdown(result: Dict[str, Any]) -> str:
+  lines = ["| job | impressions | input MB | workers | seconds | rows/s | "
+           "peak memory MB |", "|---|---|---|---|---|---|---|"]
+  for r in result["rows"]:
+    lines.append(
+        f"| {r['job']} | {r['impressions']:,} | {r['input_bytes'] / 2**20:,.0f}"
+        f" | {r['workers']} | {r['seconds']:.0f} | {r['rows_per_second']:,.0f}"
+        f" | {r['peak_memory_bytes'] / 2**20:,.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  commands = parser.add_subparsers(dest="command", required=True)
+  job = commands.add_parser("ingest", help="one measured ingestion job")
+  job.add_argument("--data-dir", required=True)
+  job.add_argument("--output-dir", required=True)
+  job.add_argument("--workers", type=int, default=1)
+  job.add_argument("--group-bucket-bytes", type=int, default=32 * 2**20)
+  args = parser.parse_args(argv)
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  print(json.dumps(ingest(args.data_dir, args.output_dir, args.workers,
+                          args.group_bucket_bytes)))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
