@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from components import features as F
+from components.session_data import MOVIELENS, session_data
 
 TYPES = ("INT", "STRING", "FLOAT")
 SEQUENCE = "sequence"
@@ -110,18 +111,16 @@ class FeatureConfig:
 
 # The session features a config may use: name -> (type, kind, length rule).
 # Lengths are per item for sequence features, per example for static ones.
-def available_features(max_item_genres: int) -> Dict[str, tuple]:
-  return {
-      F.CONTEXT_ITEM_ID: ("STRING", SEQUENCE, 1),
-      F.CONTEXT_RATING: ("FLOAT", SEQUENCE, 1),
-      F.CONTEXT_YEAR: ("INT", SEQUENCE, 1),
-      F.CONTEXT_GENRE: ("STRING", SEQUENCE, max_item_genres),
-      F.USER_GENDER: ("STRING", STATIC, 1),
-      F.USER_AGE: ("INT", STATIC, 1),
-      F.USER_OCCUPATION: ("STRING", STATIC, 1),
-      F.USER_ZIPCODE: ("STRING", STATIC, 1),
-      F.LABEL_ITEM_ID: ("STRING", "label", 1),
-  }
+def available_features(max_item_genres: int,
+                       dataset: str = MOVIELENS) -> Dict[str, tuple]:
+  data = session_data(dataset)
+  known = {F.CONTEXT_ITEM_ID: ("STRING", SEQUENCE, 1)}
+  for p in data.position_features:
+    known[p.name] = (p.type, SEQUENCE, max_item_genres if p.slotted else 1)
+  for name, kind in data.user_features:
+    known[name] = (kind, STATIC, 1)
+  known[F.LABEL_ITEM_ID] = ("STRING", "label", 1)
+  return known
 
 
 def _require(ok: bool, field: str, why: str) -> None:
@@ -200,9 +199,11 @@ def parse(raw: Any) -> FeatureConfig:
   return FeatureConfig(tuple(groups), _feature(raw["label"], "label"))
 
 
-def validate(config: FeatureConfig, max_item_genres: int) -> None:
-  """Checks every feature against what the session examples hold."""
-  known = available_features(max_item_genres)
+def validate(config: FeatureConfig, max_item_genres: int,
+             dataset: str = MOVIELENS) -> None:
+  """Checks every feature against what the data set's session examples
+  hold."""
+  known = available_features(max_item_genres, dataset)
   seen = set()
   sequences = [g for g in config.groups if g.kind == SEQUENCE]
   _require(len(sequences) == 1, "groups",

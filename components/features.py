@@ -38,6 +38,8 @@ USER_FEATURES = (USER_GENDER, USER_AGE, USER_OCCUPATION, USER_ZIPCODE)
 
 # --- Session examples (one per prediction), written by the sessionizer. -----
 LABEL_ITEM_ID = "label_item_id"
+# Features with values per context item (position features) start so.
+CONTEXT_PREFIX = "context_"
 CONTEXT_ITEM_ID = "context_item_id"
 CONTEXT_RATING = "context_rating"
 CONTEXT_GENRE = "context_genre"

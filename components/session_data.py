@@ -63,7 +63,14 @@ class SessionData:
   # not one (counted as `skipped`).
   interaction: Callable[[Dict[str, Sequence]], Optional[Interaction]]
   catalog_entry: Callable[[Dict[str, Sequence]], Dict[str, Any]]
+  # A catalog entry -> the item's own position features (what an app knows
+  # of an item in a history), by feature name.
+  item_features: Callable[[Dict[str, Any]], Dict[str, Any]]
   skipped: str = ""
+
+  def __post_init__(self):
+    for p in self.position_features:  # serving tells them apart by the prefix
+      assert p.name.startswith(F.CONTEXT_PREFIX), p.name
 
   def user_feature_names(self) -> Tuple[str, ...]:
     return tuple(name for name, _ in self.user_features)
@@ -96,6 +103,11 @@ def _movielens_catalog_entry(values: Dict[str, Sequence]) -> Dict[str, Any]:
           "year": int(_first(values, F.ITEM_YEAR, 0)) or None}
 
 
+def _movielens_item_features(entry: Dict[str, Any]) -> Dict[str, Any]:
+  return {F.CONTEXT_GENRE: list(entry.get("genres") or []),
+          F.CONTEXT_YEAR: entry.get("year") or 0}
+
+
 MOVIELENS_DATA = SessionData(
     name=MOVIELENS,
     raw_features=(F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, F.FILE_OFFSET,
@@ -106,7 +118,8 @@ MOVIELENS_DATA = SessionData(
     user_features=((F.USER_GENDER, "STRING"), (F.USER_AGE, "INT"),
                    (F.USER_OCCUPATION, "STRING"), (F.USER_ZIPCODE, "STRING")),
     interaction=_movielens_interaction,
-    catalog_entry=_movielens_catalog_entry)
+    catalog_entry=_movielens_catalog_entry,
+    item_features=_movielens_item_features)
 
 
 # --- Ali-CCP -----------------------------------------------------------------
@@ -143,8 +156,13 @@ def _aliccp_interaction(values: Dict[str, Sequence]) -> Optional[Interaction]:
 
 
 def _aliccp_catalog_entry(values: Dict[str, Sequence]) -> Dict[str, Any]:
-  return {name[len("context_"):]: str(values[raw][0]) if values.get(raw)
+  return {name[len(F.CONTEXT_PREFIX):]: str(values[raw][0]) if values.get(raw)
           else None for name, raw in ALICCP_ITEM}
+
+
+def _aliccp_item_features(entry: Dict[str, Any]) -> Dict[str, Any]:
+  return {name: entry.get(name[len(F.CONTEXT_PREFIX):]) or ""
+          for name, _ in ALICCP_ITEM}
 
 
 ALICCP_DATA = SessionData(
@@ -156,6 +174,7 @@ ALICCP_DATA = SessionData(
     user_features=tuple((name, "STRING") for name in ALICCP_USER),
     interaction=_aliccp_interaction,
     catalog_entry=_aliccp_catalog_entry,
+    item_features=_aliccp_item_features,
     skipped="impressions_not_clicked")
 
 DATASETS = {d.name: d for d in (MOVIELENS_DATA, ALICCP_DATA)}

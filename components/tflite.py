@@ -3,7 +3,8 @@
 Conversion allows TFLite builtin ops only (no TF Select): the model then runs
 with the plain TFLite runtime an app ships. `TFLiteRecommender` calls the
 converted model the way an app does: a history of raw item ids (with their
-ratings, genres and years), padded or cut to the model's context length.
+position features, e.g. ratings, genres and years), padded or cut to the
+model's context length.
 """
 import contextlib
 import json
@@ -60,9 +61,10 @@ def _fit(values: Sequence, length: int, pad) -> List:
 class TFLiteRecommender:
   """Runs model.tflite on one history at a time, as an app would.
 
-  The model's inputs are read from its signature: the context item ids (and
-  whichever of ratings, years, genre slots and user attributes the feature
-  config uses); missing values are passed as "unknown" ('' or 0).
+  The model's inputs are read from its signature: the context item ids and
+  whichever position features (context_*: MovieLens ratings, years, genre
+  slots; Ali-CCP categories, shops, ...) and user features the feature
+  config uses; missing values are passed as "unknown" ('' or 0).
 
   Tensors are allocated once for a batch of one, and each query only sets
   the inputs and invokes, as an Android app's Interpreter does. Python's
@@ -93,38 +95,39 @@ class TFLiteRecommender:
     return text if dtype.kind in "SOU" else dtype.type(text)
 
   def recommend(self, item_ids: Sequence[str],
-                ratings: Optional[Sequence[float]] = None,
-                genres: Optional[Sequence[Sequence[str]]] = None,
-                years: Optional[Sequence[int]] = None,
+                features: Optional[Dict[str, Sequence]] = None,
                 user: Optional[Dict[str, object]] = None
                 ) -> Tuple[List[str], np.ndarray]:
-    """History oldest -> newest; returns (top item ids, scores)."""
+    """History oldest -> newest; returns (top item ids, scores).
+
+    `features`: position features by input name, one entry per history item
+    (a list of values for a slotted one such as MovieLens genres), e.g.
+    {"context_rating": [4.0, 5.0], "context_genre": [["Drama"], []]};
+    `user`: user features by input name. Missing ones are "unknown".
+    """
+    features = features or {}
     n = len(item_ids)
-    for name, values in (("ratings", ratings), ("genres", genres),
-                         ("years", years)):
-      if values is not None and len(values) != n:
+    for name, values in features.items():
+      if name not in self.inputs:
+        raise ValueError(f"{name} is not an input of the model "
+                         f"({', '.join(sorted(self.inputs))})")
+      if len(values) != n:
         raise ValueError(f"{name} must align with item_ids ({n} items)")
     length = self.context_length
-    per_item = {
-        F.CONTEXT_ITEM_ID: _fit(item_ids, length, ""),
-        F.CONTEXT_RATING: _fit(ratings if ratings is not None else [0.0] * n,
-                               length, 0.0),
-        F.CONTEXT_YEAR: _fit(years if years is not None else [0] * n,
-                             length, 0),
-    }
     for name, (width, dtype) in self.inputs.items():
-      if name in per_item:
-        values = per_item[name]
-      elif name == F.CONTEXT_GENRE:
+      missing = "" if dtype in (np.bytes_, np.object_) else 0
+      if name == F.CONTEXT_ITEM_ID:
+        values = _fit(item_ids, length, "")
+      elif name.startswith(F.CONTEXT_PREFIX):  # a position feature
         slots = width // length
-        recent = list(genres if genres is not None else [[]] * n)[-length:]
-        values = [g for item in recent
-                  for g in _fit(list(item)[:slots], slots, "")]
-        values += [""] * (width - len(values))
-      else:  # a static (user) feature
+        given = list(features.get(name, [[]] * n))[-length:]
+        values = [v for item in given for v in _fit(
+            list(item if isinstance(item, (list, tuple)) else [item])[:slots],
+            slots, missing)]
+        values += [missing] * (width - len(values))
+      else:  # a user feature
         value = (user or {}).get(name)
-        values = [value if value is not None else
-                  ("" if dtype in (np.bytes_, np.object_) else 0)] * width
+        values = [value if value is not None else missing] * width
       self.interpreter.set_tensor(self._input_index[name], np.array(
           [values], dtype=object if dtype in (np.bytes_, np.object_)
           else dtype))

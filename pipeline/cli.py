@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 import warnings
 
 # Before anything can import TensorFlow (see components/__init__.py). TF's C++
@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+from components import features as F  # pylint: disable=wrong-import-position
+from components.session_data import MOVIELENS, session_data  # pylint: disable=wrong-import-position
 from pipeline.config import ConfigError, load_config  # pylint: disable=wrong-import-position
 
 CONFIG_HELP = """\
@@ -119,6 +121,22 @@ def _latest_version(model_dir: str) -> str:
   return os.path.join(model_dir, max(versions, key=int))
 
 
+def _pushed_dataset(version_dir: str) -> str:
+  """The data set a pushed model was trained on (its metadata.json)."""
+  try:
+    with open(os.path.join(version_dir, "metadata.json"), encoding="utf-8") as f:
+      return json.load(f)["config"]["data"]["dataset"]
+  except (OSError, KeyError, ValueError):
+    return MOVIELENS
+
+
+def _describe(entry: Dict[str, Any]) -> str:
+  """An item's title (MovieLens), else its catalog fields."""
+  if "title" in entry:
+    return entry["title"]
+  return " ".join(f"{k}={v}" for k, v in sorted(entry.items()) if v)
+
+
 def cmd_recommend(args) -> int:
   from components import tflite  # pylint: disable=import-outside-toplevel
   version_dir = _latest_version(args.model)
@@ -128,11 +146,18 @@ def cmd_recommend(args) -> int:
     with open(catalog_path, encoding="utf-8") as f:
       catalog = json.load(f)
   history = [h.strip() for h in args.history.split(",") if h.strip()]
-  ratings = None
+  # The position features of each history item the catalog knows.
+  data = session_data(_pushed_dataset(version_dir))
+  features: Dict[str, list] = {}
+  for item in history:
+    known = data.item_features(catalog.get(item, {}))
+    for name, value in known.items():
+      features.setdefault(name, []).append(value)
   if args.ratings:
     ratings = [float(r) for r in args.ratings.split(",")]
     if len(ratings) != len(history):
       raise ConfigError("--ratings must give one rating per --history item")
+    features[F.CONTEXT_RATING] = ratings
   unknown = [h for h in history if catalog and h not in catalog]
   if unknown:
     print(f"note: not in the catalog (treated as unknown): {', '.join(unknown)}",
@@ -147,13 +172,12 @@ def cmd_recommend(args) -> int:
                         f"the model's inputs ({', '.join(recommender.inputs)})")
     user[name] = recommender.parse_value(name, value)
   ids, scores = recommender.recommend(
-      history, ratings=ratings,
-      genres=[catalog.get(h, {}).get("genres", []) for h in history],
-      years=[catalog.get(h, {}).get("year") or 0 for h in history], user=user)
+      history, {k: v for k, v in features.items() if k in recommender.inputs},
+      user=user)
   print(f"model {version_dir}")
   for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
-    title = catalog.get(item, {}).get("title", "")
-    print(f"{rank:>3}. {item:>8}  {score:8.3f}  {title}")
+    print(f"{rank:>3}. {item:>8}  {score:8.3f}  "
+          f"{_describe(catalog.get(item, {}))}")
   return 0
 
 

@@ -168,7 +168,7 @@ class RunConfig:
       else:
         raise fc.FeatureConfigError(f"expected a name, a path or a mapping, "
                                     f"got {features!r}")
-      fc.validate(config, self.session.max_item_genres)
+      fc.validate(config, self.session.max_item_genres, self.data.dataset)
     except fc.FeatureConfigError as e:
       raise ConfigError(f"model.features: {e}") from None
     return config

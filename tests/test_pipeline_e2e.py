@@ -135,10 +135,10 @@ def test_tflite_top_10_matches_saved_model(runs):
     items = example[F.CONTEXT_ITEM_ID]
     genres = example[F.CONTEXT_GENRE]
     ids, scores = recommender.recommend(
-        items, example[F.CONTEXT_RATING],
-        [[g for g in genres[i * slots:(i + 1) * slots] if g]
-         for i in range(len(items))],
-        example[F.CONTEXT_YEAR],
+        items, {F.CONTEXT_RATING: example[F.CONTEXT_RATING],
+                F.CONTEXT_GENRE: [[g for g in genres[i * slots:(i + 1) * slots]
+                                   if g] for i in range(len(items))],
+                F.CONTEXT_YEAR: example[F.CONTEXT_YEAR]},
         user={name: example[name][0] for name in F.USER_FEATURES
               if name in example})
     want = [v.decode() for v in saved[serving.TOP_ITEM_IDS].numpy()[0][:10]]

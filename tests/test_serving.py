@@ -150,9 +150,11 @@ def test_tflite_matches_saved_model_top_10(exported):
   for context, want_ids, want_scores in zip(contexts, saved_ids, saved_scores):
     recent = context[-CONTEXT:]
     ids, scores = recommender.recommend(
-        [c.decode() for c in context], ratings=[4.0] * len(context),
-        genres=[[g.decode() for g in GENRE_OF[c]] for c in context],
-        years=[1990 + len(c) for c in context],
+        [c.decode() for c in context], {
+            F.CONTEXT_RATING: [4.0] * len(context),
+            F.CONTEXT_GENRE: [[g.decode() for g in GENRE_OF[c]]
+                              for c in context],
+            F.CONTEXT_YEAR: [1990 + len(c) for c in context]},
         user={F.USER_GENDER: "F", F.USER_AGE: 25})
     assert ids[:10] == [i.decode() for i in want_ids[:10]], recent
     np.testing.assert_allclose(scores[:10], want_scores[:10], rtol=1e-4,
