@@ -241,11 +241,10 @@ def validate(config: FeatureConfig, max_item_genres: int,
 
 
 def resolve(config: FeatureConfig, has_user_features: bool) -> FeatureConfig:
-  """Drops optional groups whose features the data set does not have."""
+  """Drops optional groups of user features when the data has no users."""
   groups = tuple(
       g for g in config.groups
-      if not (g.optional and not has_user_features and any(
-          f.name in F.USER_FEATURES for f in g.features)))
+      if not (g.optional and not has_user_features and g.kind == STATIC))
   return dataclasses.replace(config, groups=groups)
 
 

@@ -332,9 +332,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         + ((data.skipped,) if data.skipped else ())}
     with tf.io.gfile.GFile(os.path.join(catalog.uri, CATALOG_FILE)) as f:
       items = json.loads(f.read() or "{}")
-    # Genres beyond the slots are left out of the context (counted here).
-    report["items_with_more_genres_than_slots"] = sum(
-        len(item["genres"]) > params.max_item_genres for item in items.values())
+    if any(p.slotted for p in data.position_features):
+      # Genres beyond the slots are left out of the context (counted here).
+      report["items_with_more_genres_than_slots"] = sum(
+          len(item.get("genres") or ()) > params.max_item_genres
+          for item in items.values())
     report["params"] = dataclasses.asdict(params)
     with tf.io.gfile.GFile(os.path.join(output.uri, REPORT_FILE), "w") as f:
       f.write(json.dumps(report, indent=2))

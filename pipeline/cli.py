@@ -26,8 +26,10 @@ from pipeline.config import ConfigError, load_config  # pylint: disable=wrong-im
 
 CONFIG_HELP = """\
 configuration (see pipeline/config.py for every setting and its default):
-  data.dataset                 raw format family (movielens)
+  data.dataset                 raw format family: movielens or aliccp
   data.max_malformed_lines     malformed input lines tolerated (default 0)
+  data.group_bucket_bytes      joins and per-user grouping spill to disk in
+                               buckets of this much input (0: Beam shuffle)
   session.min_rating           keep interactions rated >= this (default: all)
   session.min_timeline_length  drop users with fewer interactions (default 3)
   session.max_context_length   context items per example, training sequence
@@ -35,7 +37,8 @@ configuration (see pipeline/config.py for every setting and its default):
   session.max_item_genres      genre slots per context item (default 3)
   model.encoder                context encoder: bow, cnn, lstm, gru, attention
   model.features               feature groups: movielens_features,
-                               movielens_ids, or a YAML file
+                               movielens_ids, aliccp_features, or a YAML
+                               file (default: the data set's own)
   model.dropout, model.share_item_embeddings,
   model.cnn_filters, model.cnn_kernel_size, model.cnn_layers, model.cnn_dilated,
   model.rnn_units, model.rnn_layers,
@@ -65,6 +68,8 @@ def _config(args):
   values = {}
   if getattr(args, "data_dir", None):
     values.setdefault("data", {})["data_dir"] = args.data_dir
+  if getattr(args, "dataset", None):
+    values.setdefault("data", {})["dataset"] = args.dataset
   if getattr(args, "output_dir", None):
     values["output_dir"] = args.output_dir
   return load_config(args.config, args.overrides, values)
@@ -218,7 +223,8 @@ def cmd_bench(args) -> int:
 
 def cmd_infer_schema(args) -> int:
   from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
-  path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output)
+  path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output,
+                                   args.dataset)
   print(f"wrote the inferred schema to {path}; compare it with the curated one "
         "(schemas/<dataset>/schema.pbtxt) and carry the curations over")
   return 0
@@ -247,9 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
       "MLMD SQLite store in the output directory (a repeated identical run "
       "reuses cached executions).",
       epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+  run.add_argument("--dataset", choices=["movielens", "aliccp"],
+                   help="raw format of --data-dir; sets data.dataset "
+                   "(default movielens)")
   run.add_argument("--data-dir", metavar="DIR",
-                   help="raw MovieLens files (ML-1M, ML-100K or CSV layout); "
-                   "sets data.data_dir (default data/sample)")
+                   help="raw MovieLens files (ML-1M, ML-100K or CSV layout) or "
+                   "an Ali-CCP directory (train/, test/); sets data.data_dir "
+                   "(default data/sample)")
   run.add_argument("--output-dir", metavar="DIR",
                    help="pipeline root, MLMD store, logs and pushed models; "
                    "sets output_dir (default output/sample)")
@@ -315,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
       "schema, the starting point for curating schemas/<dataset>/schema.pbtxt.")
   infer.add_argument("--data-dir", required=True, metavar="DIR")
   infer.add_argument("--output", required=True, metavar="FILE")
+  infer.add_argument("--dataset", default="movielens",
+                     choices=["movielens", "aliccp"])
   infer.set_defaults(func=cmd_infer_schema)
 
   show = commands.add_parser(

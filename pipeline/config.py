@@ -18,8 +18,12 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from components import feature_config as fc
+from components import session_data
 
-DATASETS = ("movielens",)
+DATASETS = tuple(session_data.DATASETS)
+# model.features when it is left empty: the data set's own feature groups.
+DEFAULT_FEATURES = {"movielens": "movielens_features",
+                    "aliccp": "aliccp_features"}
 FEATURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "features")
 
@@ -30,8 +34,8 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class DataConfig:
-  # Which raw format family to ingest; the exact MovieLens variant (1M, 100K,
-  # CSV) is detected from the files in data_dir.
+  # Which raw format family to ingest: movielens (the exact variant, 1M, 100K
+  # or CSV, is detected from the files in data_dir) or aliccp (raw Ali-CCP).
   dataset: str = "movielens"
   data_dir: str = "data/sample"
   # Malformed lines tolerated before ingestion fails (each one is reported).
@@ -62,8 +66,9 @@ class ModelConfig:
   # Context encoder of the feature config's sequence group.
   encoder: str = "attention"
   # Feature groups: a shipped config (pipeline/features/NAME.yaml), a YAML
-  # file, or the config itself as a mapping (what run_config.json records).
-  features: Any = "movielens_features"
+  # file, or the config itself as a mapping (what run_config.json records);
+  # empty: the data set's default (movielens_features, aliccp_features).
+  features: Any = ""
   dropout: float = 0.2
   # The context's item ids use the label's embedding table when vocabulary
   # and width match.
@@ -151,7 +156,8 @@ class RunConfig:
 
   def feature_config(self) -> fc.FeatureConfig:
     """model.features, loaded and checked against the session settings."""
-    features = self.model.features
+    features = self.model.features or DEFAULT_FEATURES.get(
+        self.data.dataset, "")
     try:
       if isinstance(features, dict):
         config = fc.parse(features)

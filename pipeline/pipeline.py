@@ -5,6 +5,7 @@ import os
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
+from components.aliccp_example_gen import AliCCPExampleGen
 from components.evaluation import eval_config
 from components.movielens_example_gen import MovieLensExampleGen
 from components.pusher import TFLitePusher
@@ -23,10 +24,17 @@ def schema_file(dataset: str) -> str:
 
 def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
   features = config.feature_config().to_dict()
-  example_gen = MovieLensExampleGen(
-      data_dir=config.data.data_dir,
-      max_malformed_lines=config.data.max_malformed_lines,
-      code_version=code_version(MovieLensExampleGen.__module__))
+  if config.data.dataset == "aliccp":
+    example_gen = AliCCPExampleGen(
+        data_dir=config.data.data_dir,
+        group_bucket_bytes=config.data.group_bucket_bytes,
+        max_malformed_lines=config.data.max_malformed_lines,
+        code_version=code_version(AliCCPExampleGen.__module__))
+  else:
+    example_gen = MovieLensExampleGen(
+        data_dir=config.data.data_dir,
+        max_malformed_lines=config.data.max_malformed_lines,
+        code_version=code_version(MovieLensExampleGen.__module__))
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(
@@ -38,6 +46,8 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
       examples=example_gen.outputs["examples"],
       anomalies=example_validator.outputs["anomalies"],
       session_config=json.dumps(config.sections("session")["session"]),
+      dataset=config.data.dataset,
+      group_bucket_bytes=config.data.group_bucket_bytes,
       code_version=code_version(Sessionize.__module__))
   transform = tfx.components.Transform(
       examples=sessionize.outputs["sessions"],

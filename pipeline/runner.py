@@ -72,6 +72,17 @@ def quiet_console() -> None:
   tf_logger.propagate = True
 
 
+def has_user_features(config: RunConfig) -> bool:
+  """Detects the input files (a wrong path fails here, naming it) and tells
+  whether they have user features."""
+  if config.data.dataset == "aliccp":
+    from components.aliccp_format import detect_files  # pylint: disable=import-outside-toplevel
+    detect_files(config.data.data_dir)
+    return True
+  from components.movielens_formats import detect_files  # pylint: disable=import-outside-toplevel,reimported
+  return detect_files(config.data.data_dir).users is not None
+
+
 def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   """Runs the whole pipeline; returns the summary of what it produced.
 
@@ -81,15 +92,13 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
   from components import feature_config as fc  # pylint: disable=import-outside-toplevel
-  from components.movielens_formats import detect_files  # pylint: disable=import-outside-toplevel
   from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=import-outside-toplevel
   from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
-  files = detect_files(config.data.data_dir)
   # Optional feature groups follow the data (e.g. no users in CSV layouts);
   # the resolved feature config is what the run records and uses.
-  config = config.with_features(fc.resolve(config.feature_config(),
-                                           files.users is not None))
+  config = config.with_features(fc.resolve(
+      config.feature_config(), has_user_features(config)))
   if quiet:
     quiet_console()
 

@@ -3,10 +3,14 @@ with structure a model can learn."""
 import filecmp
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from data import make_aliccp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FILES = [os.path.join(split, f"{kind}_{split}.csv") for split in ("train", "test")
          for kind in ("sample_skeleton", "common_features")]
@@ -83,3 +87,14 @@ def test_clicks_follow_the_users_tastes(generated):
   liked_rate = clicks[True][0] / clicks[True][1]
   other_rate = clicks[False][0] / clicks[False][1]
   assert liked_rate > 4 * other_rate
+
+
+def test_generator_reproduces_the_committed_sample(tmp_path):
+  committed = os.path.join(ROOT, "data", "aliccp-sample")
+  subprocess.run([sys.executable, os.path.join(ROOT, "data", "make_aliccp.py"),
+                  "--output", str(tmp_path)], check=True, timeout=300)
+  for split in ("train", "test"):
+    for kind in ("sample_skeleton", "common_features"):
+      name = os.path.join(split, f"{kind}_{split}.csv")
+      assert filecmp.cmp(tmp_path / name, os.path.join(committed, name),
+                         shallow=False), name
