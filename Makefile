@@ -1,8 +1,15 @@
 # Two commands set everything up: `make run` and `make test` (see README.md).
 SHELL := /bin/bash
 VENV ?= .venv
+# DATASET=aliccp runs the embedded Ali-CCP sample instead of MovieLens.
+DATASET ?= movielens
+ifeq ($(DATASET),aliccp)
+DATA_DIR ?= data/aliccp-sample
+OUTPUT_DIR ?= output/aliccp-sample
+else
 DATA_DIR ?= data/sample
 OUTPUT_DIR ?= output/sample
+endif
 ML1M_DIR ?= ../shared/data/ml-1m
 BENCH_ENCODERS ?= bow,cnn,lstm,gru,attention
 
@@ -16,13 +23,14 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10.*/bin/pytho
 
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run run-ml1m test bench clean help
+.PHONY: venv run run-ml1m test bench bench-aliccp clean help
 
 help:
-	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample"
+	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
 	@echo "make test    - set up $(VENV) if needed and run the test suite"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
 	@echo "make bench   - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
+	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
 
 venv: $(STAMP)
 
@@ -36,7 +44,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/recsys run --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)
+	$(VENV)/bin/recsys run --dataset $(DATASET) --data-dir $(DATA_DIR) --output-dir $(OUTPUT_DIR)
 
 run-ml1m: $(STAMP)
 	$(VENV)/bin/recsys run --data-dir $(ML1M_DIR) --output-dir output/ml-1m
@@ -47,6 +55,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
 	$(VENV)/bin/recsys bench --data-dir $(ML1M_DIR) --output-dir output/bench --encoders $(BENCH_ENCODERS)
+
+bench-aliccp: $(STAMP)
+	$(VENV)/bin/recsys bench-aliccp --output-dir output/bench-aliccp
 
 clean:
 	rm -rf output

@@ -4,7 +4,8 @@
 (features.py describes the layout), keeping the feature's name. Vocabularies
 are analyzed on the train split only and applied to every split, so an item
 first seen in an eval or test target is out of vocabulary, never leaked into
-training. Sequence features are cut to their most recent `max_context_length`
+training; `model.vocabulary_top_k` and `model.vocabulary_min_count` cap them
+(large catalogs such as Ali-CCP's), the rest being out of vocabulary. Sequence features are cut to their most recent `max_context_length`
 items and padded at the end with PAD, so a context reads oldest -> newest;
 static features are padded to their length.
 
@@ -67,11 +68,16 @@ def preprocessing_fn(inputs: Dict[str, Any],
     if feature.vocabulary:
       sources.setdefault(feature.vocabulary, []).append(
           _present(inputs[feature.name]))
+  model = custom_config.get("model", {})
+  caps = {"top_k": int(model.get("vocabulary_top_k", 0)) or None,
+          "frequency_threshold": int(model.get("vocabulary_min_count", 1))}
   vocabularies = {
-      name: tft.vocabulary(tf.concat(tensors, axis=0), vocab_filename=name)
+      name: tft.vocabulary(tf.concat(tensors, axis=0), vocab_filename=name,
+                           **caps)
       for name, tensors in sources.items()}
   tft.vocabulary(tf.concat(sources[config.label.vocabulary], axis=0),
-                 vocab_filename=counts_vocabulary(config), store_frequency=True)
+                 vocab_filename=counts_vocabulary(config), store_frequency=True,
+                 **caps)
 
   outputs = {}
   for group in config.groups:

@@ -221,6 +221,31 @@ def cmd_bench(args) -> int:
   return 0
 
 
+def cmd_bench_aliccp(args) -> int:
+  from pipeline import scale_bench  # pylint: disable=import-outside-toplevel
+  def numbers(text, flag):
+    try:
+      values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+      values = []
+    if not values or min(values) < 1:
+      raise ConfigError(f"{flag}: expected positive integers, e.g. 1,2; "
+                        f"got {text!r}")
+    return values
+  sizes = numbers(args.impressions, "--impressions")
+  workers = numbers(args.workers, "--workers")
+  os.makedirs(args.output_dir, exist_ok=True)
+  result = scale_bench.run(sizes, workers, os.path.abspath(args.output_dir),
+                           args.group_bucket_bytes)
+  table = scale_bench.markdown(result)
+  with open(os.path.join(args.output_dir, "bench-aliccp.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(args.output_dir, "bench-aliccp.md"), "w") as f:
+    f.write(table)
+  print(table)
+  return 0
+
+
 def cmd_infer_schema(args) -> int:
   from pipeline import schema_tools  # pylint: disable=import-outside-toplevel
   path = schema_tools.infer_schema(os.path.abspath(args.data_dir), args.output,
@@ -318,6 +343,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only measure the TFLite size and latency of the "
                      "models in OUTPUT_DIR/bench.json again")
   bench.set_defaults(func=cmd_bench)
+
+  scale = commands.add_parser(
+      "bench-aliccp", help="Ali-CCP ingestion and sessionization at scale",
+      description="Generate synthetic Ali-CCP data of each size and measure "
+      "ingestion and sessionization (throughput, peak memory of the job's "
+      "processes) on Beam's DirectRunner in multi-processing mode.")
+  scale.add_argument("--impressions", default="1000000,10000000",
+                     metavar="N,N", help="sizes (default 1000000,10000000)")
+  scale.add_argument("--workers", default="1,2", metavar="N,N",
+                     help="DirectRunner workers (default 1,2)")
+  scale.add_argument("--output-dir", default="output/bench-aliccp",
+                     metavar="DIR", help="generated data, logs and the table")
+  scale.add_argument("--group-bucket-bytes", type=int, default=32 * 2**20,
+                     help="spill bucket size (data.group_bucket_bytes)")
+  scale.set_defaults(func=cmd_bench_aliccp)
 
   infer = commands.add_parser(
       "infer-schema", help="infer a raw-data schema with TFDV",

@@ -82,6 +82,13 @@ class ModelConfig:
   attention_units: int = 64
   attention_layers: int = 2
   attention_heads: int = 1
+  # Vocabulary caps (the on-device model grows with its tables): each
+  # vocabulary (items, shops, genres, ...) keeps its `vocabulary_top_k` most
+  # frequent train values (0: all) seen at least `vocabulary_min_count`
+  # times; the others are out of vocabulary (one shared OOV id), and a test
+  # target outside the item vocabulary counts as a miss.
+  vocabulary_top_k: int = 0
+  vocabulary_min_count: int = 1
 
 
 @dataclasses.dataclass
@@ -217,6 +224,10 @@ class RunConfig:
       require(getattr(self.model, name) >= 1, f"model.{name}", "must be >= 1")
     require(self.model.attention_units % self.model.attention_heads == 0,
             "model.attention_units", "must be a multiple of attention_heads")
+    require(self.model.vocabulary_top_k >= 0, "model.vocabulary_top_k",
+            "must be >= 0 (0 keeps every value)")
+    require(self.model.vocabulary_min_count >= 1,
+            "model.vocabulary_min_count", "must be >= 1")
     require(self.train.epochs >= 1, "train.epochs", "must be >= 1")
     require(self.train.batch_size >= 1, "train.batch_size", "must be >= 1")
     require(self.train.learning_rate > 0, "train.learning_rate", "must be > 0")

@@ -55,7 +55,8 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
       preprocessing_fn="components.transform.preprocessing_fn",
       splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN],
                                            transform=list(F.SPLITS)),
-      custom_config={**config.sections("session"), "features": features,
+      custom_config={**config.sections("session", "model"),
+                     "features": features,
                      "code_version": code_version("components.transform")})
   trainer = tfx.components.Trainer(
       run_fn="components.trainer.run_fn",

@@ -1,8 +1,10 @@
-"""`recsys bench-aliccp`: Ali-CCP ingestion throughput and peak memory at scale.
+"""`recsys bench-aliccp`: Ali-CCP ingestion and sessionization throughput and
+peak memory at scale.
 
 For each size the synthetic generator (data/make_aliccp.py, seeded) writes
 the raw files once; then every measured job runs in a fresh process
-(`python -m pipeline.scale_bench ingest ...`) on Beam's DirectRunner in
+(`python -m pipeline.scale_bench ingest|sessionize ...`, the components'
+executors as TFX runs them) on Beam's DirectRunner in
 multi-processing mode with 1 or 2 workers, while this process samples the
 resident memory of the job's whole process tree (the runner and its worker
 processes) every 0.1 s. Resident sizes are summed, so pages the workers
@@ -93,6 +95,36 @@ def ingest(data_dir: str, output_dir: str, workers: int,
   return {"seconds": seconds, "examples": report["examples"]}
 
 
+def sessionize(examples_dir: str, output_dir: str, workers: int,
+               group_bucket_bytes: int) -> Dict[str, Any]:
+  """Runs the Sessionize executor on an ingestion output."""
+  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=import-outside-toplevel
+  from tfx.types import artifact_utils  # pylint: disable=import-outside-toplevel
+  from tfx.types import standard_artifacts  # pylint: disable=import-outside-toplevel
+  from components import aliccp_example_gen as G  # pylint: disable=import-outside-toplevel
+  from components import sessionize as S  # pylint: disable=import-outside-toplevel
+  from components.artifacts import ItemCatalog  # pylint: disable=import-outside-toplevel
+
+  examples = standard_artifacts.Examples()
+  examples.uri = examples_dir
+  examples.split_names = artifact_utils.encode_split_names([G.SPLIT])
+  outputs = {"sessions": standard_artifacts.Examples(),
+             "schema": standard_artifacts.Schema(), "catalog": ItemCatalog()}
+  for name, artifact in outputs.items():
+    artifact.uri = os.path.join(output_dir, name)
+  executor = S.Executor(base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=beam_args(workers)))
+  started = time.monotonic()
+  executor.Do({"examples": [examples]}, {k: [v] for k, v in outputs.items()},
+              {"session_config": json.dumps({}), "dataset": "aliccp",
+               "group_bucket_bytes": group_bucket_bytes})
+  seconds = time.monotonic() - started
+  with open(os.path.join(output_dir, "sessions", S.REPORT_FILE)) as f:
+    report = json.load(f)
+  return {"seconds": seconds, "users": report["users"],
+          "train_examples": report["train_examples"]}
+
+
 def data_bytes(data_dir: str) -> int:
   return sum(os.path.getsize(os.path.join(d, f))
              for d, _, files in os.walk(data_dir) for f in files)
@@ -101,28 +133,36 @@ def data_bytes(data_dir: str) -> int:
 def run(sizes: Sequence[int], workers: Sequence[int], work_dir: str,
         group_bucket_bytes: int, seed: int = 11) -> Dict[str, Any]:
   """Generates each size once and measures ingestion per worker count."""
-  from data import make_aliccp  # pylint: disable=import-outside-toplevel
   rows = []
   for size in sizes:
     data_dir = os.path.join(work_dir, f"aliccp-{size}")
     if not os.path.exists(os.path.join(data_dir, "done")):
       print(f"[bench-aliccp] generating {size:,} impressions", flush=True)
-      make_aliccp.generate(data_dir, impressions=size, seed=seed)
+      subprocess.run([sys.executable,
+                      os.path.join(ROOT, "data", "make_aliccp.py"),
+                      "--output", data_dir, "--impressions", str(size),
+                      "--seed", str(seed)], check=True)
       open(os.path.join(data_dir, "done"), "w").close()
     for n in workers:
-      output = tempfile.mkdtemp(dir=work_dir, prefix="ingest-")
-      print(f"[bench-aliccp] ingest {size:,} impressions, {n} worker(s)",
-            flush=True)
-      measured = run_measured(
-          [sys.executable, "-m", "pipeline.scale_bench", "ingest",
-           "--data-dir", data_dir, "--output-dir", output, "--workers", str(n),
-           "--group-bucket-bytes", str(group_bucket_bytes)],
-          os.path.join(work_dir, f"ingest-{size}-{n}.log"))
-      shutil.rmtree(output)
-      rows.append({"job": "ingest", "impressions": size, "workers": n,
-                   "input_bytes": data_bytes(data_dir), **measured,
-                   "rows_per_second": size / measured["seconds"]})
-      print(f"[bench-aliccp] {rows[-1]}", flush=True)
+      ingested = tempfile.mkdtemp(dir=work_dir, prefix="ingest-")
+      sessions = tempfile.mkdtemp(dir=work_dir, prefix="sessions-")
+      jobs = (("ingest", ["--data-dir", data_dir, "--output-dir", ingested]),
+              ("sessionize", ["--examples-dir", ingested, "--output-dir",
+                              sessions]))
+      for job, job_args in jobs:
+        print(f"[bench-aliccp] {job} {size:,} impressions, {n} worker(s)",
+              flush=True)
+        measured = run_measured(
+            [sys.executable, "-m", "pipeline.scale_bench", job, *job_args,
+             "--workers", str(n), "--group-bucket-bytes",
+             str(group_bucket_bytes)],
+            os.path.join(work_dir, f"{job}-{size}-{n}.log"))
+        rows.append({"job": job, "impressions": size, "workers": n,
+                     "input_bytes": data_bytes(data_dir), **measured,
+                     "rows_per_second": size / measured["seconds"]})
+        print(f"[bench-aliccp] {rows[-1]}", flush=True)
+      shutil.rmtree(ingested)
+      shutil.rmtree(sessions)
   return {"group_bucket_bytes": group_bucket_bytes, "rows": rows}
 
 
@@ -140,15 +180,24 @@ def markdown(result: Dict[str, Any]) -> str:
 def main(argv: Sequence[str] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   commands = parser.add_subparsers(dest="command", required=True)
-  job = commands.add_parser("ingest", help="one measured ingestion job")
-  job.add_argument("--data-dir", required=True)
-  job.add_argument("--output-dir", required=True)
-  job.add_argument("--workers", type=int, default=1)
-  job.add_argument("--group-bucket-bytes", type=int, default=32 * 2**20)
+  for name in ("ingest", "sessionize"):
+    job = commands.add_parser(name, help=f"one measured {name} job")
+    if name == "ingest":
+      job.add_argument("--data-dir", required=True)
+    else:
+      job.add_argument("--examples-dir", required=True)
+    job.add_argument("--output-dir", required=True)
+    job.add_argument("--workers", type=int, default=1)
+    job.add_argument("--group-bucket-bytes", type=int, default=32 * 2**20)
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  print(json.dumps(ingest(args.data_dir, args.output_dir, args.workers,
-                          args.group_bucket_bytes)))
+  if args.command == "ingest":
+    result = ingest(args.data_dir, args.output_dir, args.workers,
+                    args.group_bucket_bytes)
+  else:
+    result = sessionize(args.examples_dir, args.output_dir, args.workers,
+                        args.group_bucket_bytes)
+  print(json.dumps(result))
   return 0
 
 

@@ -107,3 +107,23 @@ def test_bucketize_edges():
   np.testing.assert_array_equal(
       F.bucketize(values, 0.25, 0.5, 10).numpy(),
       [OOV, OOV, 2, 2, 3, 11, 11])
+
+
+@pytest.mark.parametrize("caps, items", [
+    ({"vocabulary_top_k": 2}, [b"a", b"b"]),
+    ({"vocabulary_min_count": 3}, [b"a", b"b"]),
+    ({"vocabulary_top_k": 1, "vocabulary_min_count": 3}, [b"a"]),
+])
+def test_vocabulary_caps_leave_rare_items_out_of_vocabulary(tmp_path, caps,
+                                                            items):
+  custom = {**custom_config(feature_config(), CONTEXT), "model": caps}
+  train, _, output = analyze_and_transform(TRAIN, [EVAL], custom,
+                                           str(tmp_path))
+  assert output.vocabulary_by_name("item_id") == items
+  counts_file = output.vocabulary_file_by_name(
+      transform.counts_vocabulary(feature_config()))
+  with tf.io.gfile.GFile(counts_file, "rb") as f:
+    assert [line.split()[1] for line in f.read().splitlines()] == items
+  # Train chunk c <- [a, b, a]: a label outside the cap is OOV.
+  labels = [int(np.asarray(t[F.LABEL_ITEM_ID]).reshape(-1)[0]) for t in train]
+  assert labels[3] == (OOV if b"c" not in items else 4)
