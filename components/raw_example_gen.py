@@ -16,6 +16,7 @@ import os
 from typing import Any, Dict, List
 
 from absl import logging
+from google.protobuf import message
 import apache_beam as beam
 import tensorflow as tf
 from tfx import types
@@ -121,6 +122,13 @@ class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
   }
+
+
+def executor_properties(component: FileBasedExampleGen) -> Dict[str, Any]:
+  """The exec properties TFX hands the component's executor (protos as
+  JSON): for running an executor outside a pipeline (tests, benchmarks)."""
+  return {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message)
+          else v for k, v in component.exec_properties.items()}
 
 
 class RawExampleGen(FileBasedExampleGen):

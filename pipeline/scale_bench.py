@@ -72,17 +72,13 @@ def beam_args(workers: int) -> List[str]:
 def ingest(data_dir: str, output_dir: str, workers: int,
            group_bucket_bytes: int) -> Dict[str, Any]:
   """Runs the AliCCPExampleGen executor as TFX would; returns its counts."""
-  from google.protobuf import message  # pylint: disable=import-outside-toplevel
   from tfx.dsl.components.base import base_beam_executor  # pylint: disable=import-outside-toplevel
   from tfx.types import standard_artifacts  # pylint: disable=import-outside-toplevel
-  from tfx.utils import proto_utils  # pylint: disable=import-outside-toplevel
   from components import aliccp_example_gen as G  # pylint: disable=import-outside-toplevel
   from components import raw_example_gen  # pylint: disable=import-outside-toplevel
 
-  component = G.AliCCPExampleGen(data_dir, group_bucket_bytes)
-  exec_properties = {
-      k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-      for k, v in component.exec_properties.items()}
+  exec_properties = raw_example_gen.executor_properties(
+      G.AliCCPExampleGen(data_dir, group_bucket_bytes))
   examples = standard_artifacts.Examples()
   examples.uri = output_dir
   executor = G.Executor(base_beam_executor.BaseBeamExecutor.Context(

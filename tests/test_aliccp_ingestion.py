@@ -7,10 +7,8 @@ import json
 import apache_beam as beam
 import pytest
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
 from components import aliccp_example_gen as G
 from components import aliccp_format as A
@@ -99,31 +97,14 @@ def test_examples_join_the_users_features(ingested):
   assert {b"train", b"test"} == {s for s, _ in by_id}
 
 
-def _exec_properties(data_dir, **extra):
-  split = example_gen_pb2.Input.Split(name=G.SPLIT, pattern="*/*.csv")
-  return {
-      standard_component_specs.INPUT_BASE_KEY: data_dir,
-      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
-          example_gen_pb2.Input(splits=[split])),
-      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
-          example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-              splits=[example_gen_pb2.SplitConfig.Split(
-                  name=G.SPLIT, hash_buckets=1)]))),
-      standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
-          example_gen_pb2.FORMAT_TF_EXAMPLE,
-      standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
-          example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-      **extra,
-  }
-
-
 def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path):
   root = str(tmp_path / "data")
   make_aliccp.generate(root, impressions=3000, seed=2)
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / "out")
   G.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
-                  _exec_properties(root, **{G.GROUP_BUCKET_BYTES: 50_000}))
+                  raw_example_gen.executor_properties(
+                      G.AliCCPExampleGen(root, group_bucket_bytes=50_000)))
   assert sorted(os.listdir(examples.uri)) == [
       f"Split-{G.SPLIT}", raw_example_gen.REPORT_FILE]
   with open(os.path.join(examples.uri, raw_example_gen.REPORT_FILE)) as f:

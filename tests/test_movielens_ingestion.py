@@ -17,6 +17,7 @@ from components import features as F  # first: selects legacy Keras
 from components import ingestion
 from components import movielens_example_gen as gen
 from components import movielens_formats as formats
+from components import raw_example_gen
 from components.ingestion import (IngestionError, MalformedLine,
                                   MalformedLineError, _OffsetLineSource)
 from components.movielens_formats import detect_files
@@ -24,10 +25,8 @@ from components.movielens_formats import detect_files
 import apache_beam as beam
 from apache_beam.io import source_test_utils
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
 # The genre flag order of ML-100K's u.genre, written out independently of
 # the module's own table.
@@ -683,21 +682,8 @@ def test_real_ml1m_if_present():
 
 # --- the executor end to end ----------------------------------------------------
 def _exec_properties(data_dir: Path, **extra):
-  return {
-      standard_component_specs.INPUT_BASE_KEY: str(data_dir),
-      standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
-          example_gen_pb2.Input(splits=[
-              example_gen_pb2.Input.Split(name=gen.SPLIT, pattern="*")])),
-      standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
-          example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-              splits=[example_gen_pb2.SplitConfig.Split(
-                  name=gen.SPLIT, hash_buckets=1)]))),
-      standard_component_specs.OUTPUT_DATA_FORMAT_KEY:
-          example_gen_pb2.FORMAT_TF_EXAMPLE,
-      standard_component_specs.OUTPUT_FILE_FORMAT_KEY:
-          example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-      **extra,
-  }
+  return {**raw_example_gen.executor_properties(
+      gen.MovieLensExampleGen(str(data_dir))), **extra}
 
 
 def _run_executor(data_dir: Path, out_dir: Path, **extra):
