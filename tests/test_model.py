@@ -204,6 +204,21 @@ def test_sampled_softmax_approaches_full_softmax_when_trained():
   assert after < before / 2
 
 
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
+def test_out_of_vocabulary_targets_are_not_trained_on(loss):
+  # A capped vocabulary: items outside it are OOV in contexts and labels.
+  x, y = causal_data(64)
+  x[F.CONTEXT_ITEM_ID][:, 1] = np.where(x[F.CONTEXT_ITEM_ID][:, 1] > 0,
+                                        F.OOV_ID, 0)
+  y = np.where(np.arange(len(y)) % 2 == 0, F.OOV_ID, y)
+  counts = np.ones(ITEMS, np.float32)
+  counts[:F.NUM_RESERVED_IDS] = 0.0  # OOV has no train count
+  model = dual_encoder("bow", loss=loss, counts=counts)
+  history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+                      epochs=2, verbose=0)
+  assert np.all(np.isfinite(history.history["loss"]))
+
+
 def test_sampled_softmax_is_full_softmax_outside_training():
   candidates = tf.random.stateless_normal([ITEMS, 4], seed=[3, 4])
   queries = tf.random.stateless_normal([5, 4], seed=[5, 6])

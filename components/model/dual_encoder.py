@@ -121,7 +121,9 @@ class DualEncoder(keras.Model):
     with tf.GradientTape() as tape:
       queries, _ = self.encode_positions(features, training=True)
       targets = next_item_targets(features[F.CONTEXT_ITEM_ID], labels)
-      valid = tf.not_equal(targets, F.PAD_ID)
+      # Neither padding nor an item outside a capped vocabulary (OOV) is a
+      # target the model can name (and OOV has no sampling probability).
+      valid = targets >= F.NUM_RESERVED_IDS
       loss = self.loss_layer(tf.boolean_mask(queries, valid),
                              tf.boolean_mask(targets, valid),
                              self.label_encoder.candidates(), training=True)
