@@ -43,6 +43,8 @@ configuration (see pipeline/config.py for every setting and its default):
   model.cnn_filters, model.cnn_kernel_size, model.cnn_layers, model.cnn_dilated,
   model.rnn_units, model.rnn_layers,
   model.attention_units, model.attention_layers, model.attention_heads
+  model.vocabulary_top_k       keep the N most frequent values per vocabulary
+                               (0: all); model.vocabulary_min_count likewise
   train.epochs, train.batch_size, train.learning_rate, train.seed
   train.loss                   softmax (full) or sampled_softmax
   train.num_negatives          negatives per batch for sampled_softmax
