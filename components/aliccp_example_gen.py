@@ -1,10 +1,10 @@
 """AliCCPExampleGen: raw Ali-CCP files -> one tf.Example per impression.
 
 Each split's skeleton (impressions) is joined with its common features (the
-user side) on `common_feature_index`, so that neither file is held whole by
-one worker: through spill files on disk, a bucket of keys at a time
+user side) on (split, `common_feature_index`), so that neither file is held
+whole by one worker: through spill files on disk, a bucket of keys at a time
 (`components/disk_group.py`, buckets of `data.group_bucket_bytes` of input,
-which keeps the DirectRunner's memory flat), or with Beam's CoGroupByKey
+which keeps the DirectRunner's memory flat), or with Beam's GroupByKey
 when that is 0 (a distributed runner's shuffle). Every impression keeps its
 source split and sample id, which order a user's impressions (the data has
 no timestamps), its click and conversion labels, and its named features
@@ -20,7 +20,7 @@ Reported with file and line, and counted:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -69,92 +69,89 @@ def user_features(row: A.CommonRow) -> bytes:
   return _features(A.named_features(row.features, A.USER_FIELDS))
 
 
-class _Impression:
-  """Skeleton line -> (key, (offset, inconsistent, Features bytes))."""
-
-  def __init__(self, split: str):
-    self._split = split
-
-  def __call__(self, text: str, offset: int):
-    row = A.parse_skeleton(text)
-    inconsistent = row.click == 0 and row.conversion == 1
-    return row.key, (offset, inconsistent, impression_features(self._split, row))
+IMPRESSION, USER = 0, 1  # tags of the grouped values
 
 
-def _user(text: str, offset: int):
-  row = A.parse_common_features(text)
-  return row.key, (offset, user_features(row))
+class _ParseLine:
+  """A line of any of the files -> ((split, key), (tag, offset, ...)).
+
+  One parser for all files, so that one ParDo reads them and one grouping
+  joins them (no Flatten of per-file PCollections: components/disk_group.py).
+  """
+
+  def __init__(self, files: Dict[str, Tuple[str, str]]):
+    self._kinds = {}
+    for split, (skeleton, common) in files.items():
+      self._kinds[skeleton] = (split, IMPRESSION)
+      self._kinds[common] = (split, USER)
+
+  def __call__(self, text: str, offset: int, path: str):
+    split, tag = self._kinds[path]
+    if tag == IMPRESSION:
+      row = A.parse_skeleton(text)
+      inconsistent = row.click == 0 and row.conversion == 1
+      return (split, row.key), (tag, offset, inconsistent,
+                                impression_features(split, row))
+    row = A.parse_common_features(text)
+    return (split, row.key), (tag, offset, user_features(row))
 
 
 class _Join(beam.DoFn):
   """One key's impressions and common-features rows -> examples and reports."""
 
-  def __init__(self, skeleton: str, common: str):
+  def __init__(self, files: Dict[str, Tuple[str, str]]):
     super().__init__()
-    self._skeleton, self._common = skeleton, common
+    self._files = files
 
   def process(self, keyed) -> Iterable[Any]:
-    key, group = keyed
-    users = sorted(group["users"])
+    (split, key), values = keyed
+    skeleton, common = self._files[split]
+    users = sorted(v[1:] for v in values if v[0] == USER)
     for offset, _ in users[1:]:
       yield beam.pvalue.TaggedOutput(DUPLICATE_KEY, MalformedLine(
-          self._common, offset, f"a second row for common_feature_index {key} "
+          common, offset, f"a second row for common_feature_index {key} "
           "(the first is used)", key))
-    for offset, inconsistent, impression in group["impressions"]:
+    for _, offset, inconsistent, impression in sorted(
+        v for v in values if v[0] == IMPRESSION):
       if not users:
         yield beam.pvalue.TaggedOutput(UNMATCHED, MalformedLine(
-            self._skeleton, offset, f"common_feature_index {key} has no row in "
-            f"{os.path.basename(self._common)}", key))
+            skeleton, offset, f"common_feature_index {key} has no row in "
+            f"{os.path.basename(common)}", key))
       elif inconsistent:
         yield beam.pvalue.TaggedOutput(A.INCONSISTENT, MalformedLine(
-            self._skeleton, offset, "click 0 with conversion 1", key))
+            skeleton, offset, "click 0 with conversion 1", key))
       else:
         yield serialized_example(impression, users[0][1])
 
 
 @beam.ptransform_fn
-def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Any],  # pylint: disable=invalid-name
+def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # pylint: disable=invalid-name
                spill_dir: str = "", group_bucket_bytes: int = 0):
   """-> {"examples": serialized tf.Examples, and the reported lines by kind}.
 
   With `group_bucket_bytes` the join spills to files under `spill_dir` (the
-  caller deletes it), in buckets of about that many bytes of input.
+  caller deletes it), in buckets of about that many bytes of input; with 0
+  it is Beam's GroupByKey.
   """
-  reported: Dict[str, List[beam.PCollection]] = {
-      k: [] for k in (ingestion.MALFORMED, UNMATCHED, A.INCONSISTENT,
-                      DUPLICATE_KEY)}
-  examples = []
-  for split, (skeleton, common) in sorted(files.items()):
-    def parsed(name, path, parse):
-      result = (
-          pipeline
-          | f"Read{name}" >> ingestion.ReadLinesWithOffsets(path)
-          | f"Parse{name}" >> beam.ParDo(ingestion.ParseLines(
-              parse, "utf-8")).with_outputs(ingestion.MALFORMED, main="parsed"))
-      reported[ingestion.MALFORMED].append(result[ingestion.MALFORMED])
-      return result.parsed
-
-    impressions = parsed(f"Skeleton_{split}", skeleton,
-                         _Impression(split))
-    users = parsed(f"Common_{split}", common, _user)
-    buckets = 0
-    if group_bucket_bytes > 0:
-      buckets = disk_group.buckets_for(
-          sum(tf.io.gfile.stat(p).length for p in (skeleton, common)),
-          group_bucket_bytes)
-    joined = (
-        disk_group.co_group_by_key(
-            {"impressions": impressions, "users": users},
-            os.path.join(spill_dir, split), buckets, f"Join_{split}")
-        | f"Examples_{split}" >> beam.ParDo(_Join(skeleton, common)).with_outputs(
-            UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
-    examples.append(joined.examples)
-    for kind in (UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY):
-      reported[kind].append(joined[kind])
-  out = {"examples": tuple(examples) | "FlattenExamples" >> beam.Flatten()}
-  for kind, collections in reported.items():
-    out[kind] = tuple(collections) | f"Flatten_{kind}" >> beam.Flatten()
-  return out
+  paths = [p for split in sorted(files) for p in files[split]]
+  parsed = (
+      pipeline
+      | "Read" >> ingestion.ReadLinesWithOffsets(*paths)
+      | "Parse" >> beam.ParDo(ingestion.ParseLines(
+          _ParseLine(files), "utf-8", with_path=True)).with_outputs(
+              ingestion.MALFORMED, main="parsed"))
+  buckets = 0
+  if group_bucket_bytes > 0:
+    buckets = disk_group.buckets_for(
+        sum(tf.io.gfile.stat(p).length for p in paths), group_bucket_bytes)
+  joined = (
+      disk_group.group_by_key(parsed.parsed, spill_dir, buckets, "GroupByKey")
+      | "Join" >> beam.ParDo(_Join(files)).with_outputs(
+          UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
+  return {"examples": joined.examples,
+          ingestion.MALFORMED: parsed[ingestion.MALFORMED],
+          **{kind: joined[kind] for kind in (UNMATCHED, A.INCONSISTENT,
+                                             DUPLICATE_KEY)}}
 
 
 @beam.ptransform_fn

@@ -15,6 +15,7 @@ import os
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.io import concat_source
 from apache_beam.io import filebasedsource
 import tensorflow as tf
 
@@ -74,15 +75,22 @@ class _OffsetLineSource(filebasedsource.FileBasedSource):
 
 
 class ReadLinesWithOffsets(beam.PTransform):
-  """Reads one text file as LineRecords, split across workers."""
+  """Reads text files as LineRecords, split across workers.
 
-  def __init__(self, path: str):
+  Several files are read by one source (not one read per file and a
+  Flatten), so that a single ParDo can parse them all: see
+  `components/disk_group.py` for why multi-producer Flattens are avoided.
+  """
+
+  def __init__(self, *paths: str):
     super().__init__()
-    self._path = path
+    self._paths = paths
 
   def expand(self, pbegin):
+    sources = [_OffsetLineSource(p, splittable=True, validate=True)
+               for p in self._paths]
     return pbegin | beam.io.Read(
-        _OffsetLineSource(self._path, splittable=True, validate=True))
+        sources[0] if len(sources) == 1 else concat_source.ConcatSource(sources))
 
 
 def require_file(path: str, what: str) -> str:
@@ -97,18 +105,21 @@ def require_file(path: str, what: str) -> str:
 
 
 class ParseLines(beam.DoFn):
-  """Applies `parse(text, offset, **side_inputs) -> value`; lines it rejects
-  with MalformedLineError go to the MALFORMED output.
+  """Applies `parse(text, offset, **side_inputs) -> value` (with
+  `with_path`, `parse(text, offset, path)`); lines it rejects with
+  MalformedLineError go to the MALFORMED output.
 
   Blank lines carry no record and are skipped; `skip_first_line` drops a
   header already checked by format detection.
   """
 
-  def __init__(self, parse, encoding: str, skip_first_line: bool = False):
+  def __init__(self, parse, encoding: str, skip_first_line: bool = False,
+               with_path: bool = False):
     super().__init__()
     self._parse = parse
     self._encoding = encoding
     self._skip_first_line = skip_first_line
+    self._with_path = with_path
 
   def process(self, record: LineRecord, **side_inputs):
     if self._skip_first_line and record.offset == 0:
@@ -122,8 +133,9 @@ class ParseLines(beam.DoFn):
           record.path, record.offset, f"not valid {self._encoding}: {e.reason}",
           record.text.decode("latin-1")))
       return
+    args = (text, record.offset) + ((record.path,) if self._with_path else ())
     try:
-      yield self._parse(text, record.offset, **side_inputs)
+      yield self._parse(*args, **side_inputs)
     except MalformedLineError as e:
       yield beam.pvalue.TaggedOutput(
           MALFORMED, MalformedLine(record.path, record.offset, str(e), text))

@@ -18,6 +18,9 @@ from typing import Any, Dict, List
 from absl import logging
 from google.protobuf import message
 import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.runners.runner import PipelineResult
 import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
@@ -35,6 +38,8 @@ from components import ingestion
 MAX_MALFORMED_LINES = "max_malformed_lines"
 REPORT_FILE = "ingestion_report.json"
 REPORT_DIR = "_report_dir"
+NAMESPACE = "raw_example_gen"
+MADE_COUNTER = "examples_made"
 SPILL_DIR = "_spill_dir"
 
 
@@ -51,11 +56,11 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     raise NotImplementedError
 
   def _write_examples(self, examples: types.Artifact,
-                      exec_properties: Dict[str, Any]) -> None:
+                      exec_properties: Dict[str, Any]) -> PipelineResult:
     """The one split, written as TFX's ExampleGen writes it (gzipped
     TFRecords of tf.Examples) but without its Reshuffle: on the DirectRunner
     a Reshuffle holds every example in memory, and a split of one input
-    needs no rebalancing."""
+    needs no rebalancing. Returns the finished Beam job."""
     output_config = example_gen_pb2.Output()
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
@@ -63,17 +68,27 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     split = output_config.split_config.splits[0].name
     examples.split_names = artifact_utils.encode_split_names([split])
     to_examples = self.GetInputSourceToExamplePTransform()
-    with self._make_beam_pipeline() as pipeline:
-      _ = (pipeline
-           | "InputToRecord" >> to_examples(exec_properties, "")  # pylint: disable=no-value-for-parameter
-           | "WriteSplit" >> beam.io.WriteToTFRecord(
-               os.path.join(artifact_utils.get_split_uri([examples], split),
-                            write_split.DEFAULT_FILE_NAME),
-               file_name_suffix=".gz"))
+    pipeline = self._make_beam_pipeline()
+    made = Metrics.counter(NAMESPACE, MADE_COUNTER)
+
+    def count(example):
+      made.inc()
+      return example
+
+    _ = (pipeline
+         | "InputToRecord" >> to_examples(exec_properties, "")  # pylint: disable=no-value-for-parameter
+         | "CountMade" >> beam.Map(count)
+         | "WriteSplit" >> beam.io.WriteToTFRecord(
+             os.path.join(artifact_utils.get_split_uri([examples], split),
+                          write_split.DEFAULT_FILE_NAME),
+             file_name_suffix=".gz"))
+    result = pipeline.run()
+    result.wait_until_finish()
     examples_utils.set_payload_format(examples,
                                       example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, write_split.to_file_format_str(
         example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+    return result
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -88,13 +103,15 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     logging.info("Reading %s", json.dumps(report))
     report_dir = os.path.join(examples.uri, "_ingestion")
     spill_dir = os.path.join(examples.uri, "_spill")
-    self._write_examples(examples, {**exec_properties, REPORT_DIR: report_dir,
-                                    SPILL_DIR: spill_dir})
+    result = self._write_examples(
+        examples, {**exec_properties, REPORT_DIR: report_dir,
+                   SPILL_DIR: spill_dir})
     if tf.io.gfile.exists(spill_dir):
       tf.io.gfile.rmtree(spill_dir)
 
     summary = ingestion.read_ingestion_summary(report_dir)
     tf.io.gfile.rmtree(report_dir)
+    check_all_written(result, summary.examples)
     report["examples"] = summary.examples
     examples.set_int_custom_property("num_examples", summary.examples)
     for kind, (count, lines) in summary.reported.items():
@@ -112,6 +129,25 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     if summary.examples == 0:
       raise ingestion.IngestionError(
           f"no examples could be read from {', '.join(report['files'])}")
+
+
+def check_all_written(result: PipelineResult,
+                      written: int) -> None:
+  """Fails when fewer examples reached the output than the job made.
+
+  Guards against runner bugs that lose elements silently, such as Beam
+  2.59's FnApiRunner running a Flatten's consumers before all its producers
+  finished (components/disk_group.py): the count of examples made is a
+  metric of the producing stage, the count written comes from the output's
+  own branch of the job.
+  """
+  made = sum(c.committed for c in result.metrics().query(
+      MetricsFilter().with_namespace(NAMESPACE).with_name(MADE_COUNTER))[
+          "counters"])
+  if made != written:
+    raise ingestion.IngestionError(
+        f"the Beam job made {made} examples but {written} reached the output: "
+        "the runner lost elements; no examples are published")
 
 
 class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

@@ -234,8 +234,6 @@ class _SerializedTimelines(beam.DoFn):
 
   def process(self, user):
     user_id, grouped = user
-    if isinstance(grouped, dict):  # from a CoGroupByKey
-      grouped = grouped[INTERACTIONS]
     interactions = [Interaction(*values) for values in grouped]
     for split, example in timeline_examples(user_id, interactions,
                                             self._params, self._data):
@@ -259,10 +257,10 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionParams,  # pylint: 
   (components/disk_group.py; the caller deletes it), else Beam's GroupByKey.
   """
   parsed = raw | "Parse" >> beam.ParDo(ParseRaw(dataset)).with_outputs(
-      CATALOG, main="interactions")
+      CATALOG, main=INTERACTIONS)
   examples = (
-      disk_group.co_group_by_key({INTERACTIONS: parsed.interactions},
-                                 spill_dir, num_buckets, "GroupByUser")
+      disk_group.group_by_key(parsed[INTERACTIONS], spill_dir, num_buckets,
+                              "GroupByUser")
       | "Timelines" >> beam.ParDo(
           _SerializedTimelines(params, dataset)).with_outputs(*F.SPLITS))
   result = {split: examples[split] for split in F.SPLITS}

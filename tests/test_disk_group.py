@@ -1,4 +1,4 @@
-"""DiskCoGroupByKey groups exactly as Beam's CoGroupByKey, bucket by bucket."""
+"""DiskGroupByKey groups exactly as Beam's GroupByKey, bucket by bucket."""
 import os
 import subprocess
 import sys
@@ -12,35 +12,30 @@ from components import disk_group
 
 
 def normalized(grouped):
-  key, by_tag = grouped
-  return key, {tag: sorted(values) for tag, values in by_tag.items()}
+  key, values = grouped
+  return key, sorted(values)
 
 
-def random_inputs(seed=0):
+def random_input(seed=0):
   rng = np.random.default_rng(seed)
-  left = [(f"k{rng.integers(0, 300)}", (int(i), bool(i % 2), b"x" * int(i % 7)))
-          for i in range(2000)]
-  right = [(f"k{rng.integers(0, 400)}", (int(i), b"user")) for i in range(500)]
-  return left, right
+  return [((str(rng.choice(["train", "test"])), f"k{rng.integers(0, 400)}"),
+           (int(i), bool(i % 2), b"x" * int(i % 7))) for i in range(2500)]
 
 
 @pytest.mark.parametrize("num_buckets", [0, 1, 7])
-def test_groups_like_cogroupbykey(tmp_path, num_buckets):
-  left, right = random_inputs()
+def test_groups_like_groupbykey(tmp_path, num_buckets):
+  rows = random_input()
   expected = {}
-  for tag, rows in (("impressions", left), ("users", right)):
-    for key, value in rows:
-      expected.setdefault(key, {"impressions": [], "users": []})[tag].append(
-          value)
+  for key, value in rows:
+    expected.setdefault(key, []).append(value)
   expected = [normalized(kv) for kv in expected.items()]
   with beam.Pipeline() as p:
-    grouped = disk_group.co_group_by_key(
-        {"impressions": p | "L" >> beam.Create(left),
-         "users": p | "R" >> beam.Create(right)},
-        str(tmp_path / "spill"), num_buckets, "Group")
+    grouped = disk_group.group_by_key(p | beam.Create(rows),
+                                      str(tmp_path / "spill"), num_buckets,
+                                      "Group")
     assert_that(grouped | beam.Map(normalized), equal_to(expected))
   spilled = os.listdir(tmp_path / "spill") if num_buckets else []
-  # Every bucket got a file (700 keys over 7 buckets), named by bucket.
+  # Every bucket got a file (800 keys over 7 buckets), named by bucket.
   assert {name.split("-")[1] for name in spilled} == {
       f"{b:05d}" for b in range(num_buckets)}
 
@@ -67,10 +62,10 @@ def test_a_truncated_spill_file_is_an_error(tmp_path):
   path = str(tmp_path / "bucket-00000-x")
   spill = disk_group._Spill(str(tmp_path), 1)  # pylint: disable=protected-access
   spill.start_bundle()
-  spill.process((0, "key", b"value"))
+  spill.process(("key", b"value"))
   list(spill.finish_bundle())
   written = [str(tmp_path / n) for n in os.listdir(tmp_path)]
-  assert list(disk_group.read_spill_file(written[0])) == [(0, "key", b"value")]
+  assert list(disk_group.read_spill_file(written[0])) == [("key", b"value")]
   with open(written[0], "rb") as f:
     data = f.read()
   with open(path, "wb") as f:
