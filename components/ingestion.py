@@ -142,7 +142,8 @@ class ParseLines(beam.DoFn):
 
 
 def _first_lines(malformed: List[MalformedLine]) -> List[MalformedLine]:
-  return sorted(malformed, key=lambda m: (m.path, m.offset))
+  return sorted(malformed, key=lambda m: (m.path, m.offset))[
+      :MAX_REPORTED_LINES]
 
 
 class WriteIngestionSummary(beam.PTransform):
@@ -150,8 +151,12 @@ class WriteIngestionSummary(beam.PTransform):
 
   Input: {"examples": PCollection, "malformed": PCollection[MalformedLine],
   and optionally more kinds of reported lines (rows dropped by a rule, say)
-  under their own names}. Writes one JSON file `summary` into report_dir,
-  read back by `read_ingestion_summary` once the Beam job is done.
+  under their own names}. A kind read by several stages (one per file, say)
+  may be a tuple of PCollections: each is counted on its own and the counts
+  are merged here, because a Flatten of PCollections from different stages
+  can lose elements on Beam's FnApiRunner (components/disk_group.py).
+  Writes one JSON file `summary` into report_dir, read back by
+  `read_ingestion_summary` once the Beam job is done.
   """
 
   def __init__(self, report_dir: str):
@@ -161,20 +166,29 @@ class WriteIngestionSummary(beam.PTransform):
   def expand(self, inputs):
     examples = inputs["examples"] | "CountExamples" >> beam.combiners.Count.Globally()
     side_inputs = {}
+    parts: Dict[str, List[str]] = {}
     for kind in sorted(k for k in inputs if k != "examples"):
-      lines = inputs[kind]
-      side_inputs[kind] = beam.pvalue.AsSingleton(
-          lines | f"Count_{kind}" >> beam.combiners.Count.Globally())
-      side_inputs[f"{kind}_lines"] = beam.pvalue.AsSingleton(
-          lines
-          | f"First_{kind}" >> beam.combiners.Top.Of(
-              MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset), reverse=True)
-          | f"Sort_{kind}" >> beam.Map(_first_lines))
+      pcolls = inputs[kind]
+      if not isinstance(pcolls, (tuple, list)):
+        pcolls = (pcolls,)
+      for i, lines in enumerate(pcolls):
+        part = f"{kind}#{i}"
+        parts.setdefault(kind, []).append(part)
+        side_inputs[part] = beam.pvalue.AsSingleton(
+            lines | f"Count_{part}" >> beam.combiners.Count.Globally())
+        side_inputs[f"{part}_lines"] = beam.pvalue.AsSingleton(
+            lines
+            | f"First_{part}" >> beam.combiners.Top.Of(
+                MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset),
+                reverse=True))
 
-    def summary(n, **kinds):
-      return json.dumps({"examples": n, **{
-          k: ([dataclasses.asdict(m) for m in v] if k.endswith("_lines") else v)
-          for k, v in kinds.items()}})
+    def summary(n, **counted):
+      merged = {"examples": n}
+      for kind, names in parts.items():
+        merged[kind] = sum(counted[p] for p in names)
+        merged[f"{kind}_lines"] = [dataclasses.asdict(m) for m in _first_lines(
+            [m for p in names for m in counted[f"{p}_lines"]])]
+      return json.dumps(merged)
 
     return (
         examples

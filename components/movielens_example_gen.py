@@ -141,7 +141,8 @@ def _keyed(parse, serialize):
 
 @beam.ptransform_fn
 def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: disable=invalid-name
-  """-> {"examples": serialized tf.Examples, "malformed": MalformedLine}."""
+  """-> {"examples": serialized tf.Examples, "malformed": MalformedLines, one
+  PCollection per file (see ingestion.WriteIngestionSummary)}."""
   fmt = files.format
 
   def parsed(name: str, path: str, parse, **side_inputs):
@@ -166,7 +167,7 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: di
   malformed.append(ratings[ingestion.MALFORMED])
   return {
       "examples": ratings.parsed,
-      "malformed": tuple(malformed) | "FlattenMalformed" >> beam.Flatten(),
+      "malformed": tuple(malformed),
   }
 
 

@@ -14,6 +14,7 @@ impressions per second of the job's Beam run, process start-up excluded.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -159,11 +160,16 @@ def run(sizes: Sequence[int], workers: Sequence[int], work_dir: str,
         print(f"[bench-aliccp] {rows[-1]}", flush=True)
       shutil.rmtree(ingested)
       shutil.rmtree(sessions)
-  return {"group_bucket_bytes": group_bucket_bytes, "rows": rows}
+  from pipeline.bench import machine  # pylint: disable=import-outside-toplevel
+  return {"date": datetime.date.today().isoformat(), "machine": machine(),
+          "group_bucket_bytes": group_bucket_bytes, "rows": rows}
 
 
 def markdown(result: Dict[str, Any]) -> str:
-  lines = ["| job | impressions | input MB | workers | seconds | rows/s | "
+  lines = [f"{result['date']}, {result['machine']}; DirectRunner in "
+           "multi-processing mode, join and grouping spill buckets of "
+           f"{result['group_bucket_bytes'] / 2**20:g} MiB", "",
+           "| job | impressions | input MB | workers | seconds | rows/s | "
            "peak memory MB |", "|---|---|---|---|---|---|---|"]
   for r in result["rows"]:
     lines.append(

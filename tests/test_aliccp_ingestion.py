@@ -7,6 +7,7 @@ import json
 import apache_beam as beam
 import pytest
 import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
@@ -97,14 +98,21 @@ def test_examples_join_the_users_features(ingested):
   assert {b"train", b"test"} == {s for s, _ in by_id}
 
 
-def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path):
+# In-process, and on Beam's FnApiRunner in multi-processing mode, whose
+# Flatten bug (components/disk_group.py) once lost examples here.
+@pytest.mark.parametrize("beam_args", [
+    [], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]],
+    ids=["in_process", "multi_processing"])
+def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path, beam_args):
   root = str(tmp_path / "data")
-  make_aliccp.generate(root, impressions=3000, seed=2)
+  make_aliccp.generate(root, impressions=20_000 if beam_args else 3000, seed=2)
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / "out")
-  G.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]},
-                  raw_example_gen.executor_properties(
-                      G.AliCCPExampleGen(root, group_bucket_bytes=50_000)))
+  G.Executor(base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=beam_args)).Do(
+          {}, {standard_component_specs.EXAMPLES_KEY: [examples]},
+          raw_example_gen.executor_properties(
+              G.AliCCPExampleGen(root, group_bucket_bytes=50_000)))
   assert sorted(os.listdir(examples.uri)) == [
       f"Split-{G.SPLIT}", raw_example_gen.REPORT_FILE]
   with open(os.path.join(examples.uri, raw_example_gen.REPORT_FILE)) as f:
@@ -115,3 +123,20 @@ def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path):
   impressions = sum(count_lines(A.skeleton_path(root, s)) for s in A.SPLITS)
   assert written == report["examples"] == impressions - report[A.INCONSISTENT]
   assert examples.get_int_custom_property("num_examples") == written
+
+
+def test_fewer_examples_written_than_made_fails_the_run(tmp_path):
+  def made(n):
+    counter = beam.metrics.Metrics.counter(raw_example_gen.NAMESPACE,
+                                           raw_example_gen.MADE_COUNTER)
+    counter.inc(n)
+    return n
+
+  pipeline = beam.Pipeline()
+  _ = pipeline | beam.Create([3, 4]) | beam.Map(made)
+  result = pipeline.run()
+  result.wait_until_finish()
+  raw_example_gen.check_all_written(result, 7)
+  with pytest.raises(ingestion.IngestionError,
+                     match="made 7 examples but 6 reached the output"):
+    raw_example_gen.check_all_written(result, 6)

@@ -91,7 +91,8 @@ def read_movielens(data_dir: Path, tmp_path: Path):
   with beam.Pipeline() as pipeline:
     read = pipeline | gen.ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
     _collect(read["examples"], out / "examples.pkl", "Examples")
-    _collect(read["malformed"], out / "malformed.pkl", "Malformed")
+    _collect(read["malformed"] | "Flatten" >> beam.Flatten(),  # in-process
+             out / "malformed.pkl", "Malformed")
   examples = [feature_dict(tf.train.Example.FromString(e))
               for e in _load(out / "examples.pkl")]
   malformed = ingestion.resolve_line_numbers(_load(out / "malformed.pkl"))

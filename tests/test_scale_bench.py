@@ -19,8 +19,11 @@ def test_peak_memory_counts_the_jobs_child_processes(tmp_path):
 
 
 def test_table_reports_rows_per_second_and_memory():
-  table = scale_bench.markdown({"rows": [{
+  table = scale_bench.markdown({
+      "date": "2026-11-23", "machine": "2 cores", "group_bucket_bytes": 2**25,
+      "rows": [{
       "job": "ingest", "impressions": 1_000_000, "input_bytes": 170 * 2**20,
       "workers": 2, "seconds": 100.0, "rows_per_second": 10_000.0,
       "peak_memory_bytes": 1536 * 2**20}]})
   assert "| ingest | 1,000,000 | 170 | 2 | 100 | 10,000 | 1,536 |" in table
+  assert table.startswith("2026-11-23, 2 cores; ") and "32 MiB" in table
