@@ -76,6 +76,8 @@ def ingest(data_dir: str, output_dir: str, workers: int,
   from tfx.dsl.components.base import base_beam_executor  # pylint: disable=import-outside-toplevel
   from tfx.types import standard_artifacts  # pylint: disable=import-outside-toplevel
   from components import aliccp_example_gen as G  # pylint: disable=import-outside-toplevel
+  from components import aliccp_format as A  # pylint: disable=import-outside-toplevel
+  from components import ingestion  # pylint: disable=import-outside-toplevel
   from components import raw_example_gen  # pylint: disable=import-outside-toplevel
 
   exec_properties = raw_example_gen.executor_properties(
@@ -89,7 +91,9 @@ def ingest(data_dir: str, output_dir: str, workers: int,
   seconds = time.monotonic() - started
   with open(os.path.join(output_dir, raw_example_gen.REPORT_FILE)) as f:
     report = json.load(f)
-  return {"seconds": seconds, "examples": report["examples"]}
+  return {"seconds": seconds, "examples": report["examples"],
+          "dropped": sum(report[k] for k in (
+              A.INCONSISTENT, G.UNMATCHED, ingestion.MALFORMED))}
 
 
 def sessionize(examples_dir: str, output_dir: str, workers: int,
@@ -120,6 +124,15 @@ def sessionize(examples_dir: str, output_dir: str, workers: int,
     report = json.load(f)
   return {"seconds": seconds, "users": report["users"],
           "train_examples": report["train_examples"]}
+
+
+def check_accounted(impressions: int, ingested: Dict[str, Any]) -> None:
+  """Every generated impression became an example or a reported drop: a
+  throughput figure over lost rows would be meaningless."""
+  accounted = ingested["examples"] + ingested["dropped"]
+  if accounted != impressions:
+    raise RuntimeError(f"ingestion accounted for {accounted:,} of "
+                       f"{impressions:,} impressions")
 
 
 def data_bytes(data_dir: str) -> int:
@@ -154,6 +167,8 @@ def run(sizes: Sequence[int], workers: Sequence[int], work_dir: str,
              "--workers", str(n), "--group-bucket-bytes",
              str(group_bucket_bytes)],
             os.path.join(work_dir, f"{job}-{size}-{n}.log"))
+        if job == "ingest":
+          check_accounted(size, measured)
         rows.append({"job": job, "impressions": size, "workers": n,
                      "input_bytes": data_bytes(data_dir), **measured,
                      "rows_per_second": size / measured["seconds"]})

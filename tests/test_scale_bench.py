@@ -1,6 +1,8 @@
 """The scale bench's measurement: peak memory of a job's whole process tree."""
 import sys
 
+import pytest
+
 from pipeline import scale_bench
 
 
@@ -27,3 +29,9 @@ def test_table_reports_rows_per_second_and_memory():
       "peak_memory_bytes": 1536 * 2**20}]})
   assert "| ingest | 1,000,000 | 170 | 2 | 100 | 10,000 | 1,536 |" in table
   assert table.startswith("2026-11-23, 2 cores; ") and "32 MiB" in table
+
+
+def test_an_impression_neither_written_nor_reported_fails_the_bench():
+  scale_bench.check_accounted(1000, {"examples": 990, "dropped": 10})
+  with pytest.raises(RuntimeError, match="accounted for 989 of 1,000"):
+    scale_bench.check_accounted(1000, {"examples": 989, "dropped": 0})
