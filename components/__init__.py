@@ -7,3 +7,12 @@ first imported, so every entry point into this package sets it here.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def __getattr__(name):
+  """`components.ItemCatalog`, the import path its artifact type name gives
+  (loaded on first use: TFX is slow to import)."""
+  if name == "ItemCatalog":
+    from components.artifacts import ItemCatalog  # pylint: disable=import-outside-toplevel
+    return ItemCatalog
+  raise AttributeError(f"module 'components' has no attribute {name!r}")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, NamedTuple, Tuple
 
+import tensorflow as tf
+
 from components.ingestion import IngestionError, MalformedLineError, require_file
 
 # field id -> (feature name, keeps the value as a weight)
@@ -87,7 +89,8 @@ def detect_files(root: str) -> Dict[str, Tuple[str, str]]:
   files = {}
   for split in SPLITS:
     skeleton, common = skeleton_path(root, split), common_features_path(root, split)
-    if os.path.exists(skeleton) or os.path.exists(common) or split == "train":
+    if (tf.io.gfile.exists(skeleton) or tf.io.gfile.exists(common)
+        or split == "train"):
       files[split] = (require_file(skeleton, f"Ali-CCP {split} skeleton"),
                       require_file(common, f"Ali-CCP {split} common features"))
   if not files:

@@ -9,4 +9,7 @@ class ItemCatalog(artifact.Artifact):
   pushed model, so that an app (or `recsys recommend`) can fill an item's side
   features and show titles.
   """
-  TYPE_NAME = "ItemCatalog"
+  # "<module>.<class>": the form Kubeflow's compiler accepts for a custom
+  # type, which its executor entry point imports back by that path
+  # (components/__init__.py exports the class).
+  TYPE_NAME = "components.ItemCatalog"

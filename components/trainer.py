@@ -12,9 +12,10 @@ TensorBoard logs go to the model run directory.
 import json
 import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -31,7 +32,7 @@ TFLITE_DIR = "Format-TFLite"
 TFLITE_FILE = "model.tflite"
 SUMMARY_FILE = "training_summary.json"
 MONITOR = "val_ndcg_at_10"
-# Examples read per parse call; training batches are formed after shuffling.
+# Examples read per parse call.
 _READ_BATCH = 1024
 
 
@@ -39,10 +40,13 @@ def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
                  config: fc.FeatureConfig, batch_size: int,
                  with_history: bool = False, shuffle: bool = False,
                  seed: int = 0) -> tf.data.Dataset:
-  """(model features, label) batches, parsed once and cached in memory.
+  """(model features, label) batches, parsed once and held in memory.
 
   With `with_history` the features include the dense history (PAD-padded),
-  which validation excludes from the ranking.
+  which validation excludes from the ranking. With `shuffle` the examples
+  are put in their canonical order first (see `canonical_order`), so that the
+  seeded shuffle, and with it the trained model, does not depend on the order
+  in which Beam wrote the examples (runner, workers, bundles).
   """
   names = serving.model_feature_names(config)
   dataset = data_accessor.tf_dataset_factory(
@@ -61,11 +65,54 @@ def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
   if with_history:  # histories differ in length: keep the read batches
     return dataset.unbatch().padded_batch(batch_size).cache().prefetch(
         tf.data.AUTOTUNE)
-  dataset = dataset.unbatch().cache()
+  features, labels = _to_numpy(dataset)
+  order = canonical_order(features, labels)
+  features = {k: tf.constant(v[order]) for k, v in features.items()}
+  labels = tf.constant(labels[order])
+  indices = tf.data.Dataset.range(len(order))
   if shuffle:
-    dataset = dataset.shuffle(1_000_000, seed=seed,
+    indices = indices.shuffle(len(order), seed=seed,
                               reshuffle_each_iteration=True)
-  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  return indices.batch(batch_size).map(
+      lambda i: ({k: tf.gather(v, i) for k, v in features.items()},
+                 tf.gather(labels, i)),
+      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _to_numpy(dataset: tf.data.Dataset
+              ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+  """A dataset of (features, label) batches as whole arrays."""
+  features: Dict[str, List[np.ndarray]] = {}
+  labels: List[np.ndarray] = []
+  for batch_features, batch_labels in dataset.as_numpy_iterator():
+    for name, values in batch_features.items():
+      features.setdefault(name, []).append(values)
+    labels.append(batch_labels)
+  if not labels:
+    raise ValueError("the train split has no examples")
+  return ({k: np.concatenate(v) for k, v in features.items()},
+          np.concatenate(labels))
+
+
+def canonical_order(features: Dict[str, np.ndarray],
+                    labels: np.ndarray) -> np.ndarray:
+  """A permutation of the examples that depends on their contents only.
+
+  Examples are ordered by a hash of all their ids (so the order is well
+  mixed, not sorted by item), ties broken by the ids themselves: the same
+  examples in any order give the same sequence, and identical examples are
+  interchangeable.
+  """
+  count = len(labels)
+  columns = np.concatenate(
+      [labels.reshape(count, -1).astype(np.int64)] +
+      [features[k].reshape(count, -1).astype(np.int64)
+       for k in sorted(features)], axis=1)
+  multipliers = np.random.default_rng(0).integers(
+      1, 2**62, size=columns.shape[1], dtype=np.int64) | 1
+  with np.errstate(over="ignore"):
+    hashed = (columns * multipliers).sum(axis=1)  # wraps around: a hash
+  return np.lexsort(tuple(columns.T[::-1]) + (hashed,))
 
 
 def vocabulary_sizes(tft_output: tft.TFTransformOutput,

@@ -52,7 +52,23 @@ configuration (see pipeline/config.py for every setting and its default):
   train.max_minutes            wall-time budget for training
   eval.min_hit_rate_at_10      HR@10 on test needed for a blessing
   serving.top_k                recommendations returned (default 100)
-  name, push_dir, beam_args    pipeline name, push root, Beam arguments
+  name, push_dir               pipeline name, push root
+  runner                       local (LocalDagRunner) or beam (BeamDagRunner)
+  beam_args                    arguments of every component's Beam job
+                               (--beam-arg replaces them)
+  metadata.backend             MLMD store: sqlite (in the output directory)
+                               or mysql, with metadata.mysql_host,
+                               metadata.mysql_port, metadata.mysql_database,
+                               metadata.mysql_user (empty: RECSYS_MYSQL_HOST,
+                               _PORT, _DATABASE, _USER from the environment;
+                               the password only from RECSYS_MYSQL_PASSWORD)
+"""
+
+BEAM_HELP = """Beam arguments go to every component's Beam job; write each one with '=':
+  --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2
+  --beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=HOST:8081 --beam-arg=--environment_type=LOOPBACK
+  --beam-arg=--runner=SparkRunner --beam-arg=--spark_master_url=spark://HOST:7077
+  --beam-arg=--runner=DataflowRunner --beam-arg=--project=P --beam-arg=--region=R --beam-arg=--temp_location=gs://B/tmp
 """
 
 
@@ -66,7 +82,14 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
       help="override one setting, e.g. --set train.epochs=3 (repeatable)")
 
 
-def _config(args):
+def _add_beam_option(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument(
+      "--beam-arg", metavar="ARG", action="append", dest="beam_args",
+      help="an argument for every component's Beam job, as --beam-arg=--flag=V "
+      "(repeatable; replaces beam_args)")
+
+
+def _config(args, base_dir: Optional[str] = None):
   values = {}
   if getattr(args, "data_dir", None):
     values.setdefault("data", {})["data_dir"] = args.data_dir
@@ -74,7 +97,11 @@ def _config(args):
     values.setdefault("data", {})["dataset"] = args.dataset
   if getattr(args, "output_dir", None):
     values["output_dir"] = args.output_dir
-  return load_config(args.config, args.overrides, values)
+  if getattr(args, "runner", None):
+    values["runner"] = args.runner
+  if getattr(args, "beam_args", None):
+    values["beam_args"] = args.beam_args
+  return load_config(args.config, args.overrides, values, base_dir=base_dir)
 
 
 METRIC_ORDER = ("hit_rate@1", "hit_rate@5", "hit_rate@10", "hit_rate@50",
@@ -98,7 +125,7 @@ def cmd_run(args) -> int:
   from pipeline import runner  # pylint: disable=import-outside-toplevel
   config = _config(args)
   print(f"[recsys] config {config.digest()}: data {config.data.data_dir} -> "
-        f"{config.output_dir}")
+        f"{config.output_dir} ({config.runner} runner)")
   summary = runner.run(config, quiet=True)
   print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s")
   print(f"  config:     {summary['run_config']}")
@@ -257,6 +284,34 @@ def cmd_infer_schema(args) -> int:
   return 0
 
 
+def cmd_compile(args) -> int:
+  from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
+  config = _config(args, base_dir=kubeflow.IMAGE_ROOT)
+  job = kubeflow.compile_pipeline(config, args.output, args.image,
+                                  args.pipeline_root)
+  tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+  print(f"wrote {args.output}: {len(tasks)} steps in image {args.image}, "
+        f"pipeline root {job['runtimeConfig']['gcsOutputDirectory']}")
+  return 0
+
+
+def cmd_kubeflow(args) -> int:
+  from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
+  if args.action == "run":
+    if args.cron:
+      raise ConfigError("--cron is for `recsys kubeflow schedule`")
+    run_id = kubeflow.submit(args.spec, args.host, args.experiment, args.name)
+    print(f"submitted run {run_id} to {args.host}")
+    return 0
+  if not args.cron:
+    raise ConfigError("recsys kubeflow schedule needs --cron EXPR")
+  recurring_id = kubeflow.schedule(args.spec, args.host, args.cron,
+                                   args.experiment, args.name)
+  print(f"created recurring run {recurring_id} on {args.host} "
+        f"(cron {kubeflow.kfp_cron(args.cron)})")
+  return 0
+
+
 def cmd_config(args) -> int:
   print(_config(args).to_json())
   return 0
@@ -274,12 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
   commands.required = True
 
   run = commands.add_parser(
-      "run", help="run the whole pipeline on LocalDagRunner",
+      "run", help="run the whole pipeline (LocalDagRunner or BeamDagRunner)",
       description="Run ingestion -> statistics/validation -> sessionization "
       "-> Transform -> Trainer -> Evaluator (TFMA) -> TFLite push, with an "
-      "MLMD SQLite store in the output directory (a repeated identical run "
-      "reuses cached executions).",
-      epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+      "MLMD store (SQLite in the output directory, or MySQL) so that a "
+      "repeated identical run reuses cached executions.",
+      epilog=CONFIG_HELP + "\n" + BEAM_HELP,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   run.add_argument("--dataset", choices=["movielens", "aliccp"],
                    help="raw format of --data-dir; sets data.dataset "
                    "(default movielens)")
@@ -290,8 +346,60 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument("--output-dir", metavar="DIR",
                    help="pipeline root, MLMD store, logs and pushed models; "
                    "sets output_dir (default output/sample)")
+  run.add_argument("--runner", choices=["local", "beam"],
+                   help="TFX orchestrator: local (LocalDagRunner, default) or "
+                   "beam (BeamDagRunner); sets runner")
+  _add_beam_option(run)
   _add_config_options(run)
   run.set_defaults(func=cmd_run)
+
+  compile_ = commands.add_parser(
+      "compile", help="compile the pipeline for Kubeflow Pipelines",
+      description="Compile the same pipeline with TFX's KubeflowV2DagRunner "
+      "into a KFP v2 pipeline spec (.json: PipelineJob; .yaml: PipelineSpec). "
+      "Every step runs in IMAGE (built from the Dockerfile), where the "
+      "project lives at /opt/recsys: relative paths (the default "
+      "data/sample, the curated schemas/) name files in the image.",
+      epilog=CONFIG_HELP + "\n" + BEAM_HELP,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  compile_.add_argument("--target", choices=["kubeflow"], default="kubeflow",
+                        help="orchestrator to compile for (kubeflow)")
+  compile_.add_argument("--output", required=True, metavar="FILE",
+                        help="the spec to write (pipeline.json or .yaml)")
+  compile_.add_argument("--image", default="ondevice-recsys:latest",
+                        help="container image of every step (default "
+                        "ondevice-recsys:latest)")
+  compile_.add_argument("--pipeline-root", metavar="URI",
+                        help="where the steps write artifacts, on storage "
+                        "they all reach (gs://BUCKET/recsys); pushed models "
+                        "go to URI/serving unless push_dir is set (default: "
+                        "OUTPUT_DIR/pipeline_root inside the image)")
+  compile_.add_argument("--dataset", choices=["movielens", "aliccp"],
+                        help="sets data.dataset")
+  compile_.add_argument("--data-dir", metavar="DIR",
+                        help="the raw data as the steps see it: a path in the "
+                        "image or a URI (default data/sample)")
+  _add_beam_option(compile_)
+  _add_config_options(compile_)
+  compile_.set_defaults(func=cmd_compile)
+
+  kubeflow = commands.add_parser(
+      "kubeflow", help="submit or schedule a compiled pipeline",
+      description="Submit a compiled pipeline (recsys compile) to a Kubeflow "
+      "Pipelines API server as one run, or create a recurring run.")
+  kubeflow.add_argument("action", choices=["run", "schedule"])
+  kubeflow.add_argument("--spec", default="pipeline.json", metavar="FILE",
+                        help="the compiled pipeline (default pipeline.json)")
+  kubeflow.add_argument("--host", required=True, metavar="URL",
+                        help="the KFP API endpoint, e.g. http://localhost:8080 "
+                        "(kubectl port-forward to ml-pipeline-ui)")
+  kubeflow.add_argument("--cron", metavar="EXPR",
+                        help="schedule: cron expression, 5 fields (minute hour "
+                        "day month weekday) or KFP's 6 (seconds first)")
+  kubeflow.add_argument("--experiment", default="recsys",
+                        help="KFP experiment (created if missing)")
+  kubeflow.add_argument("--name", help="run or recurring-run name")
+  kubeflow.set_defaults(func=cmd_kubeflow)
 
   recommend = commands.add_parser(
       "recommend", help="recommend from a pushed TFLite model",

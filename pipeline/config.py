@@ -21,6 +21,8 @@ from components import feature_config as fc
 from components import session_data
 
 DATASETS = tuple(session_data.DATASETS)
+RUNNERS = ("local", "beam")
+METADATA_BACKENDS = ("sqlite", "mysql")
 # model.features when it is left empty: the data set's own feature groups.
 DEFAULT_FEATURES = {"movielens": "movielens_features",
                     "aliccp": "aliccp_features"}
@@ -121,16 +123,37 @@ class ServingConfig:
 
 
 @dataclasses.dataclass
+class MetadataConfig:
+  # Where the ML Metadata (lineage, cache) store lives: sqlite, a file in the
+  # output directory; or mysql, a database shared by several machines. Each
+  # mysql_* setting left empty is taken from the environment variable
+  # RECSYS_MYSQL_HOST, _PORT, _DATABASE or _USER; the password only ever from
+  # RECSYS_MYSQL_PASSWORD, so that it is never recorded with the run.
+  # (Kubeflow Pipelines keeps its own store; a compiled pipeline ignores this.)
+  backend: str = "sqlite"
+  mysql_host: str = ""
+  mysql_port: int = 0
+  mysql_database: str = ""
+  mysql_user: str = ""
+
+
+@dataclasses.dataclass
 class RunConfig:
   name: str = "recsys"
   output_dir: str = "output/sample"
   # Pushed models land in <push_dir>/<version>/; empty means
   # <output_dir>/serving.
   push_dir: str = ""
-  # Arguments for every component's Beam job.
+  # Orchestrator: local (TFX's LocalDagRunner, components one after another in
+  # this process) or beam (BeamDagRunner: the DAG itself is a Beam pipeline).
+  # Kubeflow Pipelines runs a compiled pipeline instead (`recsys compile`).
+  runner: str = "local"
+  # Arguments for every component's Beam job (DirectRunner, Flink, Spark or
+  # Dataflow flags).
   beam_args: List[str] = dataclasses.field(
       default_factory=lambda: ["--direct_running_mode=in_memory",
                                "--direct_num_workers=1"])
+  metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   session: SessionConfig = dataclasses.field(default_factory=SessionConfig)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -202,6 +225,13 @@ class RunConfig:
       if not ok:
         raise ConfigError(f"{field}: {why}")
 
+    require(self.runner in RUNNERS, "runner",
+            f"{self.runner!r} is not one of {', '.join(RUNNERS)}")
+    require(self.metadata.backend in METADATA_BACKENDS, "metadata.backend",
+            f"{self.metadata.backend!r} is not one of "
+            f"{', '.join(METADATA_BACKENDS)}")
+    require(self.metadata.mysql_port >= 0, "metadata.mysql_port",
+            "must be >= 0 (0: RECSYS_MYSQL_PORT, else 3306)")
     require(self.data.dataset in DATASETS, "data.dataset",
             f"{self.data.dataset!r} is not one of {', '.join(DATASETS)}")
     require(self.data.max_malformed_lines >= 0, "data.max_malformed_lines",
@@ -307,16 +337,31 @@ def parse_overrides(overrides: List[str]) -> Dict[str, Any]:
   return nested
 
 
+def is_uri(path: str) -> bool:
+  """gs://, s3://, hdfs:// ... : a location on storage, not a local path."""
+  return "://" in path
+
+
+def resolve_path(path: str, base_dir: Optional[str] = None) -> str:
+  """A relative local path made absolute against base_dir (default: the
+  working directory); absolute paths and URIs stay as they are."""
+  if is_uri(path) or os.path.isabs(path):
+    return path
+  return os.path.normpath(os.path.join(base_dir or os.getcwd(), path))
+
+
 def load_config(path: Optional[str] = None,
                 overrides: Optional[List[str]] = None,
-                values: Optional[Dict[str, Any]] = None) -> RunConfig:
+                values: Optional[Dict[str, Any]] = None,
+                base_dir: Optional[str] = None) -> RunConfig:
   """Defaults <- config file <- --set overrides <- explicit values.
 
   `values` is a nested mapping like the file's (the CLI's --data-dir and
   --output-dir arrive this way).
 
-  Relative paths are resolved against the working directory, so that the
-  recorded config and MLMD artifact URIs are absolute.
+  Relative paths are resolved against `base_dir` (default: the working
+  directory; a compiled Kubeflow pipeline: the project inside its image), so
+  that the recorded config and MLMD artifact URIs are absolute.
   """
   config = RunConfig()
   if path:
@@ -334,10 +379,10 @@ def load_config(path: Optional[str] = None,
     _apply(config, parse_overrides(overrides))
   if values:
     _apply(config, values)
-  config.output_dir = os.path.abspath(config.output_dir)
-  config.data.data_dir = os.path.abspath(config.data.data_dir)
+  config.output_dir = resolve_path(config.output_dir, base_dir)
+  config.data.data_dir = resolve_path(config.data.data_dir, base_dir)
   if config.push_dir:
-    config.push_dir = os.path.abspath(config.push_dir)
+    config.push_dir = resolve_path(config.push_dir, base_dir)
   config.validate()
   return config
 

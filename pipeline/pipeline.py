@@ -1,6 +1,9 @@
 """The TFX DAG: wiring only. Every setting comes from the RunConfig."""
 import json
 import os
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
 
 from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -18,11 +21,17 @@ SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "schemas")
 
 
-def schema_file(dataset: str) -> str:
-  return os.path.join(SCHEMAS_DIR, dataset, "schema.pbtxt")
+def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
+  return os.path.join(schemas_dir, dataset, "schema.pbtxt")
 
 
-def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
+def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
+                    schemas_dir: str = SCHEMAS_DIR,
+                    metadata: Optional[metadata_store_pb2.ConnectionConfig] = None
+                    ) -> tfx_pipeline.Pipeline:
+  """The DAG of `config`. A compiled (Kubeflow) pipeline passes where the
+  artifacts and the curated schemas are on the cluster, and no metadata
+  connection (Kubeflow keeps its own store)."""
   features = config.feature_config().to_dict()
   if config.data.dataset == "aliccp":
     example_gen = AliCCPExampleGen(
@@ -38,7 +47,7 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=schema_file(config.data.dataset))
+      schema_file=schema_file(config.data.dataset, schemas_dir))
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
@@ -82,11 +91,9 @@ def create_pipeline(config: RunConfig) -> tfx_pipeline.Pipeline:
       code_version=code_version(TFLitePusher.__module__))
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
-      pipeline_root=config.pipeline_root,
+      pipeline_root=pipeline_root or config.pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
                   sessionize, transform, trainer, evaluator, pusher],
       enable_cache=True,
-      metadata_connection_config=(
-          tfx.orchestration.metadata.sqlite_metadata_connection_config(
-              config.metadata_path)),
+      metadata_connection_config=metadata,
       beam_pipeline_args=config.beam_args)

@@ -1,9 +1,11 @@
-"""Runs the pipeline on TFX's LocalDagRunner and reports what it produced.
+"""Runs the pipeline on TFX's LocalDagRunner or BeamDagRunner and reports
+what it produced.
 
-The MLMD store is a SQLite file inside the output directory, so a second run
-with the same config and inputs reuses the cached executions. The console
-shows each component starting and finishing (with its duration, or that it
-was cached); TFX's full log goes to <output_dir>/logs/run.log.
+The MLMD store (a SQLite file inside the output directory by default, or a
+shared MySQL database) lets a second run with the same config and inputs
+reuse the cached executions. The console shows each component starting and
+finishing (with its duration, or that it was cached); TFX's full log goes to
+<output_dir>/logs/run.log.
 """
 import dataclasses
 import json
@@ -14,8 +16,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import metadata
 from pipeline.config import RunConfig
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -29,8 +31,14 @@ class ComponentRun:
   cached: bool = False
 
 
+# What each DAG runner logs as a component starts and ends.
+_STARTED = ("Component %s is running.", "node %s is running.")
+_FINISHED = ("Component %s is finished.", "node %s is finished.")
+
+
 class ProgressHandler(logging.Handler):
-  """Turns TFX's launcher log records into one console line per component."""
+  """Turns the DAG runner's log records into one console line per component
+  (both runners run one component at a time)."""
 
   def __init__(self, stream=None):
     super().__init__(level=logging.INFO)
@@ -40,14 +48,14 @@ class ProgressHandler(logging.Handler):
 
   def emit(self, record: logging.LogRecord) -> None:
     message = record.msg
-    if message == "Component %s is running.":
+    if message in _STARTED:
       self.runs.append(ComponentRun(str(record.args[0])))
       self._started = time.monotonic()
       print(f"[recsys] {self.runs[-1].name}: running", file=self.stream,
             flush=True)
     elif message == "A cached execution %d is used." and self.runs:
       self.runs[-1].cached = True
-    elif message == "Component %s is finished." and self.runs:
+    elif message in _FINISHED and self.runs:
       run = self.runs[-1]
       run.seconds = time.monotonic() - self._started
       status = "cached" if run.cached else "done"
@@ -72,15 +80,26 @@ def quiet_console() -> None:
   tf_logger.propagate = True
 
 
-def has_user_features(config: RunConfig) -> bool:
+def has_user_features(dataset: str, data_dir: str) -> bool:
   """Detects the input files (a wrong path fails here, naming it) and tells
   whether they have user features."""
-  if config.data.dataset == "aliccp":
+  if dataset == "aliccp":
     from components.aliccp_format import detect_files  # pylint: disable=import-outside-toplevel
-    detect_files(config.data.data_dir)
+    detect_files(data_dir)
     return True
   from components.movielens_formats import detect_files  # pylint: disable=import-outside-toplevel,reimported
-  return detect_files(config.data.data_dir).users is not None
+  return detect_files(data_dir).users is not None
+
+
+def with_data_features(config: RunConfig,
+                       data_dir: Optional[str] = None) -> RunConfig:
+  """`config` with its feature groups resolved against the data: optional
+  groups are dropped when the data set lacks them (e.g. no users in CSV
+  layouts). `data_dir` is where to look (default: the config's)."""
+  from components import feature_config as fc  # pylint: disable=import-outside-toplevel
+  return config.with_features(fc.resolve(
+      config.feature_config(),
+      has_user_features(config.data.dataset, data_dir or config.data.data_dir)))
 
 
 def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
@@ -91,14 +110,11 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   """
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
-  from components import feature_config as fc  # pylint: disable=import-outside-toplevel
-  from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=import-outside-toplevel
   from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
-  # Optional feature groups follow the data (e.g. no users in CSV layouts);
-  # the resolved feature config is what the run records and uses.
-  config = config.with_features(fc.resolve(
-      config.feature_config(), has_user_features(config)))
+  # The resolved feature config is what the run records and uses.
+  config = with_data_features(config)
+  connection = metadata.connection_config(config)
   if quiet:
     quiet_console()
 
@@ -120,7 +136,7 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   logging.getLogger("absl").addHandler(progress)
   started = time.monotonic()
   try:
-    LocalDagRunner().run(create_pipeline(config))
+    dag_runner(config.runner).run(create_pipeline(config, metadata=connection))
   finally:
     logging.getLogger("absl").removeHandler(progress)
     root.removeHandler(log_file)
@@ -136,12 +152,19 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   return summary
 
 
+def dag_runner(name: str):
+  """TFX's runner called `name` (config.runner)."""
+  # pylint: disable=import-outside-toplevel
+  if name == "beam":
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    return BeamDagRunner()
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+  return LocalDagRunner()
+
+
 def _store(config: RunConfig) -> metadata_store.MetadataStore:
-  connection = metadata_store_pb2.ConnectionConfig()
-  connection.sqlite.filename_uri = config.metadata_path
-  connection.sqlite.connection_mode = (
-      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
-  return metadata_store.MetadataStore(connection)
+  return metadata_store.MetadataStore(
+      metadata.connection_config(config, read_only=True))
 
 
 def latest_artifacts(config: RunConfig) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 from pipeline import cli
 from pipeline.config import RunConfig
 
-SECTIONS = ("data", "session", "model", "train", "eval", "serving")
+SECTIONS = ("data", "session", "model", "train", "eval", "serving", "metadata")
 
 RECSYS = [sys.executable, "-m", "pipeline.cli"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

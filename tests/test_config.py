@@ -45,6 +45,8 @@ def test_round_trip_through_json(tmp_path):
     ("session.min_timeline_length=2", "session.min_timeline_length"),
     ("eval.min_hit_rate_at_10=1.5", "eval.min_hit_rate_at_10"),
     ("train=3", "train"),
+    ("runner=kubeflow", "runner"),
+    ("metadata.backend=postgres", "metadata.backend"),
 ])
 def test_bad_settings_fail_naming_the_field(override, field):
   with pytest.raises(ConfigError, match=f"^{field.replace('.', '[.]')}:"):
@@ -71,9 +73,9 @@ def test_config_file_errors(tmp_path):
 
 def test_every_setting_is_recorded():
   recorded = json.loads(RunConfig().to_json())
-  assert set(recorded) == {"name", "output_dir", "push_dir", "beam_args",
-                           "data", "session", "model", "train", "eval",
-                           "serving"}
+  assert set(recorded) == {"name", "output_dir", "push_dir", "runner",
+                           "beam_args", "metadata", "data", "session", "model",
+                           "train", "eval", "serving"}
 
 
 def test_shipped_feature_configs_load_and_fit_the_session_settings():
@@ -113,3 +115,16 @@ def test_resolved_feature_config_is_recorded_inline(tmp_path):
   assert [g["name"] for g in resolved.model.features["groups"]] == ["history"]
   assert from_json(resolved.to_json()).feature_config() == (
       resolved.feature_config())
+
+
+def test_uris_stay_and_relative_paths_follow_the_base_dir(tmp_path):
+  config = load_config(values={"output_dir": "gs://bucket/run",
+                               "data": {"data_dir": "s3://raw/ml-1m"}})
+  assert config.output_dir == "gs://bucket/run"
+  assert config.data.data_dir == "s3://raw/ml-1m"
+  assert config.serving_dir == "gs://bucket/run/serving"
+  in_image = load_config(base_dir="/opt/recsys")
+  assert in_image.data.data_dir == "/opt/recsys/data/sample"
+  assert in_image.output_dir == "/opt/recsys/output/sample"
+  assert load_config(values={"data": {"data_dir": str(tmp_path)}},
+                     base_dir="/opt/recsys").data.data_dir == str(tmp_path)

@@ -1,0 +1,28 @@
+# The image every Kubeflow Pipelines step runs in: the project, installed at
+# /opt/recsys (pipeline/kubeflow.py IMAGE_ROOT) with the pinned stack, so that
+# the compiled spec imports executors, preprocessing_fn and run_fn by module
+# path. The embedded samples and the curated schemas come along; real data is
+# read from a URI (--data-dir gs://...).
+#
+#   docker build -t REGISTRY/ondevice-recsys:TAG .
+FROM python:3.10-slim
+
+ENV TF_USE_LEGACY_KERAS=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/recsys
+
+# Dependencies first, so that a code change rebuilds only the last layers.
+COPY pyproject.toml constraints.txt README.md ./
+RUN mkdir -p components pipeline \
+ && touch components/__init__.py pipeline/__init__.py \
+ && python -m pip install "pip==24.0" \
+ && python -m pip install -c constraints.txt -e .
+
+COPY components components
+COPY pipeline pipeline
+COPY schemas schemas
+COPY data data
