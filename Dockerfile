@@ -4,8 +4,17 @@
 # path. The embedded samples and the curated schemas come along; real data is
 # read from a URI (--data-dir gs://...).
 #
+# It is also the worker image of remote Beam runners (Dataflow's
+# --sdk_container_image, Flink and Spark's --environment_config): Beam's
+# SDK harness boot program is its entrypoint. Kubeflow steps set their own
+# command (python -m tfx...), which takes its place.
+#
 #   docker build -t REGISTRY/ondevice-recsys:TAG .
+FROM apache/beam_python3.10_sdk:2.59.0 AS beam_sdk
+
 FROM python:3.10-slim
+COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
+ENTRYPOINT ["/opt/apache/beam/boot"]
 
 ENV TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \

@@ -22,7 +22,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 from components import features as F  # pylint: disable=wrong-import-position
 from components.session_data import MOVIELENS, session_data  # pylint: disable=wrong-import-position
-from pipeline.config import ConfigError, load_config  # pylint: disable=wrong-import-position
+from pipeline import kubeflow as kubeflow  # pylint: disable=wrong-import-position
+from pipeline.config import DATASETS, ConfigError, load_config  # pylint: disable=wrong-import-position
 
 CONFIG_HELP = """\
 configuration (see pipeline/config.py for every setting and its default):
@@ -80,6 +81,14 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
       "--set", metavar="KEY=VALUE", action="append", default=[],
       dest="overrides",
       help="override one setting, e.g. --set train.epochs=3 (repeatable)")
+
+
+def _add_data_options(parser: argparse.ArgumentParser, data_dir_help: str
+                      ) -> None:
+  parser.add_argument("--dataset", choices=list(DATASETS),
+                      help="raw format of --data-dir; sets data.dataset "
+                      "(default movielens)")
+  parser.add_argument("--data-dir", metavar="DIR", help=data_dir_help)
 
 
 def _add_beam_option(parser: argparse.ArgumentParser) -> None:
@@ -285,10 +294,9 @@ def cmd_infer_schema(args) -> int:
 
 
 def cmd_compile(args) -> int:
-  from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
   config = _config(args, base_dir=kubeflow.IMAGE_ROOT)
   job = kubeflow.compile_pipeline(config, args.output, args.image,
-                                  args.pipeline_root)
+                                       args.pipeline_root)
   tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
   print(f"wrote {args.output}: {len(tasks)} steps in image {args.image}, "
         f"pipeline root {job['runtimeConfig']['gcsOutputDirectory']}")
@@ -296,7 +304,6 @@ def cmd_compile(args) -> int:
 
 
 def cmd_kubeflow(args) -> int:
-  from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
   if args.action == "run":
     if args.cron:
       raise ConfigError("--cron is for `recsys kubeflow schedule`")
@@ -336,13 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
       "repeated identical run reuses cached executions.",
       epilog=CONFIG_HELP + "\n" + BEAM_HELP,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  run.add_argument("--dataset", choices=["movielens", "aliccp"],
-                   help="raw format of --data-dir; sets data.dataset "
-                   "(default movielens)")
-  run.add_argument("--data-dir", metavar="DIR",
-                   help="raw MovieLens files (ML-1M, ML-100K or CSV layout) or "
-                   "an Ali-CCP directory (train/, test/); sets data.data_dir "
-                   "(default data/sample)")
+  _add_data_options(run, "raw MovieLens files (ML-1M, ML-100K or CSV layout) "
+                    "or an Ali-CCP directory (train/, test/); sets "
+                    "data.data_dir (default data/sample)")
   run.add_argument("--output-dir", metavar="DIR",
                    help="pipeline root, MLMD store, logs and pushed models; "
                    "sets output_dir (default output/sample)")
@@ -358,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
       description="Compile the same pipeline with TFX's KubeflowV2DagRunner "
       "into a KFP v2 pipeline spec (.json: PipelineJob; .yaml: PipelineSpec). "
       "Every step runs in IMAGE (built from the Dockerfile), where the "
-      "project lives at /opt/recsys: relative paths (the default "
+      f"project lives at {kubeflow.IMAGE_ROOT}: relative paths (the default "
       "data/sample, the curated schemas/) name files in the image.",
       epilog=CONFIG_HELP + "\n" + BEAM_HELP,
       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -366,40 +369,38 @@ def build_parser() -> argparse.ArgumentParser:
                         help="orchestrator to compile for (kubeflow)")
   compile_.add_argument("--output", required=True, metavar="FILE",
                         help="the spec to write (pipeline.json or .yaml)")
-  compile_.add_argument("--image", default="ondevice-recsys:latest",
+  compile_.add_argument("--image", default=kubeflow.DEFAULT_IMAGE,
                         help="container image of every step (default "
-                        "ondevice-recsys:latest)")
+                        f"{kubeflow.DEFAULT_IMAGE})")
   compile_.add_argument("--pipeline-root", metavar="URI",
                         help="where the steps write artifacts, on storage "
                         "they all reach (gs://BUCKET/recsys); pushed models "
                         "go to URI/serving unless push_dir is set (default: "
                         "OUTPUT_DIR/pipeline_root inside the image)")
-  compile_.add_argument("--dataset", choices=["movielens", "aliccp"],
-                        help="sets data.dataset")
-  compile_.add_argument("--data-dir", metavar="DIR",
-                        help="the raw data as the steps see it: a path in the "
-                        "image or a URI (default data/sample)")
+  _add_data_options(compile_, "the raw data as the steps see it: a path in "
+                    "the image or a URI; sets data.data_dir (default "
+                    "data/sample)")
   _add_beam_option(compile_)
   _add_config_options(compile_)
   compile_.set_defaults(func=cmd_compile)
 
-  kubeflow = commands.add_parser(
+  submit = commands.add_parser(
       "kubeflow", help="submit or schedule a compiled pipeline",
       description="Submit a compiled pipeline (recsys compile) to a Kubeflow "
       "Pipelines API server as one run, or create a recurring run.")
-  kubeflow.add_argument("action", choices=["run", "schedule"])
-  kubeflow.add_argument("--spec", default="pipeline.json", metavar="FILE",
+  submit.add_argument("action", choices=["run", "schedule"])
+  submit.add_argument("--spec", default="pipeline.json", metavar="FILE",
                         help="the compiled pipeline (default pipeline.json)")
-  kubeflow.add_argument("--host", required=True, metavar="URL",
+  submit.add_argument("--host", required=True, metavar="URL",
                         help="the KFP API endpoint, e.g. http://localhost:8080 "
                         "(kubectl port-forward to ml-pipeline-ui)")
-  kubeflow.add_argument("--cron", metavar="EXPR",
+  submit.add_argument("--cron", metavar="EXPR",
                         help="schedule: cron expression, 5 fields (minute hour "
                         "day month weekday) or KFP's 6 (seconds first)")
-  kubeflow.add_argument("--experiment", default="recsys",
+  submit.add_argument("--experiment", default=kubeflow.DEFAULT_EXPERIMENT,
                         help="KFP experiment (created if missing)")
-  kubeflow.add_argument("--name", help="run or recurring-run name")
-  kubeflow.set_defaults(func=cmd_kubeflow)
+  submit.add_argument("--name", help="run or recurring-run name")
+  submit.set_defaults(func=cmd_kubeflow)
 
   recommend = commands.add_parser(
       "recommend", help="recommend from a pushed TFLite model",

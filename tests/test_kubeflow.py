@@ -128,6 +128,12 @@ def test_the_dockerfile_installs_the_project_where_the_spec_expects_it():
   copied = re.findall(r"^COPY (\S+) \1$", dockerfile, re.M)
   assert {"components", "pipeline", "schemas", "data"} <= set(copied)
   assert "ENV TF_USE_LEGACY_KERAS=1" in dockerfile
+  # Remote Beam workers boot from it; its Beam matches the pinned one.
+  with open(os.path.join(ROOT, "constraints.txt"), encoding="utf-8") as f:
+    beam = re.search(r"^apache-beam(?:\[\w+\])?==(\S+)$", f.read(), re.M)
+  assert f"FROM apache/beam_python3.10_sdk:{beam.group(1)} AS beam_sdk" in (
+      dockerfile)
+  assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
 
 
 def test_cron_expressions():

@@ -1,7 +1,9 @@
-"""The whole pipeline on LocalDagRunner: the embedded sample, end to end.
+"""The whole pipeline on the embedded sample, end to end.
 
-One full run and one identical re-run (which must be served from the cache),
-plus one run on bad data that ExampleValidator must stop before training.
+On LocalDagRunner one full run and one identical re-run (which must be
+served from the cache), plus one run on bad data that ExampleValidator must
+stop before training; on BeamDagRunner one run whose components' Beam jobs
+get two worker processes, and must give the local run's metrics.
 """
 import json
 import os
@@ -17,6 +19,8 @@ from components import features as F
 from components import serving
 from components import tflite
 from components.anomalies import DataValidationError
+from tfx.dsl.components.base import base_beam_executor
+
 from pipeline import bench
 from pipeline import runner
 from pipeline.config import load_config
@@ -39,6 +43,68 @@ def runs(tmp_path_factory):
   first = runner.run(config)
   second = runner.run(config)
   return config, first, second
+
+
+BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+# The executors that run a Beam job, and so must get BEAM_ARGS.
+BEAM_EXECUTORS = {
+    "components.movielens_example_gen.Executor",
+    "tfx.components.statistics_gen.executor.Executor",
+    "components.sessionize.Executor",
+    "tfx.components.transform.executor.Executor",
+    "tfx.components.evaluator.executor.Executor",
+}
+
+
+@pytest.fixture(scope="module")
+def beam_run(tmp_path_factory):
+  """The `runs` pipeline on BeamDagRunner with two Beam workers; records the
+  Beam arguments each executor makes its pipeline with."""
+  config = load_config(values={"data": {"data_dir": SAMPLE},
+                               "output_dir": str(tmp_path_factory.mktemp("beam")),
+                               "train": {"epochs": 6}, "runner": "beam",
+                               "beam_args": BEAM_ARGS})
+  made = []
+  make = base_beam_executor.BaseBeamExecutor._make_beam_pipeline  # pylint: disable=protected-access
+
+  def recording(executor):
+    kind = type(executor)
+    made.append((f"{kind.__module__}.{kind.__name__}",
+                 list(executor._beam_pipeline_args)))  # pylint: disable=protected-access
+    return make(executor)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(base_beam_executor.BaseBeamExecutor, "_make_beam_pipeline",
+                  recording)
+    summary = runner.run(config)
+  return config, summary, made
+
+
+def test_beam_runner_runs_every_component_with_the_beam_arguments(beam_run):
+  config, summary, made = beam_run
+  assert sorted(c["name"] for c in summary["components"]) == sorted(COMPONENTS)
+  assert not any(c["cached"] for c in summary["components"])
+  assert {name for name, _ in made} == BEAM_EXECUTORS
+  for name, args in made:
+    assert set(BEAM_ARGS) <= set(args), name
+  with open(os.path.join(config.output_dir, runner.RUN_CONFIG_FILE)) as f:
+    recorded = json.load(f)
+  assert (recorded["runner"], recorded["beam_args"]) == ("beam", BEAM_ARGS)
+  assert summary["blessed"] and summary["pushed"]
+
+
+def test_local_and_beam_runners_give_the_same_metrics(runs, beam_run):
+  local, beam = runs[1]["metrics"], beam_run[1]["metrics"]
+  # Beam wrote the examples in another order (two workers); training reads
+  # them in a canonical order, so the model and its metrics are the same.
+  assert local.keys() == beam.keys() == {serving.SCORES,
+                                         serving.POPULARITY_SCORES}
+  for output, metrics in local.items():
+    assert metrics.keys() == beam[output].keys()
+    for name, value in metrics.items():
+      assert beam[output][name] == pytest.approx(value, abs=1e-6), (output, name)
+  local_training, beam_training = runs[1]["training"], beam_run[1]["training"]
+  assert beam_training["history"]["loss"] == local_training["history"]["loss"]
 
 
 def test_every_component_ran_then_was_cached(runs):
