@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from components import features as F  # pylint: disable=wrong-import-position
 from components.session_data import MOVIELENS, session_data  # pylint: disable=wrong-import-position
 from pipeline import kubeflow as kubeflow  # pylint: disable=wrong-import-position
-from pipeline.config import DATASETS, ConfigError, load_config  # pylint: disable=wrong-import-position
+from pipeline.config import DATASETS, RUNNERS, ConfigError, load_config  # pylint: disable=wrong-import-position
 
 CONFIG_HELP = """\
 configuration (see pipeline/config.py for every setting and its default):
@@ -91,11 +91,23 @@ def _add_data_options(parser: argparse.ArgumentParser, data_dir_help: str
   parser.add_argument("--data-dir", metavar="DIR", help=data_dir_help)
 
 
-def _add_beam_option(parser: argparse.ArgumentParser) -> None:
+def _pipeline_parser(commands, name: str, summary: str, description: str
+                     ) -> argparse.ArgumentParser:
+  """A command that builds the pipeline (run, compile)."""
+  return commands.add_parser(
+      name, help=summary, description=description,
+      epilog=CONFIG_HELP + "\n" + BEAM_HELP,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser, func) -> None:
+  """--beam-arg, --config and --set, then the command's function."""
   parser.add_argument(
       "--beam-arg", metavar="ARG", action="append", dest="beam_args",
       help="an argument for every component's Beam job, as --beam-arg=--flag=V "
       "(repeatable; replaces beam_args)")
+  _add_config_options(parser)
+  parser.set_defaults(func=func)
 
 
 def _config(args, base_dir: Optional[str] = None):
@@ -335,36 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", metavar="COMMAND")
   commands.required = True
 
-  run = commands.add_parser(
-      "run", help="run the whole pipeline (LocalDagRunner or BeamDagRunner)",
-      description="Run ingestion -> statistics/validation -> sessionization "
-      "-> Transform -> Trainer -> Evaluator (TFMA) -> TFLite push, with an "
-      "MLMD store (SQLite in the output directory, or MySQL) so that a "
-      "repeated identical run reuses cached executions.",
-      epilog=CONFIG_HELP + "\n" + BEAM_HELP,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  run = _pipeline_parser(
+      commands, "run", "run the whole pipeline (LocalDagRunner or "
+      "BeamDagRunner)", "Run ingestion -> statistics/validation -> "
+      "sessionization -> Transform -> Trainer -> Evaluator (TFMA) -> TFLite "
+      "push, with an MLMD store (SQLite in the output directory, or MySQL) so "
+      "that a repeated identical run reuses cached executions.")
   _add_data_options(run, "raw MovieLens files (ML-1M, ML-100K or CSV layout) "
                     "or an Ali-CCP directory (train/, test/); sets "
                     "data.data_dir (default data/sample)")
   run.add_argument("--output-dir", metavar="DIR",
                    help="pipeline root, MLMD store, logs and pushed models; "
                    "sets output_dir (default output/sample)")
-  run.add_argument("--runner", choices=["local", "beam"],
+  run.add_argument("--runner", choices=list(RUNNERS),
                    help="TFX orchestrator: local (LocalDagRunner, default) or "
                    "beam (BeamDagRunner); sets runner")
-  _add_beam_option(run)
-  _add_config_options(run)
-  run.set_defaults(func=cmd_run)
+  _add_pipeline_options(run, cmd_run)
 
-  compile_ = commands.add_parser(
-      "compile", help="compile the pipeline for Kubeflow Pipelines",
-      description="Compile the same pipeline with TFX's KubeflowV2DagRunner "
-      "into a KFP v2 pipeline spec (.json: PipelineJob; .yaml: PipelineSpec). "
-      "Every step runs in IMAGE (built from the Dockerfile), where the "
-      f"project lives at {kubeflow.IMAGE_ROOT}: relative paths (the default "
-      "data/sample, the curated schemas/) name files in the image.",
-      epilog=CONFIG_HELP + "\n" + BEAM_HELP,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  compile_ = _pipeline_parser(
+      commands, "compile", "compile the pipeline for Kubeflow Pipelines",
+      "Compile the same pipeline with TFX's KubeflowV2DagRunner into a KFP v2 "
+      "pipeline spec (.json: PipelineJob; .yaml: PipelineSpec). Every step "
+      "runs in IMAGE (built from the Dockerfile), where the project lives at "
+      f"{kubeflow.IMAGE_ROOT}: relative paths (the default data/sample, the "
+      "curated schemas/) name files in the image.")
   compile_.add_argument("--target", choices=["kubeflow"], default="kubeflow",
                         help="orchestrator to compile for (kubeflow)")
   compile_.add_argument("--output", required=True, metavar="FILE",
@@ -380,9 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_data_options(compile_, "the raw data as the steps see it: a path in "
                     "the image or a URI; sets data.data_dir (default "
                     "data/sample)")
-  _add_beam_option(compile_)
-  _add_config_options(compile_)
-  compile_.set_defaults(func=cmd_compile)
+  _add_pipeline_options(compile_, cmd_compile)
 
   submit = commands.add_parser(
       "kubeflow", help="submit or schedule a compiled pipeline",
