@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.config import ConfigError, RunConfig
+from pipeline.config import ConfigError, RunConfig, is_uri
 
 ENV_PREFIX = "RECSYS_MYSQL_"
 DEFAULT_MYSQL_PORT = 3306
@@ -27,6 +27,10 @@ def connection_config(config: RunConfig, read_only: bool = False,
   """
   connection = metadata_store_pb2.ConnectionConfig()
   if config.metadata.backend == "sqlite":
+    if is_uri(config.output_dir):
+      raise ConfigError(
+          f"metadata.backend: sqlite keeps the store in output_dir, which must "
+          f"then be a local directory, not {config.output_dir}; use mysql")
     connection.sqlite.filename_uri = config.metadata_path
     connection.sqlite.connection_mode = (
         metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only

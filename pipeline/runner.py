@@ -12,15 +12,18 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
+import tensorflow as tf
 
 from pipeline import metadata
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, is_uri
 
 RUN_CONFIG_FILE = "run_config.json"
+LOG_FILE = os.path.join("logs", "run.log")
 TIMINGS_FILE = "component_timings.json"
 
 
@@ -73,7 +76,6 @@ def quiet_console() -> None:
   console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
   root.addHandler(console)
   # TensorFlow's logger prints to stderr by itself; route it through root.
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf_logger = tf.get_logger()
   for handler in list(tf_logger.handlers):
     tf_logger.removeHandler(handler)
@@ -118,17 +120,19 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   if quiet:
     quiet_console()
 
-  os.makedirs(os.path.join(config.output_dir, "logs"), exist_ok=True)
-  with open(os.path.join(config.output_dir, RUN_CONFIG_FILE), "w") as f:
-    f.write(config.to_json())
+  _write(os.path.join(config.output_dir, RUN_CONFIG_FILE), config.to_json())
   # TFX logs through absl at INFO: everything to run.log, and the component
-  # start/finish records to the console through ProgressHandler.
+  # start/finish records to the console through ProgressHandler. The log is
+  # written locally, and copied at the end when the output is on storage.
+  log_path = os.path.join(config.output_dir, LOG_FILE)
+  local_log = (os.path.join(tempfile.mkdtemp(prefix="recsys-"), "run.log")
+               if is_uri(log_path) else log_path)
+  os.makedirs(os.path.dirname(local_log), exist_ok=True)
   root = logging.getLogger()
   saved_level, saved_verbosity = root.level, absl_logging.get_verbosity()
   root.setLevel(logging.INFO)
   absl_logging.set_verbosity(absl_logging.INFO)
-  log_file = logging.FileHandler(
-      os.path.join(config.output_dir, "logs", "run.log"))
+  log_file = logging.FileHandler(local_log)
   log_file.setFormatter(logging.Formatter(
       "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"))
   root.addHandler(log_file)
@@ -143,13 +147,27 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
     log_file.close()
     root.setLevel(saved_level)
     absl_logging.set_verbosity(saved_verbosity)
-    with open(os.path.join(config.output_dir, TIMINGS_FILE), "w") as f:
-      json.dump([dataclasses.asdict(r) for r in progress.runs], f, indent=2)
+    if local_log != log_path:
+      _copy(local_log, log_path)
+    _write(os.path.join(config.output_dir, TIMINGS_FILE), json.dumps(
+        [dataclasses.asdict(r) for r in progress.runs], indent=2))
   summary = summarize(config)
   summary["config"] = config
   summary["seconds"] = time.monotonic() - started
   summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
   return summary
+
+
+def _write(path: str, text: str) -> None:
+  """Writes a local file or an object on storage (gs://...)."""
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write(text)
+
+
+def _copy(local: str, path: str) -> None:
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  tf.io.gfile.copy(local, path, overwrite=True)
 
 
 def dag_runner(name: str):
@@ -199,8 +217,8 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
   if "Model" in latest:
     summary["model"] = latest["Model"].uri
     training = os.path.join(latest["Model"].uri, "training_summary.json")
-    if os.path.exists(training):
-      with open(training) as f:
+    if tf.io.gfile.exists(training):
+      with tf.io.gfile.GFile(training) as f:
         summary["training"] = json.load(f)
   if "ModelRun" in latest:
     summary["tensorboard"] = latest["ModelRun"].uri

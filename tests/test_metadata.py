@@ -48,3 +48,10 @@ def test_mysql_without_a_host_is_a_clear_error(tmp_path):
     metadata.connection_config(config, environ={
         "RECSYS_MYSQL_HOST": "h", "RECSYS_MYSQL_DATABASE": "d",
         "RECSYS_MYSQL_USER": "u", "RECSYS_MYSQL_PORT": "abc"})
+
+
+def test_sqlite_needs_a_local_output_directory():
+  config = load_config(values={"output_dir": "gs://bucket/recsys"})
+  with pytest.raises(ConfigError, match="sqlite keeps the store in output_dir"
+                     ".*not gs://bucket/recsys; use mysql"):
+    metadata.connection_config(config)
