@@ -12,12 +12,13 @@ the image; absolute paths and URIs (gs://...) are used as they are.
 `submit` and `schedule` hand the compiled spec to a Kubeflow Pipelines API
 server through the KFP client (REST API v2beta1).
 """
+import dataclasses
 import json
 import os
 import tempfile
 from typing import Any, Dict, Optional, Tuple
 
-from pipeline.config import ConfigError, RunConfig, is_uri
+from pipeline.config import ConfigError, RunConfig
 
 # Where the Dockerfile installs the project inside the image.
 IMAGE_ROOT = "/opt/recsys"
@@ -51,12 +52,10 @@ def compile_pipeline(config: RunConfig, output: str,
   from pipeline.pipeline import create_pipeline
 
   if pipeline_root:
-    config.output_dir = pipeline_root
-    config.push_dir = config.push_dir or os.path.join(pipeline_root, "serving")
+    config = dataclasses.replace(
+        config, output_dir=pipeline_root,
+        push_dir=config.push_dir or os.path.join(pipeline_root, "serving"))
   pipeline_root = pipeline_root or config.pipeline_root
-  if not is_uri(config.data.data_dir) and not os.path.isabs(
-      local_view(config.data.data_dir)):
-    raise ConfigError(f"data.data_dir: {config.data.data_dir} is not absolute")
   # Which optional feature groups apply is read from the data (here, from
   # the checkout's copy of the image's files, or from the URI).
   config = runner.with_data_features(config, local_view(config.data.data_dir))
