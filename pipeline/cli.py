@@ -145,10 +145,11 @@ def _format_metrics(metrics) -> List[str]:
 def cmd_run(args) -> int:
   from pipeline import runner  # pylint: disable=import-outside-toplevel
   config = _config(args)
-  print(f"[recsys] config {config.digest()}: data {config.data.data_dir} -> "
-        f"{config.output_dir} ({config.runner} runner)")
+  print(f"[recsys] data {config.data.data_dir} -> {config.output_dir} "
+        f"({config.runner} runner)")
   summary = runner.run(config, quiet=True)
-  print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s")
+  print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s (config "
+        f"{summary['config'].digest()}, as `recsys runs` lists it)")
   print(f"  config:     {summary['run_config']}")
   if "model" in summary:
     print(f"  model:      {summary['model']}")
@@ -331,6 +332,21 @@ def cmd_kubeflow(args) -> int:
   return 0
 
 
+def cmd_runs(args) -> int:
+  from pipeline import runner, runs  # pylint: disable=import-outside-toplevel
+  config = _config(args)
+  runner.quiet_console()
+  rows = runs.list_runs(config)
+  if args.json:
+    print(json.dumps(rows, indent=2))
+  elif not rows:
+    print(f"no runs of pipeline {config.name!r} in the metadata of "
+          f"{config.output_dir}")
+  else:
+    print(runs.format_runs(rows))
+  return 0
+
+
 def cmd_config(args) -> int:
   print(_config(args).to_json())
   return 0
@@ -483,6 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
   infer.add_argument("--dataset", default="movielens",
                      choices=["movielens", "aliccp"])
   infer.set_defaults(func=cmd_infer_schema)
+
+  listing = commands.add_parser(
+      "runs", help="list the pipeline runs recorded in MLMD",
+      description="One line per pipeline run in the output directory's MLMD "
+      "store (or the MySQL store the config names): when it started, its "
+      "config digest and encoder, test HR@10, blessed, how many components "
+      "came from the cache, and where the model was pushed.",
+      epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+  listing.add_argument("--output-dir", metavar="DIR",
+                       help="the run's output directory (default output/sample)")
+  listing.add_argument("--json", action="store_true",
+                       help="print the rows as JSON")
+  _add_config_options(listing)
+  listing.set_defaults(func=cmd_runs)
 
   show = commands.add_parser(
       "config", help="print the resolved configuration",

@@ -180,27 +180,35 @@ def dag_runner(name: str):
   return LocalDagRunner()
 
 
-def _store(config: RunConfig) -> metadata_store.MetadataStore:
+def open_store(config: RunConfig) -> metadata_store.MetadataStore:
+  """The run's MLMD store, for reading."""
   return metadata_store.MetadataStore(
       metadata.connection_config(config, read_only=True))
 
 
-def latest_artifacts(config: RunConfig) -> Dict[str, Any]:
-  """The newest artifact of each type (by type name) in this pipeline's MLMD."""
-  store = _store(config)
-  context = store.get_context_by_type_and_name("pipeline", config.name)
-  if context is None:
-    return {}
+def newest_by_type(store: metadata_store.MetadataStore,
+                   artifacts) -> Dict[str, Any]:
+  """The newest of `artifacts` of each type, by type name."""
   types = {t.id: t.name for t in store.get_artifact_types()}
   latest: Dict[str, Any] = {}
-  for artifact in store.get_artifacts_by_context(context.id):
+  for artifact in artifacts:
     name = types[artifact.type_id]
     if name not in latest or artifact.id > latest[name].id:
       latest[name] = artifact
   return latest
 
 
-def _property(artifact, name: str) -> Optional[Any]:
+def latest_artifacts(config: RunConfig) -> Dict[str, Any]:
+  """The newest artifact of each type (by type name) in this pipeline's MLMD."""
+  store = open_store(config)
+  context = store.get_context_by_type_and_name("pipeline", config.name)
+  if context is None:
+    return {}
+  return newest_by_type(store, store.get_artifacts_by_context(context.id))
+
+
+def property_value(artifact, name: str) -> Optional[Any]:
+  """An int or string custom property of an artifact, None when unset."""
   if name not in artifact.custom_properties:
     return None
   value = artifact.custom_properties[name]
@@ -226,9 +234,9 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
     summary["evaluation"] = latest["ModelEvaluation"].uri
     summary["metrics"] = read_metrics(latest["ModelEvaluation"].uri)
   if "ModelBlessing" in latest:
-    summary["blessed"] = bool(_property(latest["ModelBlessing"], "blessed"))
+    summary["blessed"] = bool(property_value(latest["ModelBlessing"], "blessed"))
   if "PushedModel" in latest:
     pushed = latest["PushedModel"]
-    summary["pushed"] = (_property(pushed, "pushed_destination")
-                         if _property(pushed, "pushed") else None)
+    summary["pushed"] = (property_value(pushed, "pushed_destination")
+                         if property_value(pushed, "pushed") else None)
   return summary

@@ -62,3 +62,10 @@ def test_recommend_without_a_pushed_model(tmp_path):
   result = run("recommend", "--model", str(tmp_path), "--history", "1,2")
   assert result.returncode == 2
   assert f"no pushed model (model.tflite) in {tmp_path}" in result.stderr
+
+
+def test_runs_without_a_metadata_store(tmp_path):
+  result = run("runs", "--output-dir", str(tmp_path))
+  assert result.returncode == 2
+  assert (f"no metadata store at {tmp_path / 'metadata.sqlite'}: no pipeline "
+          "has run with this output directory") in result.stderr

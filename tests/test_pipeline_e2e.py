@@ -23,6 +23,7 @@ from tfx.dsl.components.base import base_beam_executor
 
 from pipeline import bench
 from pipeline import runner
+from pipeline import runs as pipeline_runs
 from pipeline.config import load_config
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +106,28 @@ def test_local_and_beam_runners_give_the_same_metrics(runs, beam_run):
       assert beam[output][name] == pytest.approx(value, abs=1e-6), (output, name)
   local_training, beam_training = runs[1]["training"], beam_run[1]["training"]
   assert beam_training["history"]["loss"] == local_training["history"]["loss"]
+
+
+def test_runs_lists_each_run_from_mlmd(runs, beam_run):
+  config, first, second = runs
+  rows = pipeline_runs.list_runs(config)
+  assert len(rows) == 2
+  digest = first["config"].digest()
+  for row, cached in zip(rows, (0, len(COMPONENTS))):
+    assert row["digest"] == digest and row["encoder"] == "attention"
+    assert (row["components"], row["cached"]) == (len(COMPONENTS), cached)
+    assert row["hit_rate@10"] == first["metrics"][serving.SCORES]["hit_rate@10"]
+    assert row["blessed"] is True
+    # The cached run's model is the first run's push.
+    assert row["pushed"] == first["pushed"]
+  assert rows[0]["started"] <= rows[1]["started"]
+  table = pipeline_runs.format_runs(rows).splitlines()
+  assert table[0].split()[:3] == ["started", "(UTC)", "config"]
+  assert table[2].split()[-2:] == [f"{len(COMPONENTS)}/{len(COMPONENTS)}",
+                                   first["pushed"]]
+  (beam,) = pipeline_runs.list_runs(beam_run[0])
+  assert beam["digest"] == beam_run[1]["config"].digest() != digest
+  assert beam["pushed"] == beam_run[1]["pushed"]
 
 
 def test_every_component_ran_then_was_cached(runs):

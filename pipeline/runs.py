@@ -1,0 +1,94 @@
+"""`recsys runs`: one line per pipeline run, read from the run's MLMD store.
+
+Every run of the DAG (LocalDagRunner or BeamDagRunner) is a `pipeline_run`
+context in ML Metadata; its executions (run or served from the cache) and
+their artifacts say which config it ran (the Pusher's recorded run_config),
+how the model scored (the Evaluator's output), whether it was blessed and
+where it was pushed.
+"""
+import datetime
+import hashlib
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from pipeline import runner
+from pipeline.config import ConfigError, RunConfig
+
+_PUSHER_PROPERTY = "run_config"
+
+
+def _run_row(store, run, executions) -> Dict[str, Any]:
+  # pylint: disable=import-outside-toplevel
+  from components import serving
+  from components.evaluation import read_metrics
+  latest = runner.newest_by_type(store, store.get_artifacts_by_context(run.id))
+  row: Dict[str, Any] = {
+      "run": run.name,
+      "started": datetime.datetime.fromtimestamp(
+          run.create_time_since_epoch / 1000, datetime.timezone.utc
+      ).isoformat(timespec="seconds"),
+      "components": len(executions),
+      "cached": sum(e.last_known_state == e.CACHED for e in executions),
+      "digest": None, "encoder": None, "hit_rate@10": None, "blessed": None,
+      "pushed": None}
+  recorded = [e.custom_properties[_PUSHER_PROPERTY].string_value
+              for e in executions if _PUSHER_PROPERTY in e.custom_properties]
+  if recorded:
+    row["digest"] = hashlib.sha256(recorded[0].encode()).hexdigest()[:12]
+    row["encoder"] = json.loads(recorded[0])["model"]["encoder"]
+  if "ModelEvaluation" in latest:
+    metrics = read_metrics(latest["ModelEvaluation"].uri)
+    row["hit_rate@10"] = metrics.get(serving.SCORES, {}).get("hit_rate@10")
+  if "ModelBlessing" in latest:
+    row["blessed"] = bool(runner.property_value(latest["ModelBlessing"],
+                                                "blessed"))
+  if "PushedModel" in latest:
+    pushed = latest["PushedModel"]
+    if runner.property_value(pushed, "pushed"):
+      row["pushed"] = runner.property_value(pushed, "pushed_destination")
+  return row
+
+
+def list_runs(config: RunConfig) -> List[Dict[str, Any]]:
+  """The runs of `config`'s pipeline in its MLMD store, oldest first."""
+  if config.metadata.backend == "sqlite" and not os.path.exists(
+      config.metadata_path):
+    raise ConfigError(f"no metadata store at {config.metadata_path}: no "
+                      "pipeline has run with this output directory")
+  store = runner.open_store(config)
+  pipeline = store.get_context_by_type_and_name("pipeline", config.name)
+  if pipeline is None:
+    return []
+  in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
+  rows = []
+  for run in sorted(store.get_contexts_by_type("pipeline_run"),
+                    key=lambda c: (c.create_time_since_epoch, c.id)):
+    executions = [e for e in store.get_executions_by_context(run.id)
+                  if e.id in in_pipeline]
+    if executions:
+      rows.append(_run_row(store, run, executions))
+  return rows
+
+
+def _cell(value: Optional[Any]) -> str:
+  if value is None:
+    return "-"
+  if isinstance(value, bool):
+    return "yes" if value else "no"
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return str(value)
+
+
+def format_runs(rows: List[Dict[str, Any]]) -> str:
+  """A fixed-width table, one line per run."""
+  header = ["started (UTC)", "config", "encoder", "HR@10", "blessed",
+            "cached", "pushed"]
+  lines = [[_cell(r["started"]), _cell(r["digest"]), _cell(r["encoder"]),
+            _cell(r["hit_rate@10"]), _cell(r["blessed"]),
+            f"{r['cached']}/{r['components']}", _cell(r["pushed"])]
+           for r in rows]
+  widths = [max(len(x) for x in column) for column in zip(header, *lines)]
+  return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+                   for line in [header] + lines)
