@@ -217,7 +217,6 @@ def property_value(artifact, name: str) -> Optional[Any]:
 
 def summarize(config: RunConfig) -> Dict[str, Any]:
   """Where the model, its evaluation and the pushed bundle landed."""
-  from components.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
   latest = latest_artifacts(config)
   summary: Dict[str, Any] = {"output_dir": config.output_dir,
                              "run_config": os.path.join(config.output_dir,
@@ -232,11 +231,21 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
     summary["tensorboard"] = latest["ModelRun"].uri
   if "ModelEvaluation" in latest:
     summary["evaluation"] = latest["ModelEvaluation"].uri
-    summary["metrics"] = read_metrics(latest["ModelEvaluation"].uri)
+  summary.update(outcome(latest))
+  return summary
+
+
+def outcome(latest: Dict[str, Any]) -> Dict[str, Any]:
+  """Metrics, blessing and push destination (None: not pushed) among a
+  run's newest artifacts by type; keys only for the artifacts present."""
+  from components.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
+  result: Dict[str, Any] = {}
+  if "ModelEvaluation" in latest:
+    result["metrics"] = read_metrics(latest["ModelEvaluation"].uri)
   if "ModelBlessing" in latest:
-    summary["blessed"] = bool(property_value(latest["ModelBlessing"], "blessed"))
+    result["blessed"] = bool(property_value(latest["ModelBlessing"], "blessed"))
   if "PushedModel" in latest:
     pushed = latest["PushedModel"]
-    summary["pushed"] = (property_value(pushed, "pushed_destination")
-                         if property_value(pushed, "pushed") else None)
-  return summary
+    result["pushed"] = (property_value(pushed, "pushed_destination")
+                        if property_value(pushed, "pushed") else None)
+  return result

@@ -7,22 +7,19 @@ how the model scored (the Evaluator's output), whether it was blessed and
 where it was pushed.
 """
 import datetime
-import hashlib
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 from pipeline import runner
-from pipeline.config import ConfigError, RunConfig
+from pipeline.config import ConfigError, RunConfig, from_json
 
 _PUSHER_PROPERTY = "run_config"
 
 
 def _run_row(store, run, executions) -> Dict[str, Any]:
-  # pylint: disable=import-outside-toplevel
-  from components import serving
-  from components.evaluation import read_metrics
+  from components import serving  # pylint: disable=import-outside-toplevel
   latest = runner.newest_by_type(store, store.get_artifacts_by_context(run.id))
+  result = runner.outcome(latest)
   row: Dict[str, Any] = {
       "run": run.name,
       "started": datetime.datetime.fromtimestamp(
@@ -30,23 +27,15 @@ def _run_row(store, run, executions) -> Dict[str, Any]:
       ).isoformat(timespec="seconds"),
       "components": len(executions),
       "cached": sum(e.last_known_state == e.CACHED for e in executions),
-      "digest": None, "encoder": None, "hit_rate@10": None, "blessed": None,
-      "pushed": None}
+      "digest": None, "encoder": None,
+      "hit_rate@10": result.get("metrics", {}).get(serving.SCORES, {}).get(
+          "hit_rate@10"),
+      "blessed": result.get("blessed"), "pushed": result.get("pushed")}
   recorded = [e.custom_properties[_PUSHER_PROPERTY].string_value
               for e in executions if _PUSHER_PROPERTY in e.custom_properties]
   if recorded:
-    row["digest"] = hashlib.sha256(recorded[0].encode()).hexdigest()[:12]
-    row["encoder"] = json.loads(recorded[0])["model"]["encoder"]
-  if "ModelEvaluation" in latest:
-    metrics = read_metrics(latest["ModelEvaluation"].uri)
-    row["hit_rate@10"] = metrics.get(serving.SCORES, {}).get("hit_rate@10")
-  if "ModelBlessing" in latest:
-    row["blessed"] = bool(runner.property_value(latest["ModelBlessing"],
-                                                "blessed"))
-  if "PushedModel" in latest:
-    pushed = latest["PushedModel"]
-    if runner.property_value(pushed, "pushed"):
-      row["pushed"] = runner.property_value(pushed, "pushed_destination")
+    config = from_json(recorded[0])
+    row["digest"], row["encoder"] = config.digest(), config.model.encoder
   return row
 
 
