@@ -8,25 +8,35 @@ rank the target the protocol's way: its rank is the number of other items
 scored at least as high, so ties count against it.
 
 One combiner builds a histogram of target ranks (0..MAX_RANK-1, and one bucket
-for everything beyond); HitRate@k and NDCG@k are derived from it, so all of
-them cost one pass and share one computation per model output.
+for everything beyond); HitRate@k, NDCG@k and the HR@k curve (k = 1..MAX_RANK)
+are derived from it, so all of them cost one pass and share one computation
+per model output.
+
+The EvalConfig ranks the candidate and, when the pipeline has one, the
+latest blessed model (the baseline TFX's resolver finds in MLMD) on every
+slice of components/slices.py; HR@10 gates the blessing with a lower bound
+and, against the baseline, a largest tolerated drop.
 """
 import json
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
+from tensorflow_model_analysis.writers import eval_config_writer
 
 from components import features as F
 from components import serving
+from components import slices
 
 MAX_RANK = 100
 RANK_HISTOGRAM = "_target_rank_histogram"
 REPORTED_K = (1, 5, 10, 50)
 NDCG_K = 10
+HIT_RATE_CURVE = "hit_rate_curve"
+GATED_METRIC = "hit_rate@10"
 
 
 def target_rank(scores: np.ndarray, target: int) -> int:
@@ -95,8 +105,10 @@ def _ranking_computations(name: str, top_k: int, value_fn,
       def result(metrics, key=key, histogram=histogram):
         counts = metrics[histogram]
         total = counts.sum()
-        return {key: float(value_fn(counts, top_k) / total) if total else
-                float("nan")}
+        if not total:
+          return {key: float("nan")}
+        value = value_fn(counts, top_k) / total
+        return {key: value if isinstance(value, np.ndarray) else float(value)}
 
       computations.append(metric_types.DerivedMetricComputation(
           keys=[key], result=result))
@@ -105,6 +117,10 @@ def _ranking_computations(name: str, top_k: int, value_fn,
 
 def _hits(counts: np.ndarray, k: int) -> float:
   return counts[:k].sum()
+
+
+def _hits_curve(counts: np.ndarray, k: int) -> np.ndarray:
+  return np.cumsum(counts[:k])
 
 
 def _dcg(counts: np.ndarray, k: int) -> float:
@@ -137,6 +153,14 @@ class HitRateAtK(metric_types.Metric):
                      top_k=top_k)
 
 
+class HitRateCurve(metric_types.Metric):
+  """HR@k for every k = 1..top_k, as one array (the report's HR@k plot)."""
+
+  def __init__(self, top_k: int = MAX_RANK, name: Optional[str] = None):
+    super().__init__(_computations_of(_hits_curve),
+                     name=name or HIT_RATE_CURVE, top_k=top_k)
+
+
 class NdcgAtK(metric_types.Metric):
   """NDCG@k with one target: mean of 1/log2(rank + 2) over ranks below k."""
 
@@ -150,33 +174,53 @@ def _metric(cls, top_k: int, **kwargs) -> tfma.MetricConfig:
                            config=json.dumps({"top_k": top_k}), **kwargs)
 
 
-def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None
+def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None,
+                           max_hit_rate_drop: Optional[float] = None
                            ) -> List[tfma.MetricConfig]:
-  """HR@1/5/10/50, NDCG@10 and the example count; optionally a lower bound
-  on HR@10 (a metric computed after export carries its own threshold)."""
-  gate = {}
+  """HR@1/5/10/50, NDCG@10, the HR@k curve and the example count; optionally
+  a lower bound on HR@10 and a largest drop against the baseline, on the
+  overall slice (a metric
+  computed after export carries its own threshold; TFX drops the change
+  threshold when there is no baseline yet)."""
+  gate = tfma.MetricThreshold()
   if min_hit_rate_at_10 is not None:
-    gate["threshold"] = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(
-            lower_bound={"value": min_hit_rate_at_10}))
-  return ([_metric(HitRateAtK, k, **(gate if k == 10 else {}))
+    gate.value_threshold.lower_bound.value = min_hit_rate_at_10
+  if max_hit_rate_drop is not None:
+    gate.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+    gate.change_threshold.absolute.value = -max_hit_rate_drop
+  # A MetricConfig's `threshold` would apply to every slice: the gate is on
+  # the overall slice only (the slices are for reading, not for blessing).
+  gated = {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
+      slicing_specs=[tfma.SlicingSpec()], threshold=gate)]} if (
+          gate.ByteSize()) else {}
+  return ([_metric(HitRateAtK, k, **(gated if k == 10 else {}))
            for k in REPORTED_K]
-          + [_metric(NdcgAtK, NDCG_K)]
+          + [_metric(NdcgAtK, NDCG_K), _metric(HitRateCurve, MAX_RANK)]
           + [tfma.MetricConfig(class_name="ExampleCount")])
 
 
-def eval_config(min_hit_rate_at_10: float) -> tfma.EvalConfig:
-  """Model and baseline ranked on the test split; HR@10 gates the blessing."""
+def eval_config(min_hit_rate_at_10: float, max_hit_rate_drop: float,
+                slice_features: Sequence[str] = slices.FEATURES
+                ) -> tfma.EvalConfig:
+  """The candidate (and baseline) ranked on the test split, overall and per
+  slice; the candidate's HR@10 gates the blessing.
+
+  One unnamed model spec: given a baseline, TFX's Evaluator adds its copy
+  (TFMA's names `candidate` and `baseline`); without one it keeps the spec
+  as it is and drops the change threshold.
+  """
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name="evaluate",
           model_type=tfma.TF_GENERIC,
           label_key=F.LABEL_ITEM_ID,
           preprocessing_function_names=["transform_features"])],
-      slicing_specs=[tfma.SlicingSpec()],
+      slicing_specs=[tfma.SlicingSpec()] + [
+          tfma.SlicingSpec(feature_keys=[name]) for name in slice_features],
       metrics_specs=[
           tfma.MetricsSpec(
-              metrics=ranking_metric_configs(min_hit_rate_at_10),
+              metrics=ranking_metric_configs(min_hit_rate_at_10,
+                                             max_hit_rate_drop),
               output_names=[serving.SCORES]),
           tfma.MetricsSpec(
               metrics=ranking_metric_configs(),
@@ -184,17 +228,97 @@ def eval_config(min_hit_rate_at_10: float) -> tfma.EvalConfig:
       ])
 
 
-def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Any]]:
-  """{output name: {metric: value}} for the overall slice of an evaluation."""
-  result = tfma.load_metrics(evaluation_uri)
-  metrics: Dict[str, Dict[str, Any]] = {}
-  for per_slice in result:
-    if per_slice.slice_key.single_slice_keys:
-      continue
+# Roles of the models in an evaluation, as read_sliced_metrics reports them.
+CANDIDATE, BASELINE, DIFF = "candidate", "baseline", "diff"
+SliceKey = Tuple[Tuple[str, str], ...]  # () is the overall slice
+
+
+def _value(value) -> Any:
+  kind = value.WhichOneof("type")
+  if kind == "double_value":
+    return value.double_value.value
+  if kind == "array_value":
+    return list(value.array_value.float64_values or
+                value.array_value.float32_values)
+  return None
+
+
+def _slice_key(slice_key) -> SliceKey:
+  key = []
+  for single in slice_key.single_slice_keys:
+    kind = single.WhichOneof("kind")
+    value = getattr(single, kind)
+    key.append((single.column, value.decode("utf-8")
+                if isinstance(value, bytes) else str(value)))
+  return tuple(key)
+
+
+def read_sliced_metrics(evaluation_uri: str
+                        ) -> Dict[SliceKey, Dict[str, Dict[str, Dict[str, Any]]]]:
+  """{slice: {role: {output: {metric: value}}}} of an evaluation, roles being
+  the candidate, the baseline (when there was one) and their difference."""
+  found: Dict[SliceKey, Dict[str, Dict[str, Dict[str, Any]]]] = {}
+  for per_slice in tfma.load_metrics(evaluation_uri):
+    roles = found.setdefault(_slice_key(per_slice.slice_key), {})
     for key_and_value in per_slice.metric_keys_and_values:
-      key, value = key_and_value.key, key_and_value.value
-      if key.name.startswith("_"):
+      key = key_and_value.key
+      value = _value(key_and_value.value)
+      if key.name.startswith("_") or value is None:
         continue
-      metrics.setdefault(key.output_name, {})[key.name] = (
-          value.double_value.value)
-  return metrics
+      role = (DIFF if key.is_diff else
+              BASELINE if key.model_name == tfma.BASELINE_KEY else CANDIDATE)
+      roles.setdefault(role, {}).setdefault(key.output_name, {})[key.name] = (
+          value)
+  return found
+
+
+def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+  """{output name: {metric: value}}: the candidate's numbers on the overall
+  slice (the HR@k curve left out)."""
+  overall = read_sliced_metrics(evaluation_uri).get((), {})
+  return {output: {name: value for name, value in metrics.items()
+                   if not isinstance(value, list)}
+          for output, metrics in overall.get(CANDIDATE, {}).items()}
+
+
+def _checks(evaluation_uri: str) -> List[str]:
+  """The thresholds the evaluation checked, with the values they met."""
+  config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+  overall = read_sliced_metrics(evaluation_uri).get((), {})
+  checks = []
+  for key, thresholds in tfma.metrics.metric_thresholds_from_metrics_specs(
+      config.metrics_specs, config).items():
+    if key.model_name == tfma.BASELINE_KEY:  # the validator skips these
+      continue
+    role = DIFF if key.is_diff else CANDIDATE
+    value = overall.get(role, {}).get(key.output_name, {}).get(key.name)
+    for _, threshold in thresholds:
+      if isinstance(threshold, tfma.GenericChangeThreshold):
+        checks.append(f"{key.name} change vs baseline {value:+.4f} >= "
+                      f"{threshold.absolute.value:+.4f}")
+      elif threshold.HasField("lower_bound"):
+        checks.append(f"{key.name} {value:.4f} >= "
+                      f"{threshold.lower_bound.value:.4f}")
+  return checks
+
+
+def blessing_reason(evaluation_uri: str) -> str:
+  """Why TFMA's validation blessed the model or not, in one line."""
+  result = tfma.load_validation_result(evaluation_uri)
+  if result.validation_ok:
+    return "passed: " + "; ".join(_checks(evaluation_uri))
+  failures = []
+  for per_slice in result.metric_validations_per_slice:
+    where = _slice_key(per_slice.slice_key)
+    for failure in per_slice.failures:
+      key = failure.metric_key
+      value = failure.metric_value.double_value.value
+      shown = (f"{key.name} change vs baseline {value:+.4f}" if key.is_diff
+               else f"{key.name} {value:.4f}")
+      on = f" on {dict(where)}" if where else ""
+      failures.append(f"{shown}{on}" + (f": {failure.message}"
+                                         if failure.message else ""))
+  if result.missing_thresholds:
+    failures.append(f"{len(result.missing_thresholds)} threshold(s) had no "
+                    "metric")
+  return "failed: " + ("; ".join(failures) or "validation failed")

@@ -8,11 +8,16 @@ how good it was. Each push is a new integer version directory
     model.tflite    serving_default converted with builtin ops only
     saved_model/    the SavedModel (serving_default, evaluate, ...)
     items.json      the item catalog (id -> title, genres, year)
-    metadata.json   version, metrics, K, input and output spec, config
+    metadata.json   version, metrics, blessing, K, input and output spec,
+                    the model it came from, config
 
 It is assembled in a staging directory and renamed into place in one step, so
 a failing run never leaves a half-pushed model. An unblessed model is not
-pushed (the artifact records pushed = 0).
+pushed (the artifact records pushed = 0). A model that is already the newest
+version (a re-run whose Trainer was cached, re-evaluated against itself as
+the baseline) is not pushed twice: the artifact records that version. The
+reason for the blessing (TFMA's validation) is recorded on the artifact
+(`blessing_reason`) and in metadata.json.
 """
 import datetime
 import json
@@ -83,9 +88,28 @@ def _new_version(push_dir: str) -> int:
   return version
 
 
+def newest_version(push_dir: str) -> Optional[str]:
+  """The newest version directory under push_dir, None if there is none."""
+  if not tf.io.gfile.isdir(push_dir):
+    return None
+  versions = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(push_dir)
+              if name.rstrip("/").isdigit()]
+  return os.path.join(push_dir, str(max(versions))) if versions else None
+
+
+def pushed_model_uri(version_dir: str) -> Optional[str]:
+  """The model artifact a pushed version came from (None before it was
+  recorded)."""
+  path = os.path.join(version_dir, METADATA_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f).get("model_uri")
+
+
 def push(model_uri: str, push_dir: str, catalog_path: Optional[str],
-         metrics: Dict[str, Dict[str, float]], run_config: Dict[str, Any]
-         ) -> str:
+         metrics: Dict[str, Dict[str, float]], run_config: Dict[str, Any],
+         blessing: Optional[Dict[str, Any]] = None) -> str:
   """Stages the bundle and renames it into <push_dir>/<version>; returns it."""
   tf.io.gfile.makedirs(push_dir)
   version = _new_version(push_dir)
@@ -110,6 +134,8 @@ def push(model_uri: str, push_dir: str, catalog_path: Optional[str],
         **spec,
         "tflite_bytes": tf.io.gfile.stat(tflite_path).length,
         "metrics": metrics,
+        "blessing": blessing or {},
+        "model_uri": model_uri,
         "config": run_config,
     }
     with tf.io.gfile.GFile(os.path.join(staging, METADATA_FILE), "w") as f:
@@ -128,24 +154,37 @@ class Executor(base_executor.BaseExecutor):
          exec_properties: Dict[str, Any]) -> None:
     pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
     blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
-    if not blessing.get_int_custom_property("blessed"):
-      logging.warning("Model not blessed by the Evaluator; nothing pushed.")
+    blessed = bool(blessing.get_int_custom_property("blessed"))
+    evaluation_uri = (artifact_utils.get_single_uri(input_dict["evaluation"])
+                      if input_dict.get("evaluation") else None)
+    reason = (evaluation.blessing_reason(evaluation_uri) if evaluation_uri
+              else "")
+    pushed.set_string_custom_property("blessing_reason", reason)
+    if not blessed:
+      logging.warning("Model not blessed by the Evaluator (%s); nothing "
+                      "pushed.", reason)
       pushed.set_int_custom_property("pushed", 0)
       return
     model = artifact_utils.get_single_instance(input_dict["model"])
-    metrics = {}
-    if input_dict.get("evaluation"):
-      evaluation_uri = artifact_utils.get_single_uri(input_dict["evaluation"])
-      outputs = evaluation.read_metrics(evaluation_uri)
-      metrics = {"model": outputs.get(serving.SCORES, {}),
-                 "most_popular": outputs.get(serving.POPULARITY_SCORES, {})}
-    catalog = None
-    if input_dict.get("catalog"):
-      catalog = os.path.join(
-          artifact_utils.get_single_uri(input_dict["catalog"]), CATALOG_FILE)
-    target = push(model.uri, exec_properties["push_dir"], catalog, metrics,
-                  json.loads(exec_properties["run_config"]))
-    logging.info("Pushed %s", target)
+    push_dir = exec_properties["push_dir"]
+    target = newest_version(push_dir)
+    if target and pushed_model_uri(target) == model.uri:
+      logging.info("%s is already pushed as %s", model.uri, target)
+    else:
+      metrics = {}
+      if evaluation_uri:
+        outputs = evaluation.read_metrics(evaluation_uri)
+        metrics = {"model": outputs.get(serving.SCORES, {}),
+                   "most_popular": outputs.get(serving.POPULARITY_SCORES, {})}
+      catalog = None
+      if input_dict.get("catalog"):
+        catalog = os.path.join(
+            artifact_utils.get_single_uri(input_dict["catalog"]), CATALOG_FILE)
+      baseline = blessing.get_string_custom_property("baseline_model") or None
+      target = push(model.uri, push_dir, catalog, metrics,
+                    json.loads(exec_properties["run_config"]),
+                    {"reason": reason, "baseline_model": baseline})
+      logging.info("Pushed %s", target)
     pushed.set_int_custom_property("pushed", 1)
     pushed.set_string_custom_property("pushed_destination", target)
     pushed.set_int_custom_property("pushed_version",

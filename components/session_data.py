@@ -14,6 +14,7 @@ differs lives here, one `SessionData` per data set:
   (MovieLens: its rating, the movie's year and genre slots; Ali-CCP: the
   item's category, shop, brand and intention), and the user features.
 * an item's entry in the catalog that ships with the pushed model.
+* which user features are demographic slices of the evaluation (slices.py).
 
 Plain Python (no TensorFlow): the config reads the feature lists.
 """
@@ -23,6 +24,7 @@ import dataclasses
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from components import features as F
+from components import slices
 
 MOVIELENS = "movielens"
 ALICCP = "aliccp"
@@ -66,6 +68,8 @@ class SessionData:
   # A catalog entry -> the item's own position features (what an app knows
   # of an item in a history), by feature name.
   item_features: Callable[[Dict[str, Any]], Dict[str, Any]]
+  # {user feature: values} -> the user's demographic slices (slices.py).
+  user_slices: Callable[[Dict[str, list]], Dict[str, bytes]]
   skipped: str = ""
 
   def __post_init__(self):
@@ -108,6 +112,16 @@ def _movielens_item_features(entry: Dict[str, Any]) -> Dict[str, Any]:
           F.CONTEXT_YEAR: entry.get("year") or 0}
 
 
+def _movielens_user_slices(user: Dict[str, list]) -> Dict[str, bytes]:
+  found = {}
+  if user.get(F.USER_GENDER):
+    found[slices.USER_GENDER] = user[F.USER_GENDER][0]
+  if user.get(F.USER_AGE):
+    found[slices.USER_AGE] = slices.movielens_age_group(
+        int(user[F.USER_AGE][0])).encode()
+  return found
+
+
 MOVIELENS_DATA = SessionData(
     name=MOVIELENS,
     raw_features=(F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, F.FILE_OFFSET,
@@ -119,7 +133,8 @@ MOVIELENS_DATA = SessionData(
                    (F.USER_OCCUPATION, "STRING"), (F.USER_ZIPCODE, "STRING")),
     interaction=_movielens_interaction,
     catalog_entry=_movielens_catalog_entry,
-    item_features=_movielens_item_features)
+    item_features=_movielens_item_features,
+    user_slices=_movielens_user_slices)
 
 
 # --- Ali-CCP -----------------------------------------------------------------
@@ -165,6 +180,13 @@ def _aliccp_item_features(entry: Dict[str, Any]) -> Dict[str, Any]:
           for name, _ in ALICCP_ITEM}
 
 
+def _aliccp_user_slices(user: Dict[str, list]) -> Dict[str, bytes]:
+  """Ali-CCP's gender and age are coded levels: sliced by the code."""
+  return {name: user[raw][0] for name, raw in (
+      (slices.USER_GENDER, "user_gender"), (slices.USER_AGE, "user_age"))
+          if user.get(raw)}
+
+
 ALICCP_DATA = SessionData(
     name=ALICCP,
     raw_features=("click", "source_split", "sample_id", "user_id", "item_id")
@@ -175,6 +197,7 @@ ALICCP_DATA = SessionData(
     interaction=_aliccp_interaction,
     catalog_entry=_aliccp_catalog_entry,
     item_features=_aliccp_item_features,
+    user_slices=_aliccp_user_slices,
     skipped="impressions_not_clicked")
 
 DATASETS = {d.name: d for d in (MOVIELENS_DATA, ALICCP_DATA)}

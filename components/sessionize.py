@@ -11,7 +11,10 @@ genre slots) and a label (the next item):
 
 * eval and test: one example each per user, the context being the items just
   before the target; they also carry the whole earlier history, which the
-  metrics exclude from the ranking (filter-seen).
+  metrics exclude from the ranking (filter-seen), and the `slice_*` features
+  the evaluation is sliced by (components/slices.py): the history's length
+  bucket, the user's demographics and, once every user's train interactions
+  are counted, the target's train popularity tier.
 * train: the user's train interactions cut into consecutive chunks of
   `max_context_length + 1` (the last chunk ending at the last train
   interaction); a chunk's last item is its label and the rest its context.
@@ -49,6 +52,7 @@ from tfx.utils import io_utils
 
 from components import disk_group
 from components import features as F
+from components import slices
 from components.anomalies import raise_on_anomalies
 from components.artifacts import ItemCatalog
 from components.session_data import (MOVIELENS, MOVIELENS_DATA, Interaction,
@@ -60,6 +64,7 @@ SCHEMA_FILE = "schema.pbtxt"
 REPORT_FILE = "sessionize_report.json"
 CATALOG = "catalog"
 INTERACTIONS = "interactions"
+TRAIN_COUNTS = "train_counts"
 
 
 def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
@@ -74,6 +79,7 @@ def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
       **{p.name: var(dtypes[p.type]) for p in data.position_features},
       F.HISTORY_ITEM_ID: var(tf.string),
       **{name: var(dtypes[kind]) for name, kind in data.user_features},
+      **{name: var(tf.string) for name in slices.FEATURES},
   }
 
 
@@ -159,12 +165,15 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
                      user_id: bytes, user: Dict[str, list],
                      context: List[Interaction], label: Interaction,
                      history: Optional[List[Interaction]],
-                     slots: int) -> tf.train.Example:
+                     slots: int,
+                     slice_values: Optional[Dict[str, bytes]] = None
+                     ) -> tf.train.Example:
   features = {
       F.USER_ID: [user_id],
       F.LABEL_ITEM_ID: [label.item_id],
       F.CONTEXT_ITEM_ID: [i.item_id for i in context],
       **user,
+      **{name: [value] for name, value in (slice_values or {}).items()},
   }
   for index, feature in enumerate(data.position_features):
     values = []
@@ -183,11 +192,14 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
 
 def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
                       params: SessionParams,
-                      data: SessionData = MOVIELENS_DATA):
+                      data: SessionData = MOVIELENS_DATA,
+                      slice_params: slices.SliceParams = slices.SliceParams()):
   """Yields (split, tf.train.Example) for one user's timeline.
 
   Interactions below min_rating are left out; a user left with fewer than
-  min_timeline_length interactions yields nothing. Both are counted.
+  min_timeline_length interactions yields nothing. Both are counted. Eval
+  and test examples carry every slice feature but the target's popularity
+  (which needs every user's train counts: with_target_popularity).
   """
   timeline = sorted(interactions, key=lambda i: i.order)
   if params.min_rating is not None:
@@ -205,9 +217,11 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
   list_of = {name: _KIND[spec.dtype]
              for name, spec in feature_spec(data).items()}
 
-  def example(context, label, history):
+  user_slices = data.user_slices(user)
+
+  def example(context, label, history, slice_values=None):
     return _session_example(data, list_of, user_id, user, context, label,
-                            history, params.max_item_genres)
+                            history, params.max_item_genres, slice_values)
 
   context_length = params.max_context_length
   train_end = length - 2
@@ -218,16 +232,32 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
     yield F.TRAIN, example(chunk[:-1], chunk[-1], None)
   for split, position in ((F.EVAL, length - 2), (F.TEST, length - 1)):
     Metrics.counter(NAMESPACE, f"{split}_examples").inc()
+    slice_values = {slices.HISTORY_LENGTH: slices.history_length_bucket(
+        position, slice_params.history_length_edges).encode(), **user_slices}
     yield split, example(timeline[max(0, position - context_length):position],
-                         timeline[position], timeline[:position])
+                         timeline[position], timeline[:position], slice_values)
+
+
+def with_target_popularity(serialized: bytes, tiers: Dict[bytes, str]) -> bytes:
+  """An eval or test example with its target's popularity tier."""
+  example = tf.train.Example.FromString(serialized)
+  feature = example.features.feature
+  label = feature[F.LABEL_ITEM_ID].bytes_list.value[0]
+  feature[slices.TARGET_POPULARITY].bytes_list.value.append(
+      tiers.get(label, slices.UNSEEN).encode())
+  return example.SerializeToString()
 
 
 class _SerializedTimelines(beam.DoFn):
-  """timeline_examples as serialized examples, one output per split."""
+  """timeline_examples as serialized examples, one output per split, and
+  the user's train counts per item on TRAIN_COUNTS (train examples
+  partition the train interactions: their items, each counted once)."""
 
-  def __init__(self, params: SessionParams, dataset: str):
+  def __init__(self, params: SessionParams, dataset: str,
+               slice_params: slices.SliceParams):
     super().__init__()
     self._params, self._dataset = params, dataset
+    self._slice_params = slice_params
 
   def setup(self):
     self._data = session_data(self._dataset)
@@ -235,9 +265,18 @@ class _SerializedTimelines(beam.DoFn):
   def process(self, user):
     user_id, grouped = user
     interactions = [Interaction(*values) for values in grouped]
+    counts: Dict[bytes, int] = {}
     for split, example in timeline_examples(user_id, interactions,
-                                            self._params, self._data):
+                                            self._params, self._data,
+                                            self._slice_params):
+      if split == F.TRAIN:
+        feature = example.features.feature
+        for item in (list(feature[F.CONTEXT_ITEM_ID].bytes_list.value)
+                     + list(feature[F.LABEL_ITEM_ID].bytes_list.value)):
+          counts[item] = counts.get(item, 0) + 1
       yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
+    for item_and_count in counts.items():
+      yield beam.pvalue.TaggedOutput(TRAIN_COUNTS, item_and_count)
 
 
 def _any(values: Iterable):
@@ -249,7 +288,8 @@ def _any(values: Iterable):
 @beam.ptransform_fn
 def SessionizeExamples(raw: beam.PCollection, params: SessionParams,  # pylint: disable=invalid-name
                        dataset: str = MOVIELENS, spill_dir: str = "",
-                       num_buckets: int = 0):
+                       num_buckets: int = 0,
+                       slice_params: slices.SliceParams = slices.SliceParams()):
   """Serialized raw examples -> {split: serialized session examples,
   CATALOG: one JSON object {item id: catalog entry}}.
 
@@ -262,8 +302,17 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionParams,  # pylint: 
       disk_group.group_by_key(parsed[INTERACTIONS], spill_dir, num_buckets,
                               "GroupByUser")
       | "Timelines" >> beam.ParDo(
-          _SerializedTimelines(params, dataset)).with_outputs(*F.SPLITS))
-  result = {split: examples[split] for split in F.SPLITS}
+          _SerializedTimelines(params, dataset, slice_params)).with_outputs(
+              TRAIN_COUNTS, *F.SPLITS))
+  tiers = (examples[TRAIN_COUNTS]
+           | "TrainCounts" >> beam.CombinePerKey(sum)
+           | "CountList" >> beam.combiners.ToList()
+           | "Tiers" >> beam.Map(slices.popularity_tiers,
+                                 slice_params.popularity_shares))
+  result = {F.TRAIN: examples[F.TRAIN]}
+  for split in (F.EVAL, F.TEST):
+    result[split] = examples[split] | f"Popularity[{split}]" >> beam.Map(
+        with_target_popularity, beam.pvalue.AsSingleton(tiers))
   result[CATALOG] = (
       parsed[CATALOG]
       | "OnePerItem" >> beam.CombinePerKey(_any)
@@ -283,6 +332,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise_on_anomalies(artifact_utils.get_single_instance(
           input_dict["anomalies"]))
     params = SessionParams(**json.loads(exec_properties["session_config"]))
+    slice_params = slices.SliceParams(**{
+        name: tuple(value) for name, value in json.loads(
+            exec_properties.get("slice_config") or "{}").items()})
     data = session_data(exec_properties.get("dataset") or MOVIELENS)
     raw_artifact = artifact_utils.get_single_instance(input_dict["examples"])
     raw_splits = artifact_utils.decode_split_names(raw_artifact.split_names)
@@ -307,7 +359,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
          for s, p in zip(raw_splits, patterns)]
         | "Flatten" >> beam.Flatten())
     sessions = raw | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
-        params, data.name, spill_dir, num_buckets)
+        params, data.name, spill_dir, num_buckets, slice_params)
     for split in F.SPLITS:
       _ = sessions[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
           os.path.join(artifact_utils.get_split_uri([output], split),
@@ -355,6 +407,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 class SessionizeSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "session_config": component_spec.ExecutionParameter(type=str),
+      # slices.SliceParams as JSON (eval.history_length_edges, ...).
+      "slice_config": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
       "dataset": component_spec.ExecutionParameter(type=str, optional=True),
       # data.group_bucket_bytes: 0 groups users with Beam's GroupByKey.
       "group_bucket_bytes": component_spec.ExecutionParameter(
@@ -391,11 +446,12 @@ class Sessionize(base_beam_component.BaseBeamComponent):
   def __init__(self, examples: types.BaseChannel, session_config: str,
                anomalies: Optional[types.BaseChannel] = None,
                dataset: str = MOVIELENS, group_bucket_bytes: int = 0,
-               code_version: str = ""):
+               code_version: str = "", slice_config: str = ""):
     super().__init__(spec=SessionizeSpec(
         examples=examples,
         anomalies=anomalies,
         session_config=session_config,
+        slice_config=slice_config,
         dataset=dataset,
         group_bucket_bytes=group_bucket_bytes,
         code_version=code_version,

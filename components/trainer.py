@@ -7,7 +7,8 @@ not improved for `train.patience` epochs, or when `train.max_minutes` is
 spent, and keeps the best epoch's weights. The Model artifact holds the
 SavedModel (Format-Serving, evaluated by TFMA), its TFLite conversion
 (Format-TFLite/model.tflite, pushed to devices) and training_summary.json;
-TensorBoard logs go to the model run directory.
+TensorBoard logs go to the model run directory: the epoch losses and metrics of
+both splits, and the train loss every TENSORBOARD_EVERY batches.
 """
 import json
 import os
@@ -32,6 +33,7 @@ TFLITE_DIR = "Format-TFLite"
 TFLITE_FILE = "model.tflite"
 SUMMARY_FILE = "training_summary.json"
 MONITOR = "val_ndcg_at_10"
+TENSORBOARD_EVERY = 20  # batches between train-loss summaries
 # Examples read per parse call.
 _READ_BATCH = 1024
 
@@ -206,7 +208,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       train, validation_data=evaluation, epochs=train_config["epochs"],
       verbose=2, callbacks=[
           keep_best, TimeBudget(train_config["max_minutes"]),
-          keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+          # Batch summaries are written from the batch hooks, which Keras
+          # calls only with write_steps_per_second.
+          keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                      update_freq=TENSORBOARD_EVERY,
+                                      write_steps_per_second=True)])
   seconds = time.monotonic() - started
   epochs = len(history.history["loss"])
   targets = count_targets(train) * epochs

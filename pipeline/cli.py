@@ -347,6 +347,19 @@ def cmd_runs(args) -> int:
   return 0
 
 
+def cmd_report(args) -> int:
+  from pipeline import report, runner  # pylint: disable=import-outside-toplevel
+  config = _config(args)
+  runner.quiet_console()
+  found = report.facts(config, args.run)
+  print(report.format_text(found))
+  if args.html:
+    from pipeline import report_html  # pylint: disable=import-outside-toplevel
+    report_html.write(found, args.html)
+    print(f"\nwrote {args.html}")
+  return 0
+
+
 def cmd_config(args) -> int:
   print(_config(args).to_json())
   return 0
@@ -513,6 +526,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the rows as JSON")
   _add_config_options(listing)
   listing.set_defaults(func=cmd_runs)
+
+  reporting = commands.add_parser(
+      "report", help="report on one pipeline run (text, optionally HTML)",
+      description="What one run produced, read from MLMD and its artifacts: "
+      "the data (TFDV statistics, anomalies, sessions), training, test "
+      "metrics overall and per slice beside the most-popular baseline and the "
+      "latest blessed model, the blessing and its reason, the pushed model "
+      "and its size. --html also writes a self-contained HTML file with plots "
+      "(HR@k, per-slice HR@10, loss curves, item popularity, history "
+      "lengths).",
+      epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+  reporting.add_argument("--output-dir", metavar="DIR",
+                         help="the run's output directory (default "
+                         "output/sample)")
+  reporting.add_argument("--run", default="latest", metavar="latest|ID",
+                         help="which run: the latest (default) or a run id "
+                         "as `recsys runs` lists it")
+  reporting.add_argument("--html", metavar="FILE",
+                         help="also write the report with plots to FILE")
+  _add_config_options(reporting)
+  reporting.set_defaults(func=cmd_report)
 
   show = commands.add_parser(
       "config", help="print the resolved configuration",

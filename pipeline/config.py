@@ -19,6 +19,7 @@ import yaml
 
 from components import feature_config as fc
 from components import session_data
+from components import slices
 
 DATASETS = tuple(session_data.DATASETS)
 RUNNERS = ("local", "beam")
@@ -114,6 +115,22 @@ class TrainConfig:
 class EvalConfig:
   # Blessing threshold: the model's HR@10 on the test split must reach this.
   min_hit_rate_at_10: float = 0.05
+  # Change threshold against the latest blessed model of this pipeline
+  # (resolved from MLMD): a candidate whose test HR@10 is more than this
+  # below the baseline's is not blessed (negative: it must beat the baseline
+  # by that much). The first run has no baseline, so only the bound above.
+  max_hit_rate_drop: float = 0.01
+  # Slices (components/slices.py): edges of the history-length buckets, and
+  # the shares of train interactions where the head and the torso of the
+  # items end (by train frequency).
+  history_length_edges: List[int] = dataclasses.field(
+      default_factory=lambda: [10, 20, 50, 100, 200])
+  popularity_shares: List[float] = dataclasses.field(
+      default_factory=lambda: [0.5, 0.8])
+
+  def slice_params(self) -> slices.SliceParams:
+    return slices.SliceParams(tuple(self.history_length_edges),
+                              tuple(self.popularity_shares))
 
 
 @dataclasses.dataclass
@@ -270,6 +287,14 @@ class RunConfig:
     self.feature_config()
     require(0.0 <= self.eval.min_hit_rate_at_10 <= 1.0,
             "eval.min_hit_rate_at_10", "must be within [0, 1]")
+    require(-1.0 <= self.eval.max_hit_rate_drop <= 1.0,
+            "eval.max_hit_rate_drop", "must be within [-1, 1]")
+    require(len(self.eval.popularity_shares) == 2, "eval.popularity_shares",
+            "must be two shares (where the head and the torso end)")
+    try:
+      self.eval.slice_params()
+    except ValueError as e:
+      raise ConfigError(f"eval: {e}") from None
     require(self.serving.top_k >= 1, "serving.top_k", "must be >= 1")
 
 

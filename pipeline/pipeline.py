@@ -1,4 +1,5 @@
 """The TFX DAG: wiring only. Every setting comes from the RunConfig."""
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -17,6 +18,7 @@ from components import features as F
 from pipeline.code_version import code_version
 from pipeline.config import RunConfig
 
+LATEST_BLESSED_MODEL = "latest_blessed_model"
 SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "schemas")
 
@@ -57,6 +59,7 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       session_config=json.dumps(config.sections("session")["session"]),
       dataset=config.data.dataset,
       group_bucket_bytes=config.data.group_bucket_bytes,
+      slice_config=json.dumps(dataclasses.asdict(config.eval.slice_params())),
       code_version=code_version(Sessionize.__module__))
   transform = tfx.components.Transform(
       examples=sessionize.outputs["sessions"],
@@ -76,11 +79,20 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       custom_config={**config.sections("session", "model", "train", "serving"),
                      "features": features,
                      "code_version": code_version("components.trainer")})
+  # The latest blessed model of this pipeline: the Evaluator's baseline.
+  latest_blessed = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id(LATEST_BLESSED_MODEL)
   evaluator = tfx.components.Evaluator(
       examples=sessionize.outputs["sessions"],
       model=trainer.outputs["model"],
+      baseline_model=latest_blessed.outputs["model"],
       example_splits=[F.TEST],
-      eval_config=eval_config(config.eval.min_hit_rate_at_10))
+      eval_config=eval_config(config.eval.min_hit_rate_at_10,
+                              config.eval.max_hit_rate_drop))
   pusher = TFLitePusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
@@ -93,7 +105,8 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       pipeline_name=config.name,
       pipeline_root=pipeline_root or config.pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
-                  sessionize, transform, trainer, evaluator, pusher],
+                  sessionize, transform, trainer, latest_blessed, evaluator,
+                  pusher],
       enable_cache=True,
       metadata_connection_config=metadata,
       beam_pipeline_args=config.beam_args)

@@ -8,7 +8,7 @@ where it was pushed.
 """
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from pipeline import runner
 from pipeline.config import ConfigError, RunConfig, from_json
@@ -16,7 +16,7 @@ from pipeline.config import ConfigError, RunConfig, from_json
 _PUSHER_PROPERTY = "run_config"
 
 
-def _run_row(store, run, executions) -> Dict[str, Any]:
+def run_row(store, run, executions) -> Dict[str, Any]:
   from components import serving  # pylint: disable=import-outside-toplevel
   latest = runner.newest_by_type(store, store.get_artifacts_by_context(run.id))
   result = runner.outcome(latest)
@@ -39,8 +39,9 @@ def _run_row(store, run, executions) -> Dict[str, Any]:
   return row
 
 
-def list_runs(config: RunConfig) -> List[Dict[str, Any]]:
-  """The runs of `config`'s pipeline in its MLMD store, oldest first."""
+def pipeline_runs(config: RunConfig) -> Tuple[Any, List[Tuple[Any, list]]]:
+  """The MLMD store and the runs of `config`'s pipeline in it, oldest first,
+  each as (pipeline_run context, its executions)."""
   if config.metadata.backend == "sqlite" and not os.path.exists(
       config.metadata_path):
     raise ConfigError(f"no metadata store at {config.metadata_path}: no "
@@ -48,16 +49,22 @@ def list_runs(config: RunConfig) -> List[Dict[str, Any]]:
   store = runner.open_store(config)
   pipeline = store.get_context_by_type_and_name("pipeline", config.name)
   if pipeline is None:
-    return []
+    return store, []
   in_pipeline = {e.id for e in store.get_executions_by_context(pipeline.id)}
-  rows = []
+  found = []
   for run in sorted(store.get_contexts_by_type("pipeline_run"),
                     key=lambda c: (c.create_time_since_epoch, c.id)):
     executions = [e for e in store.get_executions_by_context(run.id)
                   if e.id in in_pipeline]
     if executions:
-      rows.append(_run_row(store, run, executions))
-  return rows
+      found.append((run, executions))
+  return store, found
+
+
+def list_runs(config: RunConfig) -> List[Dict[str, Any]]:
+  """One row per run of `config`'s pipeline in its MLMD store, oldest first."""
+  store, found = pipeline_runs(config)
+  return [run_row(store, run, executions) for run, executions in found]
 
 
 def _cell(value: Optional[Any]) -> str:
@@ -72,9 +79,10 @@ def _cell(value: Optional[Any]) -> str:
 
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
-  header = ["started (UTC)", "config", "encoder", "HR@10", "blessed",
+  header = ["run", "started (UTC)", "config", "encoder", "HR@10", "blessed",
             "cached", "pushed"]
-  lines = [[_cell(r["started"]), _cell(r["digest"]), _cell(r["encoder"]),
+  lines = [[_cell(r["run"]), _cell(r["started"]), _cell(r["digest"]),
+            _cell(r["encoder"]),
             _cell(r["hit_rate@10"]), _cell(r["blessed"]),
             f"{r['cached']}/{r['components']}", _cell(r["pushed"])]
            for r in rows]

@@ -3,12 +3,15 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.metrics import metric_types
 
 from components import evaluation
+from components import features as F
 from components import serving
+from components import slices
 from components.model.ranking import EXCLUDED_SCORE
 
 
@@ -82,20 +85,144 @@ def test_excluded_items_never_outrank_the_target():
   assert evaluation.target_rank(scores, 0) == 5
 
 
+def _thresholds(config):
+  """{(metric, model, is_diff): threshold} TFMA will check."""
+  found = tfma.metrics.metric_thresholds_from_metrics_specs(
+      config.metrics_specs, config)
+  return {(k.name, k.model_name, k.is_diff, k.output_name): t
+          for k, values in found.items() for _, t in values}
+
+
 def test_eval_config_gates_blessing_on_model_hit_rate_at_10():
-  config = evaluation.eval_config(0.25)
+  config = evaluation.eval_config(0.25, 0.02)
   (model_spec,) = config.model_specs
   assert model_spec.signature_name == "evaluate"
   outputs = {tuple(s.output_names) for s in config.metrics_specs}
   assert outputs == {(serving.SCORES,), (serving.POPULARITY_SCORES,)}
-  # The thresholds TFMA will check: exactly HR@10 of the model output, with
-  # the key the metric is computed under (so it is found, not "missing").
-  thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(
-      config.metrics_specs, config)
-  (key,) = thresholds
-  assert (key.name, key.output_name) == ("hit_rate@10", serving.SCORES)
-  ((_, threshold),) = thresholds[key]
+  assert [list(s.feature_keys) for s in config.slicing_specs] == [
+      []] + [[name] for name in slices.FEATURES]
+  # No baseline yet (TFX's Evaluator on the first run): the lower bound only.
+  alone = tfma.utils.update_eval_config_with_defaults(
+      config, has_baseline=False, rubber_stamp=True)
+  ((name, model, diff, output), threshold), = _thresholds(alone).items()
+  assert (name, model, diff, output) == ("hit_rate@10", "", False,
+                                         serving.SCORES)
   assert threshold.lower_bound.value == 0.25
-  computed = {k for c in metric_specs.to_computations(config.metrics_specs,
-                                                      config) for k in c.keys}
-  assert key in computed
+  # With the latest blessed model: the bound and the change threshold, with
+  # the keys the metric is computed under (so they are found, not "missing").
+  paired = tfma.utils.update_eval_config_with_defaults(config,
+                                                       has_baseline=True)
+  # (TFMA's validator skips the baseline's own keys.)
+  thresholds = {k: t for k, t in _thresholds(paired).items()
+                if k[1] != tfma.BASELINE_KEY}
+  assert set(thresholds) == {
+      ("hit_rate@10", tfma.CANDIDATE_KEY, False, serving.SCORES),
+      ("hit_rate@10", tfma.CANDIDATE_KEY, True, serving.SCORES)}
+  change = thresholds[("hit_rate@10", tfma.CANDIDATE_KEY, True,
+                       serving.SCORES)]
+  assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+  assert change.absolute.value == pytest.approx(-0.02)
+  computed = {k for c in metric_specs.to_computations(paired.metrics_specs,
+                                                      paired) for k in c.keys}
+  # (Diffs are computed from the two models' values, after the computations.)
+  assert {k._replace(is_diff=False)
+          for k in tfma.metrics.metric_thresholds_from_metrics_specs(
+              paired.metrics_specs, paired)} <= computed
+
+
+N_ITEMS = 20
+
+
+class _FixedRanker(tf.Module):
+  """An exported model with the pipeline's signatures: `good` scores every
+  target first; the other scores only the `easy` examples' targets first
+  and gives the rest one score for all items (so their targets rank last)."""
+
+  def __init__(self, good: bool):
+    super().__init__()
+    self._good = good
+    examples = [tf.TensorSpec([None], tf.string, "examples")]
+    self.evaluate = tf.function(self._evaluate, input_signature=examples)
+    self.transform_features = tf.function(self._transform,
+                                          input_signature=examples)
+
+  @staticmethod
+  def _parse(examples):
+    return tf.io.parse_example(examples, {
+        F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.int64),
+        "easy": tf.io.FixedLenFeature([], tf.int64)})
+
+  def _evaluate(self, examples):
+    parsed = self._parse(examples)
+    scores = tf.one_hot(parsed[F.LABEL_ITEM_ID], N_ITEMS)
+    if not self._good:
+      scores *= tf.cast(parsed["easy"], tf.float32)[:, None]
+    return {serving.SCORES: scores,
+            serving.POPULARITY_SCORES: tf.zeros_like(scores)}
+
+  def _transform(self, examples):
+    return {F.LABEL_ITEM_ID: self._parse(examples)[F.LABEL_ITEM_ID]}
+
+  def save(self, path):
+    tf.saved_model.save(self, path, signatures={
+        "evaluate": self.evaluate.get_concrete_function(),
+        "transform_features": self.transform_features.get_concrete_function()})
+
+
+@pytest.fixture(scope="module")
+def worse_than_baseline(tmp_path_factory):
+  """TFMA evaluates a candidate worse than its baseline with our EvalConfig,
+  the way TFX's Evaluator does once a blessed model exists."""
+  root = tmp_path_factory.mktemp("tfma")
+  data = str(root / "examples.tfrecord")
+  with tf.io.TFRecordWriter(data) as writer:
+    for i in range(40):
+      example = tf.train.Example()
+      feature = example.features.feature
+      feature[F.LABEL_ITEM_ID].int64_list.value.append(i % N_ITEMS)
+      feature["easy"].int64_list.value.append(i % 2)
+      feature[slices.TARGET_POPULARITY].bytes_list.value.append(
+          b"head" if i % 2 else b"tail")
+      writer.write(example.SerializeToString())
+  config = tfma.utils.update_eval_config_with_defaults(
+      evaluation.eval_config(0.1, 0.05), has_baseline=True)
+  models = []
+  for spec in config.model_specs:
+    path = str(root / spec.name)
+    _FixedRanker(good=spec.is_baseline).save(path)
+    models.append(tfma.default_eval_shared_model(
+        eval_saved_model_path=path, model_name=spec.name, eval_config=config))
+  output = str(root / "evaluation")
+  tfma.run_model_analysis(eval_shared_model=models, eval_config=config,
+                          data_location=data, output_path=output)
+  return output
+
+
+def test_a_candidate_worse_than_the_baseline_is_not_blessed(
+    worse_than_baseline):
+  metrics = evaluation.read_sliced_metrics(worse_than_baseline)
+  overall = metrics[()]
+  model = overall[evaluation.CANDIDATE][serving.SCORES]
+  baseline = overall[evaluation.BASELINE][serving.SCORES]
+  diff = overall[evaluation.DIFF][serving.SCORES]
+  assert (model["hit_rate@10"], baseline["hit_rate@10"]) == (0.5, 1.0)
+  assert diff["hit_rate@10"] == pytest.approx(-0.5)
+  assert model["example_count"] == 40
+  # Per slice: the easy (head) targets are all hits, the others none.
+  head = metrics[((slices.TARGET_POPULARITY, "head"),)]
+  tail = metrics[((slices.TARGET_POPULARITY, "tail"),)]
+  assert head[evaluation.CANDIDATE][serving.SCORES]["hit_rate@10"] == 1.0
+  assert tail[evaluation.CANDIDATE][serving.SCORES]["hit_rate@10"] == 0.0
+  # The HR@k curve: k = 1..100, HR@10 at k = 10.
+  curve = model[evaluation.HIT_RATE_CURVE]
+  assert len(curve) == evaluation.MAX_RANK
+  assert curve[9] == model["hit_rate@10"] and curve[-1] == 1.0
+  # The candidate passes the lower bound (0.5 >= 0.1) but dropped 0.5 > 0.05.
+  assert not tfma.load_validation_result(worse_than_baseline).validation_ok
+  reason = evaluation.blessing_reason(worse_than_baseline)
+  assert reason.startswith("failed: hit_rate@10 change vs baseline -0.5000")
+  # Only the overall slice is gated (the tail slice's HR@10 of 0 is not).
+  assert reason.count("hit_rate@10") == 1, reason
+  # read_metrics: the candidate's scalars only.
+  assert evaluation.read_metrics(worse_than_baseline)[serving.SCORES] == {
+      k: v for k, v in model.items() if k != evaluation.HIT_RATE_CURVE}

@@ -1,9 +1,12 @@
 """The whole pipeline on the embedded sample, end to end.
 
-On LocalDagRunner one full run and one identical re-run (which must be
-served from the cache), plus one run on bad data that ExampleValidator must
-stop before training; on BeamDagRunner one run whose components' Beam jobs
-get two worker processes, and must give the local run's metrics.
+On LocalDagRunner one full run and one identical re-run (served from the
+cache up to the Trainer; its Evaluator compares the model with the first
+run's, now the latest blessed one), plus one run on bad data that
+ExampleValidator must stop before training; on BeamDagRunner one run whose
+components' Beam jobs get two worker processes, and must give the local
+run's metrics. `recsys report` (text and HTML, opened in headless Chromium)
+and README's notebook snippet read the local runs' artifacts.
 """
 import json
 import os
@@ -21,10 +24,14 @@ from components import tflite
 from components.anomalies import DataValidationError
 from tfx.dsl.components.base import base_beam_executor
 
+from components import evaluation
+from components import slices
 from pipeline import bench
+from pipeline import report
+from pipeline import report_html
 from pipeline import runner
 from pipeline import runs as pipeline_runs
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +39,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "data", "sample")
 COMPONENTS = ["ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",
               "ExampleValidator", "Sessionize", "Transform", "Trainer",
-              "Evaluator", "TFLitePusher"]
+              "latest_blessed_model", "Evaluator", "TFLitePusher"]
+# What a re-run with the same config executes again: the resolver, which
+# now finds the first run's blessed model, and what depends on it.
+RERUN = {"latest_blessed_model", "Evaluator", "TFLitePusher"}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +123,7 @@ def test_runs_lists_each_run_from_mlmd(runs, beam_run):
   rows = pipeline_runs.list_runs(config)
   assert len(rows) == 2
   digest = first["config"].digest()
-  for row, cached in zip(rows, (0, len(COMPONENTS))):
+  for row, cached in zip(rows, (0, len(COMPONENTS) - len(RERUN))):
     assert row["digest"] == digest and row["encoder"] == "attention"
     assert (row["components"], row["cached"]) == (len(COMPONENTS), cached)
     assert row["hit_rate@10"] == first["metrics"][serving.SCORES]["hit_rate@10"]
@@ -122,9 +132,10 @@ def test_runs_lists_each_run_from_mlmd(runs, beam_run):
     assert row["pushed"] == first["pushed"]
   assert rows[0]["started"] <= rows[1]["started"]
   table = pipeline_runs.format_runs(rows).splitlines()
-  assert table[0].split()[:3] == ["started", "(UTC)", "config"]
-  assert table[2].split()[-2:] == [f"{len(COMPONENTS)}/{len(COMPONENTS)}",
-                                   first["pushed"]]
+  assert table[0].split()[:4] == ["run", "started", "(UTC)", "config"]
+  assert table[2].split()[0] == rows[1]["run"]
+  assert table[2].split()[-2:] == [
+      f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
   (beam,) = pipeline_runs.list_runs(beam_run[0])
   assert beam["digest"] == beam_run[1]["config"].digest() != digest
   assert beam["pushed"] == beam_run[1]["pushed"]
@@ -135,7 +146,31 @@ def test_every_component_ran_then_was_cached(runs):
   assert sorted(c["name"] for c in first["components"]) == sorted(COMPONENTS)
   assert not any(c["cached"] for c in first["components"])
   assert sorted(c["name"] for c in second["components"]) == sorted(COMPONENTS)
-  assert all(c["cached"] for c in second["components"]), second["components"]
+  for component in second["components"]:
+    assert component["cached"] == (component["name"] not in RERUN), component
+
+
+def test_rerun_is_evaluated_against_the_latest_blessed_model(runs):
+  config, first, second = runs
+  found = report.facts(config)
+  blessing = found["blessing"]
+  # The baseline is the first run's model, which is also the candidate.
+  assert blessing["baseline_model"] == first["model"] == second["model"]
+  assert blessing["blessed"] and second["blessed"]
+  assert blessing["reason"] == (
+      "passed: hit_rate@10 {0:.4f} >= {1:.4f}; hit_rate@10 change vs "
+      "baseline +0.0000 >= {2:+.4f}".format(
+          first["metrics"][serving.SCORES]["hit_rate@10"],
+          config.eval.min_hit_rate_at_10, -config.eval.max_hit_rate_drop))
+  overall = found["slices"][()]
+  for name, value in overall[evaluation.DIFF][serving.SCORES].items():
+    assert np.allclose(value, 0.0), name
+  assert overall[evaluation.BASELINE][serving.SCORES]["hit_rate@10"] == (
+      first["metrics"][serving.SCORES]["hit_rate@10"])
+  # The first run had no baseline: the lower bound alone.
+  first_run = report.facts(config, pipeline_runs.list_runs(config)[0]["run"])
+  assert first_run["blessing"]["baseline_model"] is None
+  assert first_run["blessing"]["reason"].count(";") == 0
 
 
 def test_model_beats_most_popular_under_the_protocol(runs):
@@ -158,7 +193,8 @@ def test_pushed_bundle_is_complete_and_versioned(runs):
   config, first, second = runs
   pushed = first["pushed"]
   assert pushed and os.path.dirname(pushed) == config.serving_dir
-  # The cached re-run pushed nothing new.
+  # The re-run's model is the one already pushed: no second version.
+  assert second["pushed"] == pushed
   assert os.listdir(config.serving_dir) == [os.path.basename(pushed)]
   assert sorted(os.listdir(pushed)) == ["items.json", "metadata.json",
                                         "model.tflite", "saved_model"]
@@ -167,6 +203,10 @@ def test_pushed_bundle_is_complete_and_versioned(runs):
   assert metadata["version"] == int(os.path.basename(pushed))
   assert metadata["top_k"] == config.serving.top_k
   assert metadata["metrics"]["model"] == first["metrics"][serving.SCORES]
+  assert metadata["model_uri"] == first["model"]
+  assert metadata["blessing"] == {
+      "reason": report.facts(config, pipeline_runs.list_runs(config)[0][
+          "run"])["blessing"]["reason"], "baseline_model": None}
   recorded = runs[1]["config"]
   assert metadata["inputs"][F.CONTEXT_ITEM_ID] == {
       "dtype": "string", "shape": [-1, config.session.max_context_length]}
@@ -301,3 +341,100 @@ def test_bench_facts_and_table_of_a_pushed_model(runs):
   assert lines[-2].startswith("| attention (L=50) | 0.1000 |")
   assert lines[-1].startswith(
       f"| most popular | {first['metrics'][serving.POPULARITY_SCORES]['hit_rate@1']:.4f}")
+
+
+def test_report_text_of_the_latest_run(runs):
+  config, first, second = runs
+  result = subprocess.run(
+      [sys.executable, "-m", "pipeline.cli", "report", "--output-dir",
+       config.output_dir],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=True)
+  text = result.stdout
+  rows = pipeline_runs.list_runs(config)
+  assert text.startswith(f"recsys report: run {rows[1]['run']} of "
+                         f"{config.output_dir}")
+  lines = text.splitlines()
+  model = first["metrics"][serving.SCORES]
+  popular = first["metrics"][serving.POPULARITY_SCORES]
+  # Model, most popular and delta, then the baseline model and TFMA's diff.
+  (hr10,) = [line.split() for line in lines if line.strip().startswith("HR@10 ")]
+  assert hr10 == ["HR@10", f"{model['hit_rate@10']:.4f}",
+                  f"{popular['hit_rate@10']:.4f}",
+                  f"{model['hit_rate@10'] - popular['hit_rate@10']:+.4f}",
+                  f"{model['hit_rate@10']:.4f}", "+0.0000"]
+  assert f"baseline: the latest blessed model" in text
+  # Every slice feature of the sample (it has demographics), with its users
+  # adding up to the 600 test users.
+  found = report.facts(config)
+  per_feature = {}
+  for feature, _, roles in report.slice_rows(found):
+    per_feature[feature] = per_feature.get(feature, 0) + int(report.count(roles))
+  assert per_feature == {name: 600 for name in slices.FEATURES}
+  assert "slice_target_popularity" in text and "  head " in text
+  assert "Blessing: blessed" in text and found["blessing"]["reason"] in text
+  assert f"Pushed: {first['pushed']}" in text
+  tflite = os.path.getsize(os.path.join(first["pushed"], "model.tflite"))
+  assert f"model.tflite {tflite / 2**20:.2f} MiB" in text
+  assert "anomalies: none" in text
+  assert "ratings: 64162 interactions, 600 users" in text
+
+
+def test_report_of_an_unknown_run_names_the_known_ones(runs):
+  config, _, _ = runs
+  with pytest.raises(ConfigError, match="no run 'nope'.*latest runs: "):
+    report.facts(config, "nope")
+
+
+CHECK_PLOTS = """<script>
+window.addEventListener("load", () => {
+  const shown = [...document.querySelectorAll("figure img.plot")].filter(
+      img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100);
+  document.body.setAttribute("data-rendered",
+                             shown.map(img => img.closest("figure").id).join(","));
+});
+</script></body>"""
+
+
+def test_html_report_renders_every_plot_in_chromium(runs, tmp_path):
+  config, _, _ = runs
+  chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+  if chromium is None:
+    pytest.skip("headless Chromium is not installed (.ci/run installs "
+                "Debian's chromium)")
+  page = tmp_path / "report.html"
+  result = subprocess.run(
+      [sys.executable, "-m", "pipeline.cli", "report", "--output-dir",
+       config.output_dir, "--html", str(page)],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=True)
+  assert result.stdout.rstrip().endswith(f"wrote {page}")
+  document = page.read_text(encoding="utf-8")
+  # Self-contained: nothing to fetch.
+  assert "http://" not in document and "https://" not in document
+  assert 'class="missing"' not in document
+  # Chromium loads the page (with a script that lists the decoded plots).
+  checked = tmp_path / "checked.html"
+  checked.write_text(document.replace("</body>", CHECK_PLOTS),
+                     encoding="utf-8")
+  dom = subprocess.run(
+      [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+       "--disable-dev-shm-usage", "--virtual-time-budget=10000",
+       "--dump-dom", checked.as_uri()],
+      capture_output=True, text=True, timeout=120, check=True).stdout
+  rendered = dom.split('data-rendered="', 1)[1].split('"', 1)[0].split(",")
+  assert rendered == [plot_id for plot_id, _, _ in report_html.PLOTS]
+
+
+def test_readme_notebook_snippet_opens_the_artifacts(runs):
+  """README's notebook cell runs on the run's artifacts (the widgets it
+  draws need Jupyter; outside one they are built, not shown)."""
+  config, _, _ = runs
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  snippet = readme.split("```python\n# notebook\n", 1)[1].split("```", 1)[0]
+  snippet = snippet.replace('"output/sample"', repr(config.output_dir))
+  namespace = {}
+  exec(compile(snippet, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+  result, stats = namespace["result"], namespace["stats"]
+  assert any(dict(key).get(slices.TARGET_POPULARITY) == "head"
+             for key, _ in result.slicing_metrics)
+  assert stats.datasets[0].num_examples == 64162

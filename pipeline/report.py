@@ -1,0 +1,322 @@
+"""`recsys report`: what one pipeline run produced, from MLMD and its artifacts.
+
+MLMD says which run (a `pipeline_run` context) executed or reused which
+component, and which artifacts each wrote; the report reads those artifacts
+with the libraries that wrote them: TFDV's statistics and anomalies, the
+sessionizer's report, the Trainer's summary, TFMA's metrics and validation
+(overall and per slice, the candidate beside the most-popular baseline and,
+when there was one, the latest blessed model), and the pushed bundle. `facts`
+gathers them once; `format_text` prints them and report_html.py draws them.
+"""
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import tensorflow as tf
+
+from pipeline import runs
+from pipeline.config import ConfigError, RunConfig, from_json
+
+_OUTPUT_EVENT_TYPES = (4, 5)  # Event.OUTPUT, Event.DECLARED_OUTPUT
+
+
+def select_run(config: RunConfig, run: str = "latest"):
+  """(store, run context, executions) of `run`: 'latest' or a run id as
+  `recsys runs` prints it."""
+  store, found = runs.pipeline_runs(config)
+  if not found:
+    raise ConfigError(f"no runs of pipeline {config.name!r} in the metadata "
+                      f"of {config.output_dir}")
+  if run == "latest":
+    return (store,) + found[-1]
+  for context, executions in found:
+    if context.name == run:
+      return store, context, executions
+  known = ", ".join(c.name for c, _ in found[-5:])
+  raise ConfigError(f"no run {run!r} of pipeline {config.name!r} (latest "
+                    f"runs: {known})")
+
+
+def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
+  """{node id: {output key: artifact}} of a run's executions (cached ones
+  included: their outputs are the reused artifacts)."""
+  node_type = store.get_context_type("node").id
+  node_of = {}
+  for execution in executions:
+    for context in store.get_contexts_by_execution(execution.id):
+      if context.type_id == node_type:  # named <pipeline>.<node id>
+        node_of[execution.id] = context.name.split(".", 1)[1]
+  events = store.get_events_by_execution_ids(list(node_of))
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(
+      list({e.artifact_id for e in events}))}
+  outputs: Dict[str, Dict[str, Any]] = {}
+  for event in events:
+    if event.type not in _OUTPUT_EVENT_TYPES:
+      continue
+    key = next((s.key for s in event.path.steps if s.HasField("key")), "")
+    outputs.setdefault(node_of[event.execution_id], {})[key] = artifacts[
+        event.artifact_id]
+  return outputs
+
+
+def _property(artifact, name: str) -> Optional[Any]:
+  from pipeline import runner  # pylint: disable=import-outside-toplevel
+  return runner.property_value(artifact, name)
+
+
+def _read_json(path: str) -> Optional[Any]:
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def _size(path: str) -> int:
+  """Bytes of a file, or of every file under a directory."""
+  if not tf.io.gfile.isdir(path):
+    return tf.io.gfile.stat(path).length
+  return sum(tf.io.gfile.stat(os.path.join(d, f)).length
+             for d, _, files in tf.io.gfile.walk(path) for f in files)
+
+
+def split_uris(artifact) -> Dict[str, str]:
+  """{split: its directory} of an MLMD artifact with splits (Examples,
+  statistics, anomalies)."""
+  names = json.loads(artifact.properties["split_names"].string_value)
+  return {name: os.path.join(artifact.uri, f"Split-{name}") for name in names}
+
+
+def data_facts(statistics, anomalies) -> Dict[str, Any]:
+  """Examples, users and items per raw split (TFDV statistics) and the
+  validator's anomalies."""
+  # pylint: disable=import-outside-toplevel
+  import tensorflow_data_validation as tfdv
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
+  from components import features as F
+  from components.anomalies import describe
+  facts: Dict[str, Any] = {"splits": {}, "anomalies": []}
+  if statistics is not None:
+    for split, uri in split_uris(statistics).items():
+      stats = tfdv.load_stats_binary(
+          os.path.join(uri, "FeatureStats.pb")).datasets[0]
+      row = {"examples": stats.num_examples}
+      for name, key in ((F.USER_ID, "users"), (F.ITEM_ID, "items")):
+        feature = tfdv.get_feature_stats(stats, tfdv.FeaturePath([name]))
+        row[key] = feature.string_stats.unique
+      facts["splits"][split] = row
+  if anomalies is not None:
+    for split, uri in split_uris(anomalies).items():
+      path = os.path.join(uri, "SchemaDiff.pb")
+      if tf.io.gfile.exists(path):
+        found = anomalies_pb2.Anomalies()
+        with tf.io.gfile.GFile(path, "rb") as f:
+          found.ParseFromString(f.read())
+        facts["anomalies"] += [f"[{split}] {line}" for line in
+                               describe(found)]
+  return facts
+
+
+def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
+  """Everything the report shows about one run."""
+  # pylint: disable=import-outside-toplevel
+  from components import evaluation
+  from components.sessionize import REPORT_FILE
+  from components.trainer import SUMMARY_FILE, TFLITE_FILE
+  from components.pusher import METADATA_FILE, SAVED_MODEL_DIR
+  store, context, executions = select_run(config, run)
+  outputs = run_outputs(store, executions)
+
+  def output(node: str, key: str):
+    return outputs.get(node, {}).get(key)
+
+  found: Dict[str, Any] = {"run": runs.run_row(store, context, executions),
+                           "output_dir": config.output_dir}
+  recorded = [e.custom_properties["run_config"].string_value
+              for e in executions if "run_config" in e.custom_properties]
+  found["config"] = from_json(recorded[0]) if recorded else None
+  statistics = output("StatisticsGen", "statistics")
+  found["statistics_uri"] = statistics and statistics.uri
+  found["data"] = data_facts(statistics,
+                             output("ExampleValidator", "anomalies"))
+  sessions = output("Sessionize", "sessions")
+  found["sessions"] = sessions and _read_json(
+      os.path.join(sessions.uri, REPORT_FILE))
+  found["sessions_uri"] = sessions and sessions.uri
+  transform = output("Transform", "transform_graph")
+  found["transform_graph_uri"] = transform and transform.uri
+  model = output("Trainer", "model")
+  found["model_uri"] = model and model.uri
+  found["training"] = model and _read_json(os.path.join(model.uri,
+                                                        SUMMARY_FILE))
+  model_run = output("Trainer", "model_run")
+  found["tensorboard_uri"] = model_run and model_run.uri
+  result = output("Evaluator", "evaluation")
+  found["evaluation_uri"] = result and result.uri
+  found["slices"] = result and evaluation.read_sliced_metrics(result.uri)
+  blessing = output("Evaluator", "blessing")
+  found["blessing"] = blessing and {
+      "blessed": bool(_property(blessing, "blessed")),
+      "reason": evaluation.blessing_reason(result.uri) if result else None,
+      "baseline_model": _property(blessing, "baseline_model"),
+      "baseline_model_id": _property(blessing, "baseline_model_id")}
+  pushed = output("TFLitePusher", "pushed_model")
+  found["pushed"] = None
+  if pushed is not None and _property(pushed, "pushed"):
+    path = _property(pushed, "pushed_destination")
+    found["pushed"] = {
+        "path": path,
+        "version": _property(pushed, "pushed_version"),
+        "tflite_bytes": _size(os.path.join(path, TFLITE_FILE)),
+        "saved_model_bytes": _size(os.path.join(path, SAVED_MODEL_DIR)),
+        "metadata": _read_json(os.path.join(path, METADATA_FILE))}
+  return found
+
+
+# --- text ---------------------------------------------------------------------
+
+METRIC_LABELS = (("hit_rate@1", "HR@1"), ("hit_rate@5", "HR@5"),
+                 ("hit_rate@10", "HR@10"), ("hit_rate@50", "HR@50"),
+                 ("ndcg@10", "NDCG@10"))
+
+
+def _table(header: List[str], rows: List[List[str]], indent: str = "  "
+           ) -> List[str]:
+  widths = [max(len(x) for x in column) for column in zip(header, *rows)]
+  return [indent + "  ".join(c.rjust(w) if i else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(line, widths))
+                             ).rstrip()
+          for line in [header] + rows]
+
+
+def _number(value: Optional[float], signed: bool = False) -> str:
+  if value is None:
+    return "-"
+  return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _megabytes(size: int) -> str:
+  return f"{size / 2**20:.2f} MiB"
+
+
+def metric_columns(roles: Dict[str, Dict[str, Dict[str, Any]]],
+                   has_baseline: bool) -> Tuple[List[str], Any]:
+  """Header and a row function for a metric: the model, the most-popular
+  baseline and the model's delta to it, and, with a baseline model, that
+  model and the delta (TFMA's diff)."""
+  from components import evaluation, serving  # pylint: disable=import-outside-toplevel
+  header = ["model", "most popular", "vs popular"]
+  if has_baseline:
+    header += ["baseline", "vs baseline"]
+
+  def row(name: str) -> List[str]:
+    def get(role, output):
+      return roles.get(role, {}).get(output, {}).get(name)
+    model = get(evaluation.CANDIDATE, serving.SCORES)
+    popular = get(evaluation.CANDIDATE, serving.POPULARITY_SCORES)
+    cells = [_number(model), _number(popular),
+             _number(None if model is None or popular is None
+                     else model - popular, signed=True)]
+    if has_baseline:
+      cells += [_number(get(evaluation.BASELINE, serving.SCORES)),
+                _number(get(evaluation.DIFF, serving.SCORES), signed=True)]
+    return cells
+  return header, row
+
+
+def slice_rows(found: Dict[str, Any]) -> List[Tuple[str, str, Dict]]:
+  """(slice feature, value, roles) for every slice, in report order."""
+  from components import slices  # pylint: disable=import-outside-toplevel
+  rows = []
+  for key, roles in (found.get("slices") or {}).items():
+    if len(key) == 1:
+      (feature, value), = key
+      rows.append((feature, value, roles))
+  order = {name: i for i, name in enumerate(slices.FEATURES)}
+  return sorted(rows, key=lambda r: (order.get(r[0], len(order)), r[0],
+                                     slices.tier_order(r[1])))
+
+
+def count(roles) -> str:
+  """The example count of a slice (its users), for tables and plots."""
+  from components import evaluation, serving  # pylint: disable=import-outside-toplevel
+  count = roles.get(evaluation.CANDIDATE, {}).get(serving.SCORES, {}).get(
+      "example_count")
+  return "-" if count is None else str(int(count))
+
+
+def format_text(found: Dict[str, Any]) -> str:
+  """The report as plain text (what `recsys report` prints)."""
+  row = found["run"]
+  config = found["config"]
+  lines = [f"recsys report: run {row['run']} of {found['output_dir']}",
+           f"  started {row['started']}; {row['components']} components, "
+           f"{row['cached']} from the cache"]
+  if config is not None:
+    lines.append(f"  config {config.digest()}: {config.data.dataset} "
+                 f"{config.data.data_dir}, encoder {config.model.encoder}, "
+                 f"{config.runner} runner")
+
+  lines += ["", "Data (raw interactions, TFDV statistics)"]
+  data = found["data"]
+  for split, stats in data["splits"].items():
+    lines.append(f"  {split}: {stats['examples']} interactions, "
+                 f"{stats['users']} users, {stats['items']} items")
+  lines.append("  anomalies: " + ("none" if not data["anomalies"] else
+                                  f"{len(data['anomalies'])}"))
+  lines += [f"    {line}" for line in data["anomalies"]]
+  sessions = found.get("sessions")
+  if sessions:
+    lines.append(
+        f"  sessions: {sessions['users']} users; examples train "
+        f"{sessions['train_examples']}, eval {sessions['eval_examples']}, "
+        f"test {sessions['test_examples']}; dropped "
+        f"{sessions['short_users_dropped']} short users "
+        f"({sessions['short_user_interactions_dropped']} interactions), "
+        f"{sessions['low_rating_interactions_dropped']} low-rated "
+        "interactions")
+
+  training = found.get("training")
+  if training:
+    lines += ["", "Training",
+              f"  {training['epochs']} epochs in {training['seconds']:.0f} s, "
+              f"best epoch {training['best_epoch']}; "
+              f"{training['train_predictions_per_second']:.0f} train "
+              "predictions/s"]
+
+  slices_found = found.get("slices")
+  if slices_found:
+    overall = slices_found.get((), {})
+    blessing = found.get("blessing") or {}
+    has_baseline = bool(blessing.get("baseline_model_id"))
+    header, metric_row = metric_columns(overall, has_baseline)
+    lines += ["", f"Evaluation on the test split ({count(overall)} users, "
+              "full ranking, seen items excluded)"]
+    if has_baseline:
+      lines.append(f"  baseline: the latest blessed model "
+                   f"#{blessing['baseline_model_id']} "
+                   f"({blessing['baseline_model']})")
+    lines += _table(["metric"] + header,
+                    [[label] + metric_row(name)
+                     for name, label in METRIC_LABELS])
+    rows = slice_rows(found)
+    if rows:
+      lines += ["", "HR@10 by slice"]
+      table_rows, previous = [], None
+      for feature, value, roles in rows:
+        _, slice_metric_row = metric_columns(roles, has_baseline)
+        table_rows.append([feature if feature != previous else "", value,
+                           count(roles)] + slice_metric_row("hit_rate@10"))
+        previous = feature
+      lines += _table(["slice", "value", "users"] + header, table_rows)
+
+  blessing = found.get("blessing")
+  if blessing:
+    lines += ["", "Blessing: " + ("blessed" if blessing["blessed"] else
+                                  "NOT blessed"),
+              f"  {blessing['reason']}"]
+  pushed = found.get("pushed")
+  lines += ["", "Pushed: " + ("nothing" if not pushed else pushed["path"])]
+  if pushed:
+    lines.append(f"  model.tflite {_megabytes(pushed['tflite_bytes'])}, "
+                 f"saved_model {_megabytes(pushed['saved_model_bytes'])}")
+  return "\n".join(lines)
