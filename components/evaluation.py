@@ -313,8 +313,13 @@ def blessing_reason(evaluation_uri: str) -> str:
     for failure in per_slice.failures:
       key = failure.metric_key
       value = failure.metric_value.double_value.value
-      shown = (f"{key.name} change vs baseline {value:+.4f}" if key.is_diff
-               else f"{key.name} {value:.4f}")
+      threshold = failure.metric_threshold
+      if key.is_diff:
+        shown = (f"{key.name} change vs baseline {value:+.4f} < "
+                 f"{threshold.change_threshold.absolute.value:+.4f}")
+      else:
+        shown = (f"{key.name} {value:.4f} < "
+                 f"{threshold.value_threshold.lower_bound.value:.4f}")
       on = f" on {dict(where)}" if where else ""
       failures.append(f"{shown}{on}" + (f": {failure.message}"
                                          if failure.message else ""))

@@ -52,6 +52,11 @@ configuration (see pipeline/config.py for every setting and its default):
   train.patience               epochs without a better eval NDCG@10 to stop
   train.max_minutes            wall-time budget for training
   eval.min_hit_rate_at_10      HR@10 on test needed for a blessing
+  eval.max_hit_rate_drop       largest HR@10 drop vs the latest blessed model
+                               for a blessing (default 0.01)
+  eval.history_length_edges    history-length slice buckets (10,20,50,100,200)
+  eval.popularity_shares       shares of train interactions ending the head
+                               and torso slices of targets (0.5, 0.8)
   serving.top_k                recommendations returned (default 100)
   name, push_dir               pipeline name, push root
   runner                       local (LocalDagRunner) or beam (BeamDagRunner)

@@ -8,6 +8,7 @@ from tensorflow_transform.tf_metadata import metadata_io
 
 from components import feature_config as fc
 from components import features as F
+from components import slices
 from components import transform
 from components.sessionize import feature_spec
 
@@ -63,6 +64,8 @@ def session(label, context=(), ratings=None, years=None, genres=None,
       F.USER_GENDER: [gender] if gender else [],
       F.USER_AGE: [age] if age else [],
       F.USER_OCCUPATION: [], F.USER_ZIPCODE: [],
+      # Eval and test examples carry slice features; Transform ignores them.
+      **{name: [] for name in slices.FEATURES},
   }
 
 

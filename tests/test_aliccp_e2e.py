@@ -13,7 +13,9 @@ from components import raw_example_gen
 from components import serving
 from components import session_data as D
 from components import sessionize
+from components import slices
 from components import tflite
+from pipeline import report
 from pipeline import runner
 from pipeline.config import load_config
 
@@ -104,3 +106,19 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(run):
   np.testing.assert_allclose(scores[:10],
                              saved[serving.TOP_SCORES].numpy()[0][:10],
                              rtol=1e-4, atol=1e-4)
+
+
+def test_report_reads_the_aliccp_run(run):
+  config, summary = run
+  found = report.facts(config)
+  # Raw splits are the two Ali-CCP files; every user is in each slice set.
+  assert set(found["data"]["splits"]) == {"train", "test"}
+  users = found["sessions"]["users"]
+  per_feature = {}
+  for feature, _, roles in report.slice_rows(found):
+    per_feature[feature] = per_feature.get(feature, 0) + int(report.count(roles))
+  assert per_feature[slices.HISTORY_LENGTH] == users
+  assert per_feature[slices.TARGET_POPULARITY] == users
+  assert 0 < per_feature[slices.USER_GENDER] <= users
+  text = report.format_text(found)
+  assert "Blessing: blessed" in text and f"Pushed: {summary['pushed']}" in text

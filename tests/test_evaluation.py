@@ -220,7 +220,8 @@ def test_a_candidate_worse_than_the_baseline_is_not_blessed(
   # The candidate passes the lower bound (0.5 >= 0.1) but dropped 0.5 > 0.05.
   assert not tfma.load_validation_result(worse_than_baseline).validation_ok
   reason = evaluation.blessing_reason(worse_than_baseline)
-  assert reason.startswith("failed: hit_rate@10 change vs baseline -0.5000")
+  assert reason.startswith(
+      "failed: hit_rate@10 change vs baseline -0.5000 < -0.0500")
   # Only the overall slice is gated (the tail slice's HR@10 of 0 is not).
   assert reason.count("hit_rate@10") == 1, reason
   # read_metrics: the candidate's scalars only.

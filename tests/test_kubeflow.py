@@ -35,6 +35,10 @@ STEPS = {
     "Evaluator": "tfx.components.evaluator.executor.Executor",
     "TFLitePusher": "components.pusher.Executor",
 }
+# The latest-blessed-model Resolver compiles into two MLMD query steps.
+RESOLVERS = {"latest_blessed_model-model-blessing-resolver",
+             "latest_blessed_model-model-resolver"}
+TASKS = set(STEPS) | RESOLVERS
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def test_the_spec_parses_with_every_component_its_image_and_executor(compiled):
   assert job.runtime_config.gcs_output_directory == PIPELINE_ROOT
   spec = _spec(compiled)
   assert spec.pipeline_info.name == "recsys"
-  assert set(spec.root.dag.tasks) == set(STEPS)
+  assert set(spec.root.dag.tasks) == TASKS
   executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
   for step, executor_class in STEPS.items():
     label = spec.components[spec.root.dag.tasks[step].component_ref.name
@@ -86,6 +90,14 @@ def test_the_spec_parses_with_every_component_its_image_and_executor(compiled):
   # The DAG: Sessionize waits for validation, the Pusher for the Evaluator.
   assert "ExampleValidator" in spec.root.dag.tasks["Sessionize"].dependent_tasks
   assert "Evaluator" in spec.root.dag.tasks["TFLitePusher"].dependent_tasks
+  # The Evaluator's baseline is what the resolver finds in the cluster's MLMD.
+  for task in RESOLVERS:
+    label = spec.components[spec.root.dag.tasks[task].component_ref.name
+                            ].executor_label
+    assert "resolver" in executors[label], task
+  baseline = spec.root.dag.tasks["Evaluator"].inputs.artifacts["baseline_model"]
+  assert baseline.task_output_artifact.producer_task == (
+      "latest_blessed_model-model-resolver")
 
 
 def test_paths_name_files_in_the_image_and_code_is_imported_by_module(compiled):
@@ -115,7 +127,7 @@ def test_the_yaml_output_is_the_bare_pipeline_spec(compiled):
   with open(compiled / "pipeline.yaml", encoding="utf-8") as f:
     document = yaml.safe_load(f)
   spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
-  assert set(spec.root.dag.tasks) == set(STEPS)
+  assert set(spec.root.dag.tasks) == TASKS
   assert kubeflow.read_spec(str(compiled / "pipeline.json"))[1] == PIPELINE_ROOT
 
 
@@ -209,7 +221,7 @@ def test_kubeflow_run_submits_the_compiled_spec(compiled, kfp_server, capsys):
   assert run["runtime_config"]["pipeline_root"] == PIPELINE_ROOT
   spec = json_format.ParseDict(run["pipeline_spec"],
                                pipeline_spec_pb2.PipelineSpec())
-  assert set(spec.root.dag.tasks) == set(STEPS)
+  assert set(spec.root.dag.tasks) == TASKS
 
 
 def test_kubeflow_schedule_creates_a_recurring_run(compiled, kfp_server,
@@ -224,7 +236,7 @@ def test_kubeflow_schedule_creates_a_recurring_run(compiled, kfp_server,
   assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
   assert recurring["mode"] == "ENABLE"
   assert recurring["experiment_id"] == "exp-1"
-  assert set(recurring["pipeline_spec"]["root"]["dag"]["tasks"]) == set(STEPS)
+  assert set(recurring["pipeline_spec"]["root"]["dag"]["tasks"]) == TASKS
 
 
 def test_schedule_without_cron_is_a_clear_error(compiled, capsys):

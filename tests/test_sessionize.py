@@ -33,6 +33,7 @@ from tfx.utils import io_utils
 
 from components import features as F
 from components import sessionize
+from components import slices
 from components.anomalies import DataValidationError, raise_on_anomalies
 from components.artifacts import ItemCatalog
 from components.movielens_example_gen import to_example
@@ -837,3 +838,51 @@ def test_executor_stops_on_anomalies(tmp_path):
 def test_params_that_break_the_protocol_are_rejected(params):
   with pytest.raises(ValueError):
     SessionParams(**params)
+
+
+# --- Slice features -----------------------------------------------------------
+
+# Train counts of the default run, by hand (31 train interactions): item 1: 4;
+# 2, 3, 4, 7: 3; 10, 5, 6, 8, 9: 2; 11..15: 1. The head (more frequent items
+# before them make < 50% of the interactions) is 1, 2, 3, 4, 7; the torso
+# (< 80%) 10, 5, 6, 8, 9; the rest is tail. Per user (eval, test) targets.
+TARGET_TIERS = {"alice": ("torso", "torso"),   # 5, 6
+                "bob": ("tail", "tail"),       # 12, 11
+                "carol": ("tail", "tail"),     # 14, 13
+                "erin": ("tail", "tail"),      # 13, 14
+                "frank": ("torso", "tail")}    # 9, 11
+# History lengths before the (eval, test) targets: n - 2 and n - 1.
+HISTORY_BUCKETS = {"alice": ("<10", "<10"), "bob": ("<10", "<10"),
+                   "carol": ("<10", "<10"), "erin": ("10-19", "10-19"),
+                   "frank": ("10-19", "10-19")}
+DEMOGRAPHICS = {"alice": ("F", "25-34"), "erin": ("F", "25-34"),
+                "bob": ("M", "56+"), "frank": ("M", "35-44")}
+
+
+def test_eval_and_test_examples_carry_their_slices(default_run):
+  for user, tiers in TARGET_TIERS.items():
+    for split, tier, bucket in zip((F.EVAL, F.TEST), tiers,
+                                   HISTORY_BUCKETS[user]):
+      (example,) = default_run.runs[split][user]
+      assert example[slices.TARGET_POPULARITY] == [tier], (user, split)
+      assert example[slices.HISTORY_LENGTH] == [bucket], (user, split)
+      if user in DEMOGRAPHICS:
+        gender, age = DEMOGRAPHICS[user]
+        assert example[slices.USER_GENDER] == [gender]
+        assert example[slices.USER_AGE] == [age]
+      else:  # carol has no user data: no demographic slice
+        assert slices.USER_GENDER not in example
+        assert slices.USER_AGE not in example
+  for examples in default_run.runs[F.TRAIN].values():
+    for example in examples:
+      assert not set(slices.FEATURES) & set(example)
+
+
+def test_targets_never_trained_on_are_unseen():
+  tiers = {b"1": slices.HEAD}
+  example = tf.train.Example()
+  example.features.feature[F.LABEL_ITEM_ID].bytes_list.value.append(b"99")
+  out = tf.train.Example.FromString(sessionize.with_target_popularity(
+      example.SerializeToString(), tiers))
+  assert out.features.feature[slices.TARGET_POPULARITY].bytes_list.value == [
+      b"unseen"]
