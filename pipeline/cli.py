@@ -163,7 +163,9 @@ def cmd_run(args) -> int:
   if "evaluation" in summary:
     print(f"  evaluation: {summary['evaluation']}")
     print("\n".join(_format_metrics(summary.get("metrics", {}))))
-  print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}")
+  reason = summary.get("blessing_reason")
+  print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
+        + (f" ({reason})" if reason else ""))
   if summary.get("pushed"):
     print(f"  pushed:     {summary['pushed']}")
   else:

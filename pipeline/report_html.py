@@ -20,7 +20,7 @@ from pipeline import report
 
 # Colours of the three models, the same in every plot.
 COLOURS = {"model": "#1f77b4", "most popular": "#ff7f0e",
-           "baseline": "#2ca02c"}
+           "latest blessed": "#2ca02c"}
 
 
 def _png(figure) -> str:
@@ -45,7 +45,8 @@ def _models(roles: Dict[str, Any], metric: str) -> Dict[str, Any]:
       "model": roles.get(evaluation.CANDIDATE, {}).get(serving.SCORES, {}),
       "most popular": roles.get(evaluation.CANDIDATE, {}).get(
           serving.POPULARITY_SCORES, {}),
-      "baseline": roles.get(evaluation.BASELINE, {}).get(serving.SCORES, {})}
+      "latest blessed": roles.get(evaluation.BASELINE, {}).get(
+          serving.SCORES, {})}
   return {label: metrics[metric] for label, metrics in found.items()
           if metrics.get(metric) is not None}
 

@@ -236,8 +236,9 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
 
 
 def outcome(latest: Dict[str, Any]) -> Dict[str, Any]:
-  """Metrics, blessing and push destination (None: not pushed) among a
-  run's newest artifacts by type; keys only for the artifacts present."""
+  """Metrics, blessing (and its reason, as the Pusher recorded it) and push
+  destination (None: not pushed) among a run's newest artifacts by type;
+  keys only for the artifacts present."""
   from components.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
   result: Dict[str, Any] = {}
   if "ModelEvaluation" in latest:
@@ -248,4 +249,5 @@ def outcome(latest: Dict[str, Any]) -> Dict[str, Any]:
     pushed = latest["PushedModel"]
     result["pushed"] = (property_value(pushed, "pushed_destination")
                         if property_value(pushed, "pushed") else None)
+    result["blessing_reason"] = property_value(pushed, "blessing_reason")
   return result

@@ -27,6 +27,7 @@ from tfx.dsl.components.base import base_beam_executor
 from components import evaluation
 from components import slices
 from pipeline import bench
+from pipeline import cli
 from pipeline import report
 from pipeline import report_html
 from pipeline import runner
@@ -343,13 +344,10 @@ def test_bench_facts_and_table_of_a_pushed_model(runs):
       f"| most popular | {first['metrics'][serving.POPULARITY_SCORES]['hit_rate@1']:.4f}")
 
 
-def test_report_text_of_the_latest_run(runs):
+def test_report_text_of_the_latest_run(runs, capsys):
   config, first, second = runs
-  result = subprocess.run(
-      [sys.executable, "-m", "pipeline.cli", "report", "--output-dir",
-       config.output_dir],
-      capture_output=True, text=True, cwd=ROOT, timeout=300, check=True)
-  text = result.stdout
+  assert cli.main(["report", "--output-dir", config.output_dir]) == 0
+  text = capsys.readouterr().out
   rows = pipeline_runs.list_runs(config)
   assert text.startswith(f"recsys report: run {rows[1]['run']} of "
                          f"{config.output_dir}")
@@ -396,18 +394,16 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
-def test_html_report_renders_every_plot_in_chromium(runs, tmp_path):
+def test_html_report_renders_every_plot_in_chromium(runs, tmp_path, capsys):
   config, _, _ = runs
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:
     pytest.skip("headless Chromium is not installed (.ci/run installs "
                 "Debian's chromium)")
   page = tmp_path / "report.html"
-  result = subprocess.run(
-      [sys.executable, "-m", "pipeline.cli", "report", "--output-dir",
-       config.output_dir, "--html", str(page)],
-      capture_output=True, text=True, cwd=ROOT, timeout=300, check=True)
-  assert result.stdout.rstrip().endswith(f"wrote {page}")
+  assert cli.main(["report", "--output-dir", config.output_dir, "--html",
+                   str(page)]) == 0
+  assert capsys.readouterr().out.rstrip().endswith(f"wrote {page}")
   document = page.read_text(encoding="utf-8")
   # Self-contained: nothing to fetch.
   assert "http://" not in document and "https://" not in document
