@@ -111,8 +111,9 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(run):
 def test_report_reads_the_aliccp_run(run):
   config, summary = run
   found = report.facts(config)
-  # Raw splits are the two Ali-CCP files; every user is in each slice set.
-  assert set(found["data"]["splits"]) == {"train", "test"}
+  # One raw split of impressions (both files); every user is in each of the
+  # history and popularity slice sets.
+  assert set(found["data"]["splits"]) == {"impressions"}
   users = found["sessions"]["users"]
   per_feature = {}
   for feature, _, roles in report.slice_rows(found):
