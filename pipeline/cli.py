@@ -372,6 +372,14 @@ def cmd_config(args) -> int:
   return 0
 
 
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+  """Where a command reads recorded runs: the output directory (its MLMD
+  store, or the MySQL store the config names)."""
+  parser.add_argument("--output-dir", metavar="DIR",
+                      help="the run's output directory (default output/sample)")
+  _add_config_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="recsys",
@@ -527,11 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
       "config digest and encoder, test HR@10, blessed, how many components "
       "came from the cache, and where the model was pushed.",
       epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-  listing.add_argument("--output-dir", metavar="DIR",
-                       help="the run's output directory (default output/sample)")
+  _add_store_options(listing)
   listing.add_argument("--json", action="store_true",
                        help="print the rows as JSON")
-  _add_config_options(listing)
   listing.set_defaults(func=cmd_runs)
 
   reporting = commands.add_parser(
@@ -544,15 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
       "(HR@k, per-slice HR@10, loss curves, item popularity, history "
       "lengths).",
       epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-  reporting.add_argument("--output-dir", metavar="DIR",
-                         help="the run's output directory (default "
-                         "output/sample)")
+  _add_store_options(reporting)
   reporting.add_argument("--run", default="latest", metavar="latest|ID",
                          help="which run: the latest (default) or a run id "
                          "as `recsys runs` lists it")
   reporting.add_argument("--html", metavar="FILE",
                          help="also write the report with plots to FILE")
-  _add_config_options(reporting)
   reporting.set_defaults(func=cmd_report)
 
   show = commands.add_parser(

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from pipeline import runner
 from pipeline import runs
 from pipeline.config import ConfigError, RunConfig, from_json
 
@@ -57,11 +58,6 @@ def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
     outputs.setdefault(node_of[event.execution_id], {})[key] = artifacts[
         event.artifact_id]
   return outputs
-
-
-def _property(artifact, name: str) -> Optional[Any]:
-  from pipeline import runner  # pylint: disable=import-outside-toplevel
-  return runner.property_value(artifact, name)
 
 
 def _read_json(path: str) -> Optional[Any]:
@@ -155,17 +151,17 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
   found["slices"] = result and evaluation.read_sliced_metrics(result.uri)
   blessing = output("Evaluator", "blessing")
   found["blessing"] = blessing and {
-      "blessed": bool(_property(blessing, "blessed")),
+      "blessed": bool(runner.property_value(blessing, "blessed")),
       "reason": evaluation.blessing_reason(result.uri) if result else None,
-      "baseline_model": _property(blessing, "baseline_model"),
-      "baseline_model_id": _property(blessing, "baseline_model_id")}
+      "baseline_model": runner.property_value(blessing, "baseline_model"),
+      "baseline_model_id": runner.property_value(blessing, "baseline_model_id")}
   pushed = output("TFLitePusher", "pushed_model")
   found["pushed"] = None
-  if pushed is not None and _property(pushed, "pushed"):
-    path = _property(pushed, "pushed_destination")
+  if pushed is not None and runner.property_value(pushed, "pushed"):
+    path = runner.property_value(pushed, "pushed_destination")
     found["pushed"] = {
         "path": path,
-        "version": _property(pushed, "pushed_version"),
+        "version": runner.property_value(pushed, "pushed_version"),
         "tflite_bytes": _size(os.path.join(path, TFLITE_FILE)),
         "saved_model_bytes": _size(os.path.join(path, SAVED_MODEL_DIR)),
         "metadata": _read_json(os.path.join(path, METADATA_FILE))}
