@@ -7,7 +7,6 @@ items' train popularity (TFT's counts vocabulary) and the test users'
 history lengths (the sessionized test split).
 """
 import base64
-import glob
 import html
 import io
 import os
@@ -144,8 +143,8 @@ def loss_curves(found: Dict[str, Any]) -> Optional[str]:
 def item_counts(transform_graph_uri: str) -> List[int]:
   """Train counts of the items, most frequent first (TFT's counts
   vocabulary, components/transform.py)."""
-  paths = glob.glob(os.path.join(transform_graph_uri, "transform_fn",
-                                 "assets", "*_counts"))
+  paths = tf.io.gfile.glob(os.path.join(transform_graph_uri, "transform_fn",
+                                       "assets", "*_counts"))
   counts = []
   for path in paths[:1]:
     with tf.io.gfile.GFile(path, "rb") as f:
