@@ -44,6 +44,15 @@ CONTEXT_ITEM_ID = "context_item_id"
 CONTEXT_RATING = "context_rating"
 CONTEXT_GENRE = "context_genre"
 CONTEXT_YEAR = "context_year"
+# The label's own values of the position features: label_<x> beside
+# context_<x> (label_rating, label_year, label_genre for MovieLens). The
+# retrieval model never reads them; label_rating is what the rating model
+# predicts.
+LABEL_PREFIX = "label_"
+LABEL_RATING = "label_rating"
+# Raw rating values of the context items after Transform (context_rating
+# itself becomes bucket ids): what the rating model pools its history with.
+CONTEXT_RATING_VALUE = "context_rating_value"
 # Every item the user interacted with before the label (eval and test only):
 # the metrics exclude them from the ranking ("filter-seen").
 HISTORY_ITEM_ID = "history_item_id"
@@ -53,6 +62,13 @@ TRAIN = "train"
 EVAL = "eval"
 TEST = "test"
 SPLITS = (TRAIN, EVAL, TEST)
+
+
+
+def label_feature(position_feature: str) -> str:
+  """label_<x> for a position feature context_<x>."""
+  return LABEL_PREFIX + position_feature[len(CONTEXT_PREFIX):]
+
 
 PAD_ID = 0
 OOV_ID = 1

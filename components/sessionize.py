@@ -15,6 +15,9 @@ genre slots) and a label (the next item):
   the evaluation is sliced by (components/slices.py): the history's length
   bucket, the user's demographics and, once every user's train interactions
   are counted, the target's train popularity tier.
+* every example also carries the label's own position features
+  (`label_rating`, `label_year`, ...): the rating model's target and its
+  item's attributes.
 * train: the user's train interactions cut into consecutive chunks of
   `max_context_length + 1` (the last chunk ending at the last train
   interaction); a chunk's last item is its label and the rest its context.
@@ -77,6 +80,8 @@ def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
       F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.string),
       F.CONTEXT_ITEM_ID: var(tf.string),
       **{p.name: var(dtypes[p.type]) for p in data.position_features},
+      **{F.label_feature(p.name): var(dtypes[p.type])
+         for p in data.position_features},
       F.HISTORY_ITEM_ID: var(tf.string),
       **{name: var(dtypes[kind]) for name, kind in data.user_features},
       **{name: var(tf.string) for name in slices.FEATURES},
@@ -161,6 +166,20 @@ class ParseRaw(beam.DoFn):
           self._data.catalog_entry(values)))
 
 
+def _position_values(interactions: List[Interaction], index: int,
+                     feature, slots: int) -> list:
+  """One position feature's values over interactions, slots padded."""
+  values = []
+  for i in interactions:
+    given = i.position[index]
+    if feature.slotted:
+      kept = list(given[:slots])
+      values += kept + [feature.missing] * (slots - len(kept))
+    else:
+      values.append(given[0] if given else feature.missing)
+  return values
+
+
 def _session_example(data: SessionData, list_of: Dict[str, str],
                      user_id: bytes, user: Dict[str, list],
                      context: List[Interaction], label: Interaction,
@@ -176,15 +195,9 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
       **{name: [value] for name, value in (slice_values or {}).items()},
   }
   for index, feature in enumerate(data.position_features):
-    values = []
-    for i in context:
-      given = i.position[index]
-      if feature.slotted:
-        kept = list(given[:slots])
-        values += kept + [feature.missing] * (slots - len(kept))
-      else:
-        values.append(given[0] if given else feature.missing)
-    features[feature.name] = values
+    features[feature.name] = _position_values(context, index, feature, slots)
+    features[F.label_feature(feature.name)] = _position_values(
+        [label], index, feature, slots)
   if history is not None:
     features[F.HISTORY_ITEM_ID] = [i.item_id for i in history]
   return _example(features, list_of)

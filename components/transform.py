@@ -7,7 +7,10 @@ first seen in an eval or test target is out of vocabulary, never leaked into
 training; `model.vocabulary_top_k` and `model.vocabulary_min_count` cap them
 (large catalogs such as Ali-CCP's), the rest being out of vocabulary. Sequence features are cut to their most recent `max_context_length`
 items and padded at the end with PAD, so a context reads oldest -> newest;
-static features are padded to their length.
+static features are padded to their length. The label's own item
+attributes (`label_year`, `label_genre`, ...) are encoded like the context's,
+and rated data sets keep their raw ratings (`label_rating`,
+`context_rating_value`) for the rating model.
 
 The label's vocabulary is also written with train counts (TFT writes counts
 only into a separate file): train examples partition the train interactions,
@@ -56,6 +59,14 @@ def ids(values, feature: fc.Feature, vocabularies: Dict[str, Any]):
   return lookup(values)
 
 
+def rating_model_item_features(config: fc.FeatureConfig) -> List[fc.Feature]:
+  """The sequence features that describe the item itself (year, genres, ...):
+  not the item id, and not the rating, which belongs to the interaction."""
+  (sequence,) = [g for g in config.groups if g.kind == fc.SEQUENCE]
+  return [f for f in sequence.features
+          if f.name not in (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING)]
+
+
 def preprocessing_fn(inputs: Dict[str, Any],
                      custom_config: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
@@ -88,6 +99,17 @@ def preprocessing_fn(inputs: Dict[str, Any],
           ids(inputs[feature.name], feature, vocabularies), length)
   outputs[F.LABEL_ITEM_ID] = ids(inputs[F.LABEL_ITEM_ID], config.label,
                                  vocabularies)
+  # The label item's attributes, encoded as the context's (the rating model's
+  # candidate features), and for rated data the raw ratings: the rating
+  # model's target and the values it pools the context with.
+  for feature in rating_model_item_features(config):
+    name = F.label_feature(feature.name)
+    outputs[name] = fixed_length(ids(inputs[name], feature, vocabularies),
+                                 feature.length)
+  if F.LABEL_RATING in inputs:
+    outputs[F.LABEL_RATING] = fixed_length(inputs[F.LABEL_RATING], 1)[:, 0]
+    outputs[F.CONTEXT_RATING_VALUE] = fixed_length(
+        inputs[F.CONTEXT_RATING], context_length)
   outputs[F.HISTORY_ITEM_ID] = ids(inputs[F.HISTORY_ITEM_ID], config.label,
                                    vocabularies)
   return outputs

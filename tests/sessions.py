@@ -45,7 +45,8 @@ def feature_config(item_dim=8, side_dim=4, users=True) -> fc.FeatureConfig:
 
 
 def session(label, context=(), ratings=None, years=None, genres=None,
-            history=(), user=b"u", gender=b"F", age=25):
+            history=(), user=b"u", gender=b"F", age=25, label_rating=4.0,
+            label_year=1990, label_genres=(b"Drama",)):
   """One session example as TFT's instance dict (raw feature names).
 
   `genres` is one list per context item, padded to GENRE_SLOTS slots.
@@ -61,6 +62,10 @@ def session(label, context=(), ratings=None, years=None, genres=None,
       F.CONTEXT_GENRE: [g for item in genres
                         for g in (list(item) + [b""] * GENRE_SLOTS)[:GENRE_SLOTS]],
       F.HISTORY_ITEM_ID: list(history),
+      F.LABEL_RATING: [label_rating],
+      F.label_feature(F.CONTEXT_YEAR): [label_year],
+      F.label_feature(F.CONTEXT_GENRE): (
+          list(label_genres) + [b""] * GENRE_SLOTS)[:GENRE_SLOTS],
       F.USER_GENDER: [gender] if gender else [],
       F.USER_AGE: [age] if age else [],
       F.USER_OCCUPATION: [], F.USER_ZIPCODE: [],

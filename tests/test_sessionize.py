@@ -592,6 +592,26 @@ def test_context_ratings_and_years_align_with_items(default_run, small_run):
   assert second[F.CONTEXT_YEAR] == [1996, 0, 1995]
 
 
+def test_label_carries_its_own_rating_year_and_genres(default_run, small_run):
+  label_genre = F.label_feature(F.CONTEXT_GENRE)
+  for run, slots in ((default_run, 3), (small_run, 2)):
+    for split in F.SPLITS:
+      for user, examples in run.runs[split].items():
+        for e in examples:
+          (label,) = e[F.LABEL_ITEM_ID]
+          assert e[F.LABEL_RATING] == [RATING_OF[(user, label)]]
+          assert e[F.label_feature(F.CONTEXT_YEAR)] == [
+              MOVIES[label].year or 0]
+          genres = list(MOVIES[label].genres[:slots])
+          assert e[label_genre] == genres + [""] * (slots - len(genres))
+  # Spelled out: bob's test target 11 (rated 1.0), frank's eval target 9.
+  (test,) = default_run.runs[F.TEST]["bob"]
+  assert (test[F.LABEL_ITEM_ID], test[F.LABEL_RATING]) == (["11"], [1.0])
+  (evaluated,) = small_run.runs[F.EVAL]["frank"]
+  assert (evaluated[F.LABEL_ITEM_ID], evaluated[F.LABEL_RATING]) == (
+      ["9"], [4.5])
+
+
 def test_user_features_carried_when_present(default_run, small_run):
   for run in (default_run, small_run):
     for split in F.SPLITS:

@@ -16,7 +16,8 @@ TRAIN = [
     session(b"a", genres=[]),
     session(b"b", [b"a"], genres=[[b"Drama"]]),
     session(b"a", [b"c", b"b"], genres=[[b"Drama", b"Comedy"], [b"Comedy"]],
-            gender=b"M", age=56),
+            gender=b"M", age=56, label_rating=2.5,
+            label_year=1921, label_genres=(b"War", b"Comedy", b"Drama")),
     session(b"c", [b"a", b"b", b"a"], genres=[[b"Comedy"], [], [b"War"]]),
 ]
 EVAL = [
@@ -100,6 +101,24 @@ def test_eval_split_uses_train_vocabulary_and_keeps_recent_items(transformed):
   # A user without gender and age: padding, not a value.
   np.testing.assert_array_equal(row[F.USER_GENDER], [PAD])
   np.testing.assert_array_equal(row[F.USER_AGE], [PAD])
+
+
+def test_label_attributes_and_raw_ratings_for_the_rating_model(transformed):
+  train, (evaluated,), output = transformed[0], [transformed[1]], transformed[2]
+  genres = ids_of(output, "genre")
+  row = train[2]
+  # The label's year and genres as the context's (two slots, third cut); its
+  # rating stays a number, as do the context's, padded with 0.
+  np.testing.assert_array_equal(row[F.label_feature(F.CONTEXT_YEAR)],
+                                [4 + F.NUM_RESERVED_IDS])
+  np.testing.assert_array_equal(row[F.label_feature(F.CONTEXT_GENRE)],
+                                [genres[b"War"], genres[b"Comedy"]])
+  assert row[F.LABEL_RATING] == pytest.approx(2.5)
+  np.testing.assert_allclose(row[F.CONTEXT_RATING_VALUE], [3.0, 3.0, 0.0])
+  np.testing.assert_allclose(evaluated[0][F.CONTEXT_RATING_VALUE],
+                             [5.0, 0.0, 4.0])
+  # The label's rating is the target, a number (never bucket ids).
+  assert row[F.LABEL_RATING].dtype == np.float32
 
 
 def test_bucketize_edges():
