@@ -10,9 +10,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
 def __getattr__(name):
-  """`components.ItemCatalog`, the import path its artifact type name gives
-  (loaded on first use: TFX is slow to import)."""
-  if name == "ItemCatalog":
-    from components.artifacts import ItemCatalog  # pylint: disable=import-outside-toplevel
-    return ItemCatalog
+  """`components.ItemCatalog` (and the other artifact types), the import path
+  their type names give (loaded on first use: TFX is slow to import)."""
+  if name in ("ItemCatalog", "TwoStageEvaluation"):
+    from components import artifacts  # pylint: disable=import-outside-toplevel
+    return getattr(artifacts, name)
   raise AttributeError(f"module 'components' has no attribute {name!r}")

@@ -13,3 +13,9 @@ class ItemCatalog(artifact.Artifact):
   # type, which its executor entry point imports back by that path
   # (components/__init__.py exports the class).
   TYPE_NAME = "components.ItemCatalog"
+
+
+class TwoStageEvaluation(artifact.Artifact):
+  """Retrieval alone vs retrieval top-N re-ordered by the rating model, on
+  the test split (`two_stage_metrics.json`, components/two_stage.py)."""
+  TYPE_NAME = "components.TwoStageEvaluation"

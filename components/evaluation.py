@@ -28,6 +28,7 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from components import features as F
+from components import rating_serving
 from components import serving
 from components import slices
 
@@ -228,6 +229,173 @@ def eval_config(min_hit_rate_at_10: float, max_hit_rate_drop: float,
       ])
 
 
+# --- Rating metrics (the ranking stage) --------------------------------------
+# TFMA 0.47 has MeanSquaredError and MeanAbsoluteError but no RMSE, and no
+# metric that compares two outputs of one model: both come from one
+# combiner of error sums here.
+ERROR_SUMS = "_rating_error_sums"
+RMSE = "rmse"
+MAE = "mae"
+RMSE_GAIN = "rmse_gain_over_item_mean"
+
+
+class _ErrorSumsCombiner(beam.CombineFn):
+  """[weighted squared errors, absolute errors, weights] of the outputs
+  named, in order, against the label."""
+
+  def __init__(self, key: metric_types.MetricKey, outputs: Sequence[str],
+               eval_config: Optional[tfma.EvalConfig], example_weighted: bool):
+    self._key, self._outputs = key, list(outputs)
+    self._eval_config = eval_config
+    self._example_weighted = example_weighted
+
+  def create_accumulator(self) -> np.ndarray:
+    return np.zeros([len(self._outputs), 3])
+
+  def add_input(self, accumulator: np.ndarray,
+                element: metric_types.StandardMetricInputs) -> np.ndarray:
+    for row, output in enumerate(self._outputs):
+      for label, prediction, weight in (
+          metric_util.to_label_prediction_example_weight(
+              element, eval_config=self._eval_config,
+              model_name=self._key.model_name, output_name=output,
+              example_weighted=self._example_weighted, flatten=True)):
+        error = float(np.asarray(prediction).reshape(-1)[0]) - float(
+            np.asarray(label).reshape(-1)[0])
+        weight = float(np.asarray(weight).reshape(-1)[0])
+        accumulator[row] += [weight * error * error, weight * abs(error),
+                             weight]
+    return accumulator
+
+  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+    return np.sum(list(accumulators), axis=0)
+
+  def extract_output(self, accumulator: np.ndarray
+                     ) -> Dict[metric_types.MetricKey, np.ndarray]:
+    return {self._key: accumulator}
+
+
+def _rating_computations(name: str, value_fn, reference_output: str = "",
+                         eval_config: Optional[tfma.EvalConfig] = None,
+                         model_names: Optional[List[str]] = None,
+                         output_names: Optional[List[str]] = None,
+                         example_weighted: bool = False
+                         ) -> metric_types.MetricComputations:
+  """value_fn(sums [outputs, 3]) of the output (and the reference output)."""
+  computations = []
+  for model_name in model_names or [""]:
+    for output_name in output_names or [""]:
+      outputs = [output_name] + ([reference_output] if reference_output
+                                 else [])
+      sums = metric_types.MetricKey(
+          name=f"{ERROR_SUMS}_{'_'.join(outputs)}", model_name=model_name,
+          output_name=output_name, example_weighted=example_weighted)
+      key = metric_types.MetricKey(
+          name=name, model_name=model_name, output_name=output_name,
+          example_weighted=example_weighted)
+      computations.append(metric_types.MetricComputation(
+          keys=[sums], preprocessors=None, combiner=_ErrorSumsCombiner(
+              sums, outputs, eval_config, example_weighted)))
+
+      def result(metrics, key=key, sums=sums):
+        totals = metrics[sums]
+        if not totals[:, 2].all():
+          return {key: float("nan")}
+        return {key: float(value_fn(totals))}
+
+      computations.append(metric_types.DerivedMetricComputation(
+          keys=[key], result=result))
+  return computations
+
+
+def _rmse(sums: np.ndarray) -> float:
+  return np.sqrt(sums[0, 0] / sums[0, 2])
+
+
+def _mae(sums: np.ndarray) -> float:
+  return sums[0, 1] / sums[0, 2]
+
+
+def _rmse_gain(sums: np.ndarray) -> float:
+  return np.sqrt(sums[1, 0] / sums[1, 2]) - np.sqrt(sums[0, 0] / sums[0, 2])
+
+
+def _rating_metric_of(value_fn, reference_output: str = ""):
+  """A computations function; TFMA passes only the arguments it names."""
+  def computations(name: str, eval_config: Optional[tfma.EvalConfig] = None,
+                   model_names: Optional[List[str]] = None,
+                   output_names: Optional[List[str]] = None,
+                   example_weighted: bool = False):
+    return _rating_computations(name, value_fn, reference_output, eval_config,
+                                model_names, output_names, example_weighted)
+  return computations
+
+
+class RootMeanSquaredRatingError(metric_types.Metric):
+  """RMSE of a predicted rating."""
+
+  def __init__(self, name: str = RMSE):
+    super().__init__(_rating_metric_of(_rmse), name=name)
+
+
+class MeanAbsoluteRatingError(metric_types.Metric):
+  """MAE of a predicted rating (TFMA's MeanAbsoluteError, beside the RMSE
+  from the same sums)."""
+
+  def __init__(self, name: str = MAE):
+    super().__init__(_rating_metric_of(_mae), name=name)
+
+
+class RmseGainOverItemMean(metric_types.Metric):
+  """The per-item-mean baseline's RMSE minus this output's (> 0: better)."""
+
+  def __init__(self, name: str = RMSE_GAIN):
+    super().__init__(_rating_metric_of(_rmse_gain,
+                                       rating_serving.ITEM_MEAN_RATING),
+                     name=name)
+
+
+def rating_eval_config(min_rmse_gain: float, max_rmse_increase: float,
+                       slice_features: Sequence[str] = slices.FEATURES
+                       ) -> tfma.EvalConfig:
+  """The rating model and its two baselines (train mean, per-item train
+  mean) on the test split, overall and per slice. The blessing, on the
+  overall slice: RMSE at least `min_rmse_gain` below the per-item mean's,
+  and at most `max_rmse_increase` above the latest blessed rating model's."""
+  def metric(cls, threshold=None):
+    gated = {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]} if (
+            threshold) else {}
+    return tfma.MetricConfig(class_name=cls.__name__, module=__name__,
+                             **gated)
+  gain = tfma.MetricThreshold()
+  gain.value_threshold.lower_bound.value = min_rmse_gain
+  no_worse = tfma.MetricThreshold()
+  no_worse.change_threshold.direction = tfma.MetricDirection.LOWER_IS_BETTER
+  no_worse.change_threshold.absolute.value = max_rmse_increase
+  errors = [tfma.MetricConfig(class_name="MeanSquaredError"),
+            metric(MeanAbsoluteRatingError)]
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name="evaluate",
+          model_type=tfma.TF_GENERIC,
+          label_key=F.LABEL_RATING,
+          preprocessing_function_names=["transform_features"])],
+      slicing_specs=[tfma.SlicingSpec()] + [
+          tfma.SlicingSpec(feature_keys=[name]) for name in slice_features],
+      metrics_specs=[
+          tfma.MetricsSpec(
+              metrics=[metric(RootMeanSquaredRatingError, no_worse),
+                       metric(RmseGainOverItemMean, gain)] + errors + [
+                           tfma.MetricConfig(class_name="ExampleCount")],
+              output_names=[rating_serving.RATING]),
+          tfma.MetricsSpec(
+              metrics=[metric(RootMeanSquaredRatingError)] + errors,
+              output_names=[rating_serving.GLOBAL_MEAN_RATING,
+                            rating_serving.ITEM_MEAN_RATING]),
+      ])
+
+
 # Roles of the models in an evaluation, as read_sliced_metrics reports them.
 CANDIDATE, BASELINE, DIFF = "candidate", "baseline", "diff"
 SliceKey = Tuple[Tuple[str, str], ...]  # () is the overall slice
@@ -281,6 +449,13 @@ def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
           for output, metrics in overall.get(CANDIDATE, {}).items()}
 
 
+def _change_bound(threshold) -> Tuple[str, str]:
+  """(met, failed) comparison signs of a change threshold."""
+  if threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER:
+    return "<=", ">"
+  return ">=", "<"
+
+
 def _checks(evaluation_uri: str) -> List[str]:
   """The thresholds the evaluation checked, with the values they met."""
   config = eval_config_writer.load_eval_run(evaluation_uri)[0]
@@ -294,7 +469,8 @@ def _checks(evaluation_uri: str) -> List[str]:
     value = overall.get(role, {}).get(key.output_name, {}).get(key.name)
     for _, threshold in thresholds:
       if isinstance(threshold, tfma.GenericChangeThreshold):
-        checks.append(f"{key.name} change vs baseline {value:+.4f} >= "
+        checks.append(f"{key.name} change vs baseline {value:+.4f} "
+                      f"{_change_bound(threshold)[0]} "
                       f"{threshold.absolute.value:+.4f}")
       elif threshold.HasField("lower_bound"):
         checks.append(f"{key.name} {value:.4f} >= "
@@ -315,8 +491,9 @@ def blessing_reason(evaluation_uri: str) -> str:
       value = failure.metric_value.double_value.value
       threshold = failure.metric_threshold
       if key.is_diff:
-        shown = (f"{key.name} change vs baseline {value:+.4f} < "
-                 f"{threshold.change_threshold.absolute.value:+.4f}")
+        change = threshold.change_threshold
+        shown = (f"{key.name} change vs baseline {value:+.4f} "
+                 f"{_change_bound(change)[1]} {change.absolute.value:+.4f}")
       else:
         shown = (f"{key.name} {value:.4f} < "
                  f"{threshold.value_threshold.lower_bound.value:.4f}")

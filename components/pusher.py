@@ -46,6 +46,10 @@ from components.sessionize import CATALOG_FILE
 from components.trainer import TFLITE_DIR, TFLITE_FILE
 
 METADATA_FILE = "metadata.json"
+# metadata.json's metrics: {name: the evaluation's output} (the retrieval
+# model's; the rating model's are given with `metric_outputs`).
+RETRIEVAL_METRICS = {"model": serving.SCORES,
+                     "most_popular": serving.POPULARITY_SCORES}
 SAVED_MODEL_DIR = "saved_model"
 
 
@@ -57,14 +61,15 @@ def _dtype_name(dtype) -> str:
 def signature_spec(tflite_path: str) -> Dict[str, Any]:
   """Inputs and outputs of the TFLite serving signature, as an app sees them.
 
-  The model is run once on an empty history (which must give the most
-  popular items), so a bundle whose model cannot run is never pushed and the
+  The model is run once on empty inputs (the retrieval model must give the
+  most popular items), so a bundle whose model cannot run is never pushed and the
   output shapes are the ones a call returns.
   """
   interpreter = tf.lite.Interpreter(model_path=tflite_path)
   runner = interpreter.get_signature_runner(tflite.SIGNATURE)
   inputs = runner.get_input_details()
-  empty = {name: np.zeros([1, int(d["shape_signature"][-1])],
+  # A dynamic width (-1: the rating model's candidates) is run with one.
+  empty = {name: np.zeros([1, max(1, int(d["shape_signature"][-1]))],
                           dtype=object if _dtype_name(d["dtype"]) == "string"
                           else d["dtype"]) for name, d in inputs.items()}
   for name, d in inputs.items():
@@ -129,7 +134,8 @@ def push(model_uri: str, push_dir: str, catalog_path: Optional[str],
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
-        "top_k": spec["outputs"][serving.TOP_ITEM_IDS]["shape"][-1],
+        **({"top_k": spec["outputs"][serving.TOP_ITEM_IDS]["shape"][-1]}
+           if serving.TOP_ITEM_IDS in spec["outputs"] else {}),
         "signature": tflite.SIGNATURE,
         **spec,
         "tflite_bytes": tf.io.gfile.stat(tflite_path).length,
@@ -174,8 +180,10 @@ class Executor(base_executor.BaseExecutor):
       metrics = {}
       if evaluation_uri:
         outputs = evaluation.read_metrics(evaluation_uri)
-        metrics = {"model": outputs.get(serving.SCORES, {}),
-                   "most_popular": outputs.get(serving.POPULARITY_SCORES, {})}
+        names = json.loads(exec_properties.get("metric_outputs") or "{}") or (
+            RETRIEVAL_METRICS)
+        metrics = {name: outputs.get(output, {})
+                   for name, output in names.items()}
       catalog = None
       if input_dict.get("catalog"):
         catalog = os.path.join(
@@ -195,6 +203,9 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       "push_dir": component_spec.ExecutionParameter(type=str),
       "run_config": component_spec.ExecutionParameter(type=str),
+      # JSON {name in metadata.json: evaluation output}; empty: retrieval's.
+      "metric_outputs": component_spec.ExecutionParameter(type=str,
+                                                          optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -224,9 +235,11 @@ class TFLitePusher(base_component.BaseComponent):
                push_dir: str, run_config: str,
                evaluation: Optional[types.BaseChannel] = None,
                catalog: Optional[types.BaseChannel] = None,
-               code_version: str = ""):
+               code_version: str = "",
+               metric_outputs: Optional[Dict[str, str]] = None):
     super().__init__(spec=TFLitePusherSpec(
         model=model, model_blessing=model_blessing, evaluation=evaluation,
         catalog=catalog, push_dir=push_dir, run_config=run_config,
         code_version=code_version,
+        metric_outputs=json.dumps(metric_outputs or {}),
         pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

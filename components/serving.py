@@ -47,6 +47,26 @@ def _table(keys: Sequence[bytes]) -> tf.lookup.StaticHashTable:
       default_value=tf.constant(F.OOV_ID, tf.int64))
 
 
+def vocabulary_tables(tft_output: tft.TFTransformOutput,
+                      names: Sequence[str]) -> Dict[str, tf.lookup.StaticHashTable]:
+  return {name: _table(tft_output.vocabulary_by_name(name)) for name in names}
+
+
+def raw_ids(feature: fc.Feature, raw: tf.Tensor,
+            tables: Dict[str, tf.lookup.StaticHashTable]) -> tf.Tensor:
+  """Raw values -> ids in the layout, as Transform maps them, with
+  TFLite-friendly ops (string tables, bucket arithmetic)."""
+  if feature.buckets:
+    b = feature.buckets
+    return F.bucketize(raw, b.start, b.width, b.count)
+  return tables[feature.vocabulary].lookup(raw)
+
+
+def input_spec(feature: fc.Feature, width: int) -> tf.TensorSpec:
+  """A serving input: [batch, width] values of a feature, named after it."""
+  return tf.TensorSpec([None, width], _DTYPES[feature.type], feature.name)
+
+
 def read_item_counts(tft_output: tft.TFTransformOutput,
                      config: fc.FeatureConfig) -> np.ndarray:
   """Train counts per item id (the popularity baseline), in the id layout."""
@@ -75,16 +95,14 @@ class RecommenderExport(tf.Module):
     self._config = config
     self._context_length = context_length
     items = tft_output.vocabulary_by_name(config.label.vocabulary)
-    self.tables = {name: _table(tft_output.vocabulary_by_name(name))
-                   for name in config.vocabularies()}
+    self.tables = vocabulary_tables(tft_output, config.vocabularies())
     self.item_ids = tf.constant([b"<pad>", b"<oov>"] + items, tf.string)
     self.popularity = tf.constant(read_item_counts(tft_output, config))
     self.top_k = min(top_k, len(items))
 
     self.serve = tf.function(self._serve, input_signature=[{
-        f.name: tf.TensorSpec(
-            [None, f.length * (context_length if g.kind == fc.SEQUENCE else 1)],
-            _DTYPES[f.type], f.name)
+        f.name: input_spec(
+            f, f.length * (context_length if g.kind == fc.SEQUENCE else 1))
         for g in config.groups for f in g.features}])
     examples = [tf.TensorSpec([None], tf.string, "examples")]
     self.evaluate = tf.function(self._evaluate, input_signature=examples)
@@ -99,10 +117,7 @@ class RecommenderExport(tf.Module):
     }
 
   def _ids(self, feature: fc.Feature, raw: tf.Tensor) -> tf.Tensor:
-    if feature.buckets:
-      b = feature.buckets
-      return F.bucketize(raw, b.start, b.width, b.count)
-    return self.tables[feature.vocabulary].lookup(raw)
+    return raw_ids(feature, raw, self.tables)
 
   def _serve(self, inputs):
     items = self._ids(self._config.label, inputs[F.CONTEXT_ITEM_ID])

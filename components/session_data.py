@@ -71,6 +71,8 @@ class SessionData:
   # {user feature: values} -> the user's demographic slices (slices.py).
   user_slices: Callable[[Dict[str, list]], Dict[str, bytes]]
   skipped: str = ""
+  # Whether interactions carry ratings (a rating model can be trained).
+  rated: bool = False
 
   def __post_init__(self):
     for p in self.position_features:  # serving tells them apart by the prefix
@@ -134,7 +136,8 @@ MOVIELENS_DATA = SessionData(
     interaction=_movielens_interaction,
     catalog_entry=_movielens_catalog_entry,
     item_features=_movielens_item_features,
-    user_slices=_movielens_user_slices)
+    user_slices=_movielens_user_slices,
+    rated=True)
 
 
 # --- Ali-CCP -----------------------------------------------------------------

@@ -13,7 +13,7 @@ both splits, and the train loss every TENSORBOARD_EVERY batches.
 import json
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -38,37 +38,41 @@ TENSORBOARD_EVERY = 20  # batches between train-loss summaries
 _READ_BATCH = 1024
 
 
-def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
-                 config: fc.FeatureConfig, batch_size: int,
-                 with_history: bool = False, shuffle: bool = False,
-                 seed: int = 0) -> tf.data.Dataset:
-  """(model features, label) batches, parsed once and held in memory.
-
-  With `with_history` the features include the dense history (PAD-padded),
-  which validation excludes from the ranking. With `shuffle` the examples
-  are put in their canonical order first (see `canonical_order`), so that the
-  seeded shuffle, and with it the trained model, does not depend on the order
-  in which Beam wrote the examples (runner, workers, bundles).
-  """
-  names = serving.model_feature_names(config)
+def read_transformed(file_pattern, data_accessor,
+                     tft_output: tft.TFTransformOutput, names: Sequence[str]
+                     ) -> tf.data.Dataset:
+  """Batches {name: transformed feature} of the examples, in file order."""
   dataset = data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(batch_size=_READ_BATCH, num_epochs=1,
                                      shuffle=False),
       tft_output.transformed_metadata.schema)
+  return dataset.map(lambda batch: {k: batch[k] for k in names},
+                     num_parallel_calls=tf.data.AUTOTUNE)
 
-  def split(batch):
-    features = {k: batch[k] for k in names}
-    if with_history:
-      features[F.HISTORY_ITEM_ID] = tf.sparse.to_dense(batch[F.HISTORY_ITEM_ID])
-    return features, batch[F.LABEL_ITEM_ID]
 
-  dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
-  if with_history:  # histories differ in length: keep the read batches
-    return dataset.unbatch().padded_batch(batch_size).cache().prefetch(
-        tf.data.AUTOTUNE)
-  features, labels = _to_numpy(dataset)
-  order = canonical_order(features, labels)
+def to_numpy(dataset: tf.data.Dataset) -> Dict[str, np.ndarray]:
+  """A dataset of {name: batch} as whole arrays."""
+  arrays: Dict[str, List[np.ndarray]] = {}
+  for batch in dataset.as_numpy_iterator():
+    for name, values in batch.items():
+      arrays.setdefault(name, []).append(values)
+  if not arrays:
+    raise ValueError("the train split has no examples")
+  return {k: np.concatenate(v) for k, v in arrays.items()}
+
+
+def in_memory_dataset(features: Dict[str, np.ndarray], labels: np.ndarray,
+                      order_key: np.ndarray, batch_size: int,
+                      shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+  """(features, labels) batches from arrays held in memory.
+
+  The examples are put in their canonical order first (see
+  `canonical_order`, keyed by `order_key`, integer ids per example), so
+  that the seeded shuffle, and with it the trained model, does not depend on
+  the order in which Beam wrote the examples (runner, workers, bundles).
+  """
+  order = canonical_order(features, order_key)
   features = {k: tf.constant(v[order]) for k, v in features.items()}
   labels = tf.constant(labels[order])
   indices = tf.data.Dataset.range(len(order))
@@ -81,19 +85,31 @@ def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _to_numpy(dataset: tf.data.Dataset
-              ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-  """A dataset of (features, label) batches as whole arrays."""
-  features: Dict[str, List[np.ndarray]] = {}
-  labels: List[np.ndarray] = []
-  for batch_features, batch_labels in dataset.as_numpy_iterator():
-    for name, values in batch_features.items():
-      features.setdefault(name, []).append(values)
-    labels.append(batch_labels)
-  if not labels:
-    raise ValueError("the train split has no examples")
-  return ({k: np.concatenate(v) for k, v in features.items()},
-          np.concatenate(labels))
+def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
+                 config: fc.FeatureConfig, batch_size: int,
+                 with_history: bool = False, shuffle: bool = False,
+                 seed: int = 0) -> tf.data.Dataset:
+  """(model features, label) batches, parsed once and held in memory.
+
+  With `with_history` the features include the dense history (PAD-padded),
+  which validation excludes from the ranking. With `shuffle` the batches are
+  shuffled with `seed` (in_memory_dataset).
+  """
+  names = serving.model_feature_names(config)
+  if with_history:  # histories differ in length: keep the read batches
+    dataset = read_transformed(file_pattern, data_accessor, tft_output,
+                               names + [F.HISTORY_ITEM_ID, F.LABEL_ITEM_ID])
+
+    def split(batch):
+      features = {k: batch[k] for k in names}
+      features[F.HISTORY_ITEM_ID] = tf.sparse.to_dense(batch[F.HISTORY_ITEM_ID])
+      return features, batch[F.LABEL_ITEM_ID]
+    return dataset.map(split).unbatch().padded_batch(batch_size).cache(
+    ).prefetch(tf.data.AUTOTUNE)
+  arrays = to_numpy(read_transformed(file_pattern, data_accessor, tft_output,
+                                     names + [F.LABEL_ITEM_ID]))
+  labels = arrays.pop(F.LABEL_ITEM_ID)
+  return in_memory_dataset(arrays, labels, labels, batch_size, shuffle, seed)
 
 
 def canonical_order(features: Dict[str, np.ndarray],
@@ -158,19 +174,22 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class KeepBest(keras.callbacks.Callback):
-  """Remembers the weights of the best epoch by `monitor`; restores them at
-  the end however training stopped (epochs, patience or time)."""
+  """Remembers the weights of the best epoch by `monitor` (higher is better,
+  or lower with `lower_is_better`); restores them at the end however
+  training stopped (epochs, patience or time)."""
 
-  def __init__(self, monitor: str, patience: int):
+  def __init__(self, monitor: str, patience: int,
+               lower_is_better: bool = False):
     super().__init__()
     self.monitor, self.patience = monitor, patience
-    self.best, self.best_epoch, self.best_weights = -1.0, -1, None
+    self.sign = -1.0 if lower_is_better else 1.0
+    self.best, self.best_epoch, self.best_weights = None, -1, None
 
   def on_epoch_end(self, epoch, logs=None):
     value = (logs or {}).get(self.monitor)
     if value is None:
       return
-    if value > self.best:
+    if self.best is None or self.sign * value > self.sign * self.best:
       self.best, self.best_epoch = value, epoch
       self.best_weights = self.model.get_weights()
     elif epoch - self.best_epoch >= self.patience:
@@ -189,6 +208,37 @@ def count_targets(dataset: tf.data.Dataset) -> int:
           batch[0][F.CONTEXT_ITEM_ID] != F.PAD_ID, tf.int64)))).numpy())
 
 
+def fit(model: keras.Model, train: tf.data.Dataset,
+        evaluation: tf.data.Dataset, epochs: int, patience: int,
+        max_minutes: float, monitor: str, log_dir: str,
+        lower_is_better: bool = False) -> Tuple[Dict[str, Any], KeepBest, float]:
+  """Fits with early stopping on `monitor`, the time budget and TensorBoard
+  logs; returns (history, the KeepBest callback, seconds)."""
+  keep_best = KeepBest(monitor, patience, lower_is_better)
+  started = time.monotonic()
+  history = model.fit(
+      train, validation_data=evaluation, epochs=epochs, verbose=2,
+      callbacks=[
+          keep_best, TimeBudget(max_minutes),
+          # Batch summaries are written from the batch hooks, which Keras
+          # calls only with write_steps_per_second.
+          keras.callbacks.TensorBoard(log_dir=log_dir,
+                                      update_freq=TENSORBOARD_EVERY,
+                                      write_steps_per_second=True)])
+  return history.history, keep_best, time.monotonic() - started
+
+
+def write_model_files(serving_model_dir: str, summary: Dict[str, Any]) -> None:
+  """Beside the saved SavedModel: its TFLite conversion and the summary."""
+  model_dir = os.path.dirname(serving_model_dir)
+  tf.io.gfile.makedirs(os.path.join(model_dir, TFLITE_DIR))
+  with tf.io.gfile.GFile(os.path.join(model_dir, TFLITE_DIR, TFLITE_FILE),
+                         "wb") as f:
+    f.write(tflite.convert(serving_model_dir))
+  with tf.io.gfile.GFile(os.path.join(model_dir, SUMMARY_FILE), "w") as f:
+    f.write(json.dumps(summary, indent=2))
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   custom_config = fn_args.custom_config
   train_config = custom_config["train"]
@@ -202,25 +252,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor,
                             tft_output, config, 256, with_history=True)
   model = build_model(custom_config, tft_output)
-  keep_best = KeepBest(MONITOR, train_config["patience"])
-  started = time.monotonic()
-  history = model.fit(
-      train, validation_data=evaluation, epochs=train_config["epochs"],
-      verbose=2, callbacks=[
-          keep_best, TimeBudget(train_config["max_minutes"]),
-          # Batch summaries are written from the batch hooks, which Keras
-          # calls only with write_steps_per_second.
-          keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                      update_freq=TENSORBOARD_EVERY,
-                                      write_steps_per_second=True)])
-  seconds = time.monotonic() - started
-  epochs = len(history.history["loss"])
+  history, keep_best, seconds = fit(
+      model, train, evaluation, train_config["epochs"],
+      train_config["patience"], train_config["max_minutes"], MONITOR,
+      fn_args.model_run_dir)
+  epochs = len(history["loss"])
   targets = count_targets(train) * epochs
   summary = {
       "seconds": seconds, "epochs": epochs, "best_epoch": keep_best.best_epoch + 1,
       f"best_{MONITOR}": keep_best.best, "train_predictions": targets,
       "train_predictions_per_second": targets / seconds,
-      "history": history.history,
+      "history": history,
   }
   logging.info("Training summary: %s", json.dumps(summary))
 
@@ -229,10 +271,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       context_length=custom_config["session"]["max_context_length"],
       top_k=custom_config["serving"]["top_k"])
   serving.save(export, fn_args.serving_model_dir)
-  model_dir = os.path.dirname(fn_args.serving_model_dir)
-  tf.io.gfile.makedirs(os.path.join(model_dir, TFLITE_DIR))
-  with tf.io.gfile.GFile(os.path.join(model_dir, TFLITE_DIR, TFLITE_FILE),
-                         "wb") as f:
-    f.write(tflite.convert(fn_args.serving_model_dir))
-  with tf.io.gfile.GFile(os.path.join(model_dir, SUMMARY_FILE), "w") as f:
-    f.write(json.dumps(summary, indent=2))
+  write_model_files(fn_args.serving_model_dir, summary)

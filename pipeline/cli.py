@@ -57,6 +57,18 @@ configuration (see pipeline/config.py for every setting and its default):
   eval.history_length_edges    history-length slice buckets (10,20,50,100,200)
   eval.popularity_shares       shares of train interactions ending the head
                                and torso slices of targets (0.5, 0.8)
+  ranking.enabled              the ranking stage: a rating model beside
+                               retrieval and the two-stage evaluation
+                               (rated data only; default true)
+  ranking.embedding_dim, ranking.hidden_units, ranking.dropout,
+  ranking.epochs, ranking.batch_size, ranking.learning_rate,
+  ranking.patience, ranking.max_minutes   the rating model and its training
+  ranking.min_rmse_gain        test RMSE must be this far below the
+                               per-item-mean baseline's (default 0: beat it)
+  ranking.max_rmse_increase    largest RMSE rise vs the latest blessed rating
+                               model for a blessing (default 0.01)
+  ranking.two_stage_candidates retrieval top-N sizes the two-stage evaluation
+                               re-orders (10,20,50,100)
   serving.top_k                recommendations returned (default 100)
   name, push_dir               pipeline name, push root
   runner                       local (LocalDagRunner) or beam (BeamDagRunner)
@@ -134,17 +146,50 @@ METRIC_ORDER = ("hit_rate@1", "hit_rate@5", "hit_rate@10", "hit_rate@50",
                 "ndcg@10")
 
 
-def _format_metrics(metrics) -> List[str]:
+RATING_OUTPUTS = (("rating", "model"), ("item_mean_rating", "item mean"),
+                  ("global_mean_rating", "global mean"))
+
+
+def _format_metrics(metrics, outputs=(("scores", "model"),
+                                      ("popularity_scores", "most popular")),
+                    order=METRIC_ORDER) -> List[str]:
   lines = []
-  for output, label in (("scores", "model"), ("popularity_scores",
-                                               "most popular")):
+  for output, label in outputs:
     values = metrics.get(output, {})
     if values:
-      shown = "  ".join(f"{k}={values[k]:.4f}" for k in METRIC_ORDER
-                        if k in values)
+      shown = "  ".join(f"{k}={values[k]:.4f}" for k in order if k in values)
       count = int(values.get("example_count", 0))
-      lines.append(f"    {label:<13} {shown}  (test users: {count})")
+      lines.append(f"    {label:<13} {shown}" + (
+          f"  (test users: {count})" if count else ""))
   return lines
+
+
+def _print_stage(summary: Dict[str, Any], outputs, order) -> None:
+  if "model" in summary:
+    print(f"  model:      {summary['model']}")
+  if "tensorboard" in summary:
+    print(f"  tensorboard --logdir {summary['tensorboard']}")
+  if "evaluation" in summary:
+    print(f"  evaluation: {summary['evaluation']}")
+    print("\n".join(_format_metrics(summary.get("metrics", {}), outputs,
+                                    order)))
+  reason = summary.get("blessing_reason")
+  print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
+        + (f" ({reason})" if reason else ""))
+  if summary.get("pushed"):
+    print(f"  pushed:     {summary['pushed']}")
+  else:
+    print("  pushed:     nothing (model not blessed)")
+
+
+def format_two_stage(metrics: Dict[str, Any]) -> List[str]:
+  """Retrieval alone and re-ordered top-N, one line each."""
+  def line(label, values):
+    return f"    {label:<22} " + "  ".join(
+        f"{k}={values[k]:.4f}" for k in METRIC_ORDER if k in values)
+  return [line("retrieval alone", metrics["retrieval"])] + [
+      line(f"top {n} by rating", values)
+      for n, values in metrics["two_stage"].items()]
 
 
 def cmd_run(args) -> int:
@@ -156,20 +201,14 @@ def cmd_run(args) -> int:
   print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s (config "
         f"{summary['config'].digest()}, as `recsys runs` lists it)")
   print(f"  config:     {summary['run_config']}")
-  if "model" in summary:
-    print(f"  model:      {summary['model']}")
-  if "tensorboard" in summary:
-    print(f"  tensorboard --logdir {summary['tensorboard']}")
-  if "evaluation" in summary:
-    print(f"  evaluation: {summary['evaluation']}")
-    print("\n".join(_format_metrics(summary.get("metrics", {}))))
-  reason = summary.get("blessing_reason")
-  print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
-        + (f" ({reason})" if reason else ""))
-  if summary.get("pushed"):
-    print(f"  pushed:     {summary['pushed']}")
-  else:
-    print("  pushed:     nothing (model not blessed)")
+  _print_stage(summary, (("scores", "model"),
+                         ("popularity_scores", "most popular")), METRIC_ORDER)
+  if "ranking" in summary:
+    print("ranking stage (rating model):")
+    _print_stage(summary["ranking"], RATING_OUTPUTS, ("rmse", "mae"))
+  if "two_stage" in summary:
+    print(f"two-stage, test split ({summary['two_stage']['users']} users):")
+    print("\n".join(format_two_stage(summary["two_stage"])))
   return 0
 
 

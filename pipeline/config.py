@@ -27,6 +27,7 @@ METADATA_BACKENDS = ("sqlite", "mysql")
 # model.features when it is left empty: the data set's own feature groups.
 DEFAULT_FEATURES = {"movielens": "movielens_features",
                     "aliccp": "aliccp_features"}
+RANKING_DIR = "ranking"
 FEATURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "features")
 
@@ -134,6 +135,33 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class RankingConfig:
+  # The ranking stage: a rating model (components/model/rating_model.py)
+  # trained, evaluated and pushed beside the retrieval model, and the
+  # two-stage evaluation (retrieval top-N re-ordered by predicted rating).
+  # Data sets without ratings (Ali-CCP's clicks) have no ranking stage.
+  enabled: bool = True
+  embedding_dim: int = 32
+  hidden_units: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
+  dropout: float = 0.1
+  epochs: int = 30
+  batch_size: int = 64
+  learning_rate: float = 0.001
+  # Epochs without a lower eval-split RMSE before stopping.
+  patience: int = 3
+  max_minutes: float = 10.0
+  # Blessing: the test RMSE must be at least this much below the
+  # per-item-mean baseline's (0: beat it), and at most `max_rmse_increase`
+  # above the latest blessed rating model's.
+  min_rmse_gain: float = 0.0
+  max_rmse_increase: float = 0.01
+  # Retrieval candidates the two-stage evaluation re-orders (each N is
+  # evaluated); `recsys recommend --two-stage` re-orders serving.top_k.
+  two_stage_candidates: List[int] = dataclasses.field(
+      default_factory=lambda: [10, 20, 50, 100])
+
+
+@dataclasses.dataclass
 class ServingConfig:
   # Recommendations returned by the serving signature and the TFLite model.
   top_k: int = 100
@@ -176,6 +204,7 @@ class RunConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
   eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
   serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
 
   # --- derived locations -------------------------------------------------
@@ -190,6 +219,17 @@ class RunConfig:
   @property
   def serving_dir(self) -> str:
     return self.push_dir or os.path.join(self.output_dir, "serving")
+
+  @property
+  def ranking_serving_dir(self) -> str:
+    """Pushed rating models: <serving_dir>/ranking/<version>/."""
+    return os.path.join(self.serving_dir, RANKING_DIR)
+
+  @property
+  def has_ranking(self) -> bool:
+    """Whether the pipeline has the ranking stage (needs rated data)."""
+    return self.ranking.enabled and session_data.session_data(
+        self.data.dataset).rated
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -296,6 +336,22 @@ class RunConfig:
     except ValueError as e:
       raise ConfigError(f"eval: {e}") from None
     require(self.serving.top_k >= 1, "serving.top_k", "must be >= 1")
+    ranking = self.ranking
+    for name in ("embedding_dim", "epochs", "batch_size", "patience"):
+      require(getattr(ranking, name) >= 1, f"ranking.{name}", "must be >= 1")
+    require(bool(ranking.hidden_units) and min(ranking.hidden_units) >= 1,
+            "ranking.hidden_units", "must be a non-empty list of sizes >= 1")
+    require(0.0 <= ranking.dropout < 1.0, "ranking.dropout",
+            "must be within [0, 1)")
+    require(ranking.learning_rate > 0, "ranking.learning_rate", "must be > 0")
+    require(ranking.max_minutes > 0, "ranking.max_minutes", "must be > 0")
+    require(ranking.max_rmse_increase >= 0, "ranking.max_rmse_increase",
+            "must be >= 0")
+    require(bool(ranking.two_stage_candidates) and
+            min(ranking.two_stage_candidates) >= 1 and
+            max(ranking.two_stage_candidates) <= self.serving.top_k,
+            "ranking.two_stage_candidates",
+            f"must be counts within 1..serving.top_k ({self.serving.top_k})")
 
 
 def _check_type(value: Any, hint: Any, field: str) -> Any:

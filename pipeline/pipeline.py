@@ -10,21 +10,40 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from components.aliccp_example_gen import AliCCPExampleGen
-from components.evaluation import eval_config
+from components import rating_serving
+from components.evaluation import eval_config, rating_eval_config
 from components.movielens_example_gen import MovieLensExampleGen
 from components.pusher import TFLitePusher
 from components.sessionize import Sessionize
+from components.two_stage import TwoStageEvaluator
 from components import features as F
+from pipeline import nodes
 from pipeline.code_version import code_version
 from pipeline.config import RunConfig
 
-LATEST_BLESSED_MODEL = "latest_blessed_model"
+RATING_METRICS = {"model": rating_serving.RATING,
+                  "global_mean": rating_serving.GLOBAL_MEAN_RATING,
+                  "item_mean": rating_serving.ITEM_MEAN_RATING}
 SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "schemas")
 
 
 def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
   return os.path.join(schemas_dir, dataset, "schema.pbtxt")
+
+
+def _latest_blessed(stage: nodes.Stage) -> tfx.dsl.Resolver:
+  """The latest model of the stage's Trainer blessed by its Evaluator (each
+  stage is compared with its own models only)."""
+  return tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                            producer_component_id=stage.trainer,
+                            output_key="model"),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing,
+          producer_component_id=stage.evaluator, output_key="blessing"),
+  ).with_id(stage.latest_blessed)
 
 
 def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
@@ -80,12 +99,7 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
                      "features": features,
                      "code_version": code_version("components.trainer")})
   # The latest blessed model of this pipeline: the Evaluator's baseline.
-  latest_blessed = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(
-          type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id(LATEST_BLESSED_MODEL)
+  latest_blessed = _latest_blessed(nodes.RETRIEVAL)
   evaluator = tfx.components.Evaluator(
       examples=sessionize.outputs["sessions"],
       model=trainer.outputs["model"],
@@ -101,12 +115,61 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       push_dir=config.serving_dir,
       run_config=config.to_json(),
       code_version=code_version(TFLitePusher.__module__))
+  components = [example_gen, statistics_gen, schema_gen, example_validator,
+                sessionize, transform, trainer, latest_blessed, evaluator,
+                pusher]
+  if config.has_ranking:
+    components += _ranking_stage(config, features, sessionize, transform,
+                                 trainer)
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root or config.pipeline_root,
-      components=[example_gen, statistics_gen, schema_gen, example_validator,
-                  sessionize, transform, trainer, latest_blessed, evaluator,
-                  pusher],
+      components=components,
       enable_cache=True,
       metadata_connection_config=metadata,
       beam_pipeline_args=config.beam_args)
+
+
+def _ranking_stage(config: RunConfig, features, sessionize, transform,
+                   trainer) -> list:
+  """The rating model's Trainer, Evaluator and Pusher on the same Transform
+  output, and the two-stage evaluation of both models."""
+  rating_trainer = tfx.components.Trainer(
+      run_fn="components.rating_trainer.run_fn",
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+      custom_config={**config.sections("session", "ranking"),
+                     "train": {"seed": config.train.seed},
+                     "features": features,
+                     "code_version": code_version(
+                         "components.rating_trainer")},
+  ).with_id(nodes.RANKING.trainer)
+  latest_blessed = _latest_blessed(nodes.RANKING)
+  rating_evaluator = tfx.components.Evaluator(
+      examples=sessionize.outputs["sessions"],
+      model=rating_trainer.outputs["model"],
+      baseline_model=latest_blessed.outputs["model"],
+      example_splits=[F.TEST],
+      eval_config=rating_eval_config(config.ranking.min_rmse_gain,
+                                     config.ranking.max_rmse_increase),
+  ).with_id(nodes.RANKING.evaluator)
+  rating_pusher = TFLitePusher(
+      model=rating_trainer.outputs["model"],
+      model_blessing=rating_evaluator.outputs["blessing"],
+      evaluation=rating_evaluator.outputs["evaluation"],
+      push_dir=config.ranking_serving_dir,
+      run_config=config.to_json(),
+      metric_outputs=RATING_METRICS,
+      code_version=code_version(TFLitePusher.__module__),
+  ).with_id(nodes.RANKING.pusher)
+  two_stage = TwoStageEvaluator(
+      examples=sessionize.outputs["sessions"],
+      model=trainer.outputs["model"],
+      rating_model=rating_trainer.outputs["model"],
+      candidates=config.ranking.two_stage_candidates,
+      code_version=code_version(TwoStageEvaluator.__module__),
+  ).with_id(nodes.TWO_STAGE_EVALUATOR)
+  return [rating_trainer, latest_blessed, rating_evaluator, rating_pusher,
+          two_stage]

@@ -18,8 +18,6 @@ from pipeline import runner
 from pipeline import runs
 from pipeline.config import ConfigError, RunConfig, from_json
 
-_OUTPUT_EVENT_TYPES = (4, 5)  # Event.OUTPUT, Event.DECLARED_OUTPUT
-
 
 def select_run(config: RunConfig, run: str = "latest"):
   """(store, run context, executions) of `run`: 'latest' or a run id as
@@ -36,28 +34,6 @@ def select_run(config: RunConfig, run: str = "latest"):
   known = ", ".join(c.name for c, _ in found[-5:])
   raise ConfigError(f"no run {run!r} of pipeline {config.name!r} (latest "
                     f"runs: {known})")
-
-
-def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
-  """{node id: {output key: artifact}} of a run's executions (cached ones
-  included: their outputs are the reused artifacts)."""
-  node_type = store.get_context_type("node").id
-  node_of = {}
-  for execution in executions:
-    for context in store.get_contexts_by_execution(execution.id):
-      if context.type_id == node_type:  # named <pipeline>.<node id>
-        node_of[execution.id] = context.name.split(".", 1)[1]
-  events = store.get_events_by_execution_ids(list(node_of))
-  artifacts = {a.id: a for a in store.get_artifacts_by_id(
-      list({e.artifact_id for e in events}))}
-  outputs: Dict[str, Dict[str, Any]] = {}
-  for event in events:
-    if event.type not in _OUTPUT_EVENT_TYPES:
-      continue
-    key = next((s.key for s in event.path.steps if s.HasField("key")), "")
-    outputs.setdefault(node_of[event.execution_id], {})[key] = artifacts[
-        event.artifact_id]
-  return outputs
 
 
 def _read_json(path: str) -> Optional[Any]:
@@ -120,7 +96,7 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
   from components.trainer import SUMMARY_FILE, TFLITE_FILE
   from components.pusher import METADATA_FILE, SAVED_MODEL_DIR
   store, context, executions = select_run(config, run)
-  outputs = run_outputs(store, executions)
+  outputs = runner.run_outputs(store, executions)
 
   def output(node: str, key: str):
     return outputs.get(node, {}).get(key)

@@ -20,6 +20,7 @@ from ml_metadata.metadata_store import metadata_store
 import tensorflow as tf
 
 from pipeline import metadata
+from pipeline import nodes
 from pipeline.config import RunConfig, is_uri
 
 RUN_CONFIG_FILE = "run_config.json"
@@ -215,39 +216,87 @@ def property_value(artifact, name: str) -> Optional[Any]:
   return value.int_value if value.HasField("int_value") else value.string_value
 
 
-def summarize(config: RunConfig) -> Dict[str, Any]:
-  """Where the model, its evaluation and the pushed bundle landed."""
-  latest = latest_artifacts(config)
-  summary: Dict[str, Any] = {"output_dir": config.output_dir,
-                             "run_config": os.path.join(config.output_dir,
-                                                        RUN_CONFIG_FILE)}
-  if "Model" in latest:
-    summary["model"] = latest["Model"].uri
-    training = os.path.join(latest["Model"].uri, "training_summary.json")
-    if tf.io.gfile.exists(training):
-      with tf.io.gfile.GFile(training) as f:
-        summary["training"] = json.load(f)
-  if "ModelRun" in latest:
-    summary["tensorboard"] = latest["ModelRun"].uri
-  if "ModelEvaluation" in latest:
-    summary["evaluation"] = latest["ModelEvaluation"].uri
-  summary.update(outcome(latest))
-  return summary
+_OUTPUT_EVENT_TYPES = (4, 5)  # Event.OUTPUT, Event.DECLARED_OUTPUT
 
 
-def outcome(latest: Dict[str, Any]) -> Dict[str, Any]:
-  """Metrics, blessing (and its reason, as the Pusher recorded it) and push
-  destination (None: not pushed) among a run's newest artifacts by type;
-  keys only for the artifacts present."""
+def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
+  """{node id: {output key: artifact}} of a run's executions (cached ones
+  included: their outputs are the reused artifacts)."""
+  node_type = store.get_context_type("node").id
+  node_of = {}
+  for execution in executions:
+    for context in store.get_contexts_by_execution(execution.id):
+      if context.type_id == node_type:  # named <pipeline>.<node id>
+        node_of[execution.id] = context.name.split(".", 1)[1]
+  events = store.get_events_by_execution_ids(list(node_of))
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(
+      list({e.artifact_id for e in events}))}
+  outputs: Dict[str, Dict[str, Any]] = {}
+  for event in events:
+    if event.type not in _OUTPUT_EVENT_TYPES:
+      continue
+    key = next((s.key for s in event.path.steps if s.HasField("key")), "")
+    outputs.setdefault(node_of[event.execution_id], {})[key] = artifacts[
+        event.artifact_id]
+  return outputs
+
+
+def outcome(outputs: Dict[str, Dict[str, Any]],
+            stage: nodes.Stage = nodes.RETRIEVAL) -> Dict[str, Any]:
+  """A stage's metrics, blessing (and its reason, as the Pusher recorded
+  it) and push destination (None: not pushed) among a run's outputs (by
+  node); keys only for the artifacts present."""
   from components.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
   result: Dict[str, Any] = {}
-  if "ModelEvaluation" in latest:
-    result["metrics"] = read_metrics(latest["ModelEvaluation"].uri)
-  if "ModelBlessing" in latest:
-    result["blessed"] = bool(property_value(latest["ModelBlessing"], "blessed"))
-  if "PushedModel" in latest:
-    pushed = latest["PushedModel"]
+  evaluator = outputs.get(stage.evaluator, {})
+  if "evaluation" in evaluator:
+    result["metrics"] = read_metrics(evaluator["evaluation"].uri)
+  if "blessing" in evaluator:
+    result["blessed"] = bool(property_value(evaluator["blessing"], "blessed"))
+  pushed = outputs.get(stage.pusher, {}).get("pushed_model")
+  if pushed is not None:
     result["pushed"] = (property_value(pushed, "pushed_destination")
                         if property_value(pushed, "pushed") else None)
     result["blessing_reason"] = property_value(pushed, "blessing_reason")
   return result
+
+
+def stage_summary(outputs: Dict[str, Dict[str, Any]],
+                  stage: nodes.Stage) -> Dict[str, Any]:
+  """Where a stage's model, its evaluation and pushed bundle landed."""
+  summary: Dict[str, Any] = {}
+  trainer = outputs.get(stage.trainer, {})
+  if "model" in trainer:
+    summary["model"] = trainer["model"].uri
+    training = os.path.join(trainer["model"].uri, "training_summary.json")
+    if tf.io.gfile.exists(training):
+      with tf.io.gfile.GFile(training) as f:
+        summary["training"] = json.load(f)
+  if "model_run" in trainer:
+    summary["tensorboard"] = trainer["model_run"].uri
+  if "evaluation" in outputs.get(stage.evaluator, {}):
+    summary["evaluation"] = outputs[stage.evaluator]["evaluation"].uri
+  summary.update(outcome(outputs, stage))
+  return summary
+
+
+def summarize(config: RunConfig) -> Dict[str, Any]:
+  """The latest run: the retrieval stage's summary at the top level, the
+  ranking stage's under `ranking` and the two-stage metrics under
+  `two_stage` (when the pipeline has them)."""
+  from pipeline import runs  # pylint: disable=import-outside-toplevel
+  from components import two_stage  # pylint: disable=import-outside-toplevel
+  summary: Dict[str, Any] = {"output_dir": config.output_dir,
+                             "run_config": os.path.join(config.output_dir,
+                                                        RUN_CONFIG_FILE)}
+  store, found = runs.pipeline_runs(config)
+  if not found:
+    return summary
+  outputs = run_outputs(store, found[-1][1])
+  summary.update(stage_summary(outputs, nodes.RETRIEVAL))
+  if nodes.RANKING.trainer in outputs:
+    summary["ranking"] = stage_summary(outputs, nodes.RANKING)
+  evaluation = outputs.get(nodes.TWO_STAGE_EVALUATOR, {}).get("evaluation")
+  if evaluation is not None:
+    summary["two_stage"] = two_stage.read_metrics(evaluation.uri)
+  return summary

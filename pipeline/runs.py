@@ -18,8 +18,7 @@ _PUSHER_PROPERTY = "run_config"
 
 def run_row(store, run, executions) -> Dict[str, Any]:
   from components import serving  # pylint: disable=import-outside-toplevel
-  latest = runner.newest_by_type(store, store.get_artifacts_by_context(run.id))
-  result = runner.outcome(latest)
+  result = runner.outcome(runner.run_outputs(store, executions))
   row: Dict[str, Any] = {
       "run": run.name,
       "started": datetime.datetime.fromtimestamp(

@@ -1,0 +1,20 @@
+"""Node ids of the DAG, shared by the DAG and what reads a run's outputs
+(runner, report): each model stage is a Trainer, the resolver of its latest
+blessed model, an Evaluator and a Pusher. The retrieval stage keeps TFX's
+default ids, so its cache and MLMD history carry over."""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  trainer: str
+  latest_blessed: str
+  evaluator: str
+  pusher: str
+
+
+RETRIEVAL = Stage("Trainer", "latest_blessed_model", "Evaluator",
+                  "TFLitePusher")
+RANKING = Stage("rating_trainer", "latest_blessed_rating_model",
+                "rating_evaluator", "rating_pusher")
+TWO_STAGE_EVALUATOR = "two_stage_evaluator"
