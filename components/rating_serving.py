@@ -1,9 +1,9 @@
 """The rating model's SavedModel and its signatures (the ranking stage).
 
 * `serving_default` takes what an app has: the history's raw item ids ('' for
-  padding) and their ratings (0: not rated, taken as the train mean), the user features the feature config uses, and
-  the raw ids of candidates (the retrieval model's top items); it returns a
-  predicted rating per candidate. Lookups are constant string tables and
+  padding) and their ratings (0: not rated, taken as the train mean), the
+  user features the feature config uses, and the raw ids of the retrieval
+  model's top K items ('' pads); it returns a predicted rating per candidate. Lookups are constant string tables and
   bucket arithmetic, so it converts to TFLite with builtin ops only.
 * `evaluate` takes serialized session examples, applies the TFT graph, and
   returns the predicted rating of each label beside the two baselines TFMA
@@ -45,7 +45,7 @@ class RatingExport(tf.Module):
 
   def __init__(self, model: RatingModel, tft_output: tft.TFTransformOutput,
                config: fc.FeatureConfig, context_length: int,
-               item_means: np.ndarray, rating_mean: float):
+               item_means: np.ndarray, rating_mean: float, candidates: int):
     super().__init__()
     self.model = model
     self.tft_layer = tft_output.transform_features_layer()
@@ -64,7 +64,9 @@ class RatingExport(tf.Module):
                                          F.CONTEXT_ITEM_ID),
         F.CONTEXT_RATING: tf.TensorSpec([None, context_length], tf.float32,
                                         F.CONTEXT_RATING),
-        CANDIDATE_ITEM_ID: tf.TensorSpec([None, None], tf.string,
+        # A fixed width (the retrieval model's top K), so that TFLite's
+        # XNNPACK delegate applies; '' pads it.
+        CANDIDATE_ITEM_ID: tf.TensorSpec([None, candidates], tf.string,
                                          CANDIDATE_ITEM_ID),
         **{f.name: serving.input_spec(f, f.length) for f in self._statics}}])
     examples = tf.TensorSpec([None], tf.string, "examples")

@@ -122,7 +122,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   }
   logging.info("Rating model training summary: %s", json.dumps(summary))
 
+  # Candidates per call: the retrieval model's top K (RecommenderExport's).
+  candidates = min(custom_config["serving"]["top_k"],
+                   num_items - F.NUM_RESERVED_IDS)
   export = rating_serving.RatingExport(model, tft_output, config,
-                                       context_length, item_means, rating_mean)
+                                       context_length, item_means, rating_mean,
+                                       candidates)
   rating_serving.save(export, fn_args.serving_model_dir)
   trainer.write_model_files(fn_args.serving_model_dir, summary)

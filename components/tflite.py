@@ -137,6 +137,51 @@ class TFLiteRecommender:
     return [i.decode("utf-8") for i in ids], scores
 
 
+class TFLiteRater:
+  """Runs a pushed rating model (the ranking stage) as an app would: a
+  history of raw item ids with their ratings (missing: 0, taken as the
+  train mean), the user features it takes, and candidate item ids (the
+  retrieval model's top items, up to the model's width); returns one
+  predicted rating per candidate."""
+
+  def __init__(self, model_path: str, num_threads: int = 1):
+    self.interpreter = tf.lite.Interpreter(model_path=model_path,
+                                           num_threads=num_threads)
+    self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+    self.inputs = {name: (int(d["shape_signature"][-1]), d["dtype"])
+                   for name, d in self._runner.get_input_details().items()}
+    self.context_length = self.inputs[F.CONTEXT_ITEM_ID][0]
+
+  def rate(self, item_ids: Sequence[str], candidates: Sequence[str],
+           ratings: Optional[Sequence[float]] = None,
+           user: Optional[Dict[str, object]] = None) -> np.ndarray:
+    """[len(candidates)] predicted ratings."""
+    # pylint: disable=import-outside-toplevel
+    from components.rating_serving import CANDIDATE_ITEM_ID, RATINGS
+    if ratings is not None and len(ratings) != len(item_ids):
+      raise ValueError(f"ratings must align with item_ids ({len(item_ids)} "
+                       "items)")
+    length = self.context_length
+    arrays = {}
+    for name, (width, dtype) in self.inputs.items():
+      if name == F.CONTEXT_ITEM_ID:
+        values = _fit(item_ids, length, "")
+      elif name == F.CONTEXT_RATING:
+        values = _fit(ratings or [0.0] * len(item_ids), length, 0.0)
+      elif name == CANDIDATE_ITEM_ID:
+        if len(candidates) > width:
+          raise ValueError(f"the model rates up to {width} candidates, got "
+                           f"{len(candidates)}")
+        values = list(candidates) + [""] * (width - len(candidates))
+      else:  # a user feature
+        missing = "" if dtype in (np.bytes_, np.object_) else 0
+        value = (user or {}).get(name)
+        values = [value if value is not None else missing] * width
+      arrays[name] = np.array([values], dtype=object if dtype in (
+          np.bytes_, np.object_) else dtype)
+    return self._runner(**arrays)[RATINGS][0][:len(candidates)]
+
+
 def measure_latency(recommender: TFLiteRecommender,
                     histories: Sequence[Sequence[str]]) -> Dict[str, float]:
   """Milliseconds per query, one query at a time (as on a device)."""

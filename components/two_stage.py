@@ -82,7 +82,7 @@ def evaluate(examples: tf.data.Dataset, retrieval, rating,
     labels = retrieval.signatures["transform_features"](examples=batch)[
         F.LABEL_ITEM_ID].numpy().reshape(-1).astype(np.int64)
     scores = retrieval.signatures["evaluate"](examples=batch)[serving.SCORES]
-    top = tf.math.top_k(scores, k=most)
+    top = tf.math.top_k(scores, k=min(most, int(scores.shape[1])))
     ratings = rating.signatures["rate_candidates"](
         examples=batch, candidates=tf.cast(top.indices, tf.int64))[
             rating_serving.RATINGS].numpy()

@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from components import features as F  # pylint: disable=wrong-import-position
 from components.session_data import MOVIELENS, session_data  # pylint: disable=wrong-import-position
 from pipeline import kubeflow as kubeflow  # pylint: disable=wrong-import-position
-from pipeline.config import DATASETS, RUNNERS, ConfigError, load_config  # pylint: disable=wrong-import-position
+from pipeline.config import DATASETS, RANKING_DIR, RUNNERS, ConfigError, load_config  # pylint: disable=wrong-import-position
 
 CONFIG_HELP = """\
 configuration (see pipeline/config.py for every setting and its default):
@@ -277,9 +277,24 @@ def cmd_recommend(args) -> int:
       history, {k: v for k, v in features.items() if k in recommender.inputs},
       user=user)
   print(f"model {version_dir}")
-  for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
-    print(f"{rank:>3}. {item:>8}  {score:8.3f}  "
-          f"{_describe(catalog.get(item, {}))}")
+  if not args.two_stage:
+    for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
+      print(f"{rank:>3}. {item:>8}  {score:8.3f}  "
+            f"{_describe(catalog.get(item, {}))}")
+    return 0
+  # Two stages: the retrieval top-K re-ordered by predicted rating.
+  rating_dir = _latest_version(args.ranking_model or os.path.join(
+      os.path.dirname(version_dir), RANKING_DIR))
+  rater = tflite.TFLiteRater(os.path.join(rating_dir, "model.tflite"))
+  rater_user = {k: v for k, v in user.items() if k in rater.inputs}
+  predicted = rater.rate(history, ids, features.get(F.CONTEXT_RATING),
+                         rater_user)
+  order = sorted(range(len(ids)), key=lambda i: (-predicted[i], i))
+  print(f"rating model {rating_dir}: the top {len(ids)} re-ordered by "
+        "predicted rating")
+  for rank, i in enumerate(order[:args.top], start=1):
+    print(f"{rank:>3}. {ids[i]:>8}  rating {predicted[i]:5.2f}  "
+          f"(retrieval #{i + 1})  {_describe(catalog.get(ids[i], {}))}")
   return 0
 
 
@@ -506,6 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "user_gender=F or user_age=25 (repeatable)")
   recommend.add_argument("--top", type=int, default=10,
                          help="how many to print (default 10)")
+  recommend.add_argument("--two-stage", action="store_true",
+                         help="re-order the retrieval model's top items by "
+                         "the pushed rating model's predicted rating")
+  recommend.add_argument("--ranking-model", metavar="DIR",
+                         help="the rating model for --two-stage: a version "
+                         "directory or its push root (default: ranking/ "
+                         "beside the retrieval model's versions)")
   recommend.set_defaults(func=cmd_recommend)
 
   latency = commands.add_parser(

@@ -140,7 +140,7 @@ def _ranking_stage(config: RunConfig, features, sessionize, transform,
       transform_graph=transform.outputs["transform_graph"],
       train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
-      custom_config={**config.sections("session", "ranking"),
+      custom_config={**config.sections("session", "ranking", "serving"),
                      "train": {"seed": config.train.seed},
                      "features": features,
                      "code_version": code_version(

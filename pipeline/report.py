@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
+from pipeline import nodes
 from pipeline import runner
 from pipeline import runs
 from pipeline.config import ConfigError, RunConfig, from_json
@@ -88,13 +89,50 @@ def data_facts(statistics, anomalies) -> Dict[str, Any]:
   return facts
 
 
+def _stage_facts(outputs, stage: nodes.Stage) -> Dict[str, Any]:
+  """A model stage's model, training, evaluation, blessing and push."""
+  # pylint: disable=import-outside-toplevel
+  from components import evaluation
+  from components.trainer import SUMMARY_FILE, TFLITE_FILE
+  from components.pusher import METADATA_FILE, SAVED_MODEL_DIR
+
+  def output(node: str, key: str):
+    return outputs.get(node, {}).get(key)
+
+  found: Dict[str, Any] = {}
+  model = output(stage.trainer, "model")
+  found["model_uri"] = model and model.uri
+  found["training"] = model and _read_json(os.path.join(model.uri,
+                                                        SUMMARY_FILE))
+  model_run = output(stage.trainer, "model_run")
+  found["tensorboard_uri"] = model_run and model_run.uri
+  result = output(stage.evaluator, "evaluation")
+  found["evaluation_uri"] = result and result.uri
+  found["slices"] = result and evaluation.read_sliced_metrics(result.uri)
+  blessing = output(stage.evaluator, "blessing")
+  found["blessing"] = blessing and {
+      "blessed": bool(runner.property_value(blessing, "blessed")),
+      "reason": evaluation.blessing_reason(result.uri) if result else None,
+      "baseline_model": runner.property_value(blessing, "baseline_model"),
+      "baseline_model_id": runner.property_value(blessing, "baseline_model_id")}
+  pushed = output(stage.pusher, "pushed_model")
+  found["pushed"] = None
+  if pushed is not None and runner.property_value(pushed, "pushed"):
+    path = runner.property_value(pushed, "pushed_destination")
+    found["pushed"] = {
+        "path": path,
+        "version": runner.property_value(pushed, "pushed_version"),
+        "tflite_bytes": _size(os.path.join(path, TFLITE_FILE)),
+        "saved_model_bytes": _size(os.path.join(path, SAVED_MODEL_DIR)),
+        "metadata": _read_json(os.path.join(path, METADATA_FILE))}
+  return found
+
+
 def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
   """Everything the report shows about one run."""
   # pylint: disable=import-outside-toplevel
-  from components import evaluation
+  from components import two_stage
   from components.sessionize import REPORT_FILE
-  from components.trainer import SUMMARY_FILE, TFLITE_FILE
-  from components.pusher import METADATA_FILE, SAVED_MODEL_DIR
   store, context, executions = select_run(config, run)
   outputs = runner.run_outputs(store, executions)
 
@@ -116,31 +154,11 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
   found["sessions_uri"] = sessions and sessions.uri
   transform = output("Transform", "transform_graph")
   found["transform_graph_uri"] = transform and transform.uri
-  model = output("Trainer", "model")
-  found["model_uri"] = model and model.uri
-  found["training"] = model and _read_json(os.path.join(model.uri,
-                                                        SUMMARY_FILE))
-  model_run = output("Trainer", "model_run")
-  found["tensorboard_uri"] = model_run and model_run.uri
-  result = output("Evaluator", "evaluation")
-  found["evaluation_uri"] = result and result.uri
-  found["slices"] = result and evaluation.read_sliced_metrics(result.uri)
-  blessing = output("Evaluator", "blessing")
-  found["blessing"] = blessing and {
-      "blessed": bool(runner.property_value(blessing, "blessed")),
-      "reason": evaluation.blessing_reason(result.uri) if result else None,
-      "baseline_model": runner.property_value(blessing, "baseline_model"),
-      "baseline_model_id": runner.property_value(blessing, "baseline_model_id")}
-  pushed = output("TFLitePusher", "pushed_model")
-  found["pushed"] = None
-  if pushed is not None and runner.property_value(pushed, "pushed"):
-    path = runner.property_value(pushed, "pushed_destination")
-    found["pushed"] = {
-        "path": path,
-        "version": runner.property_value(pushed, "pushed_version"),
-        "tflite_bytes": _size(os.path.join(path, TFLITE_FILE)),
-        "saved_model_bytes": _size(os.path.join(path, SAVED_MODEL_DIR)),
-        "metadata": _read_json(os.path.join(path, METADATA_FILE))}
+  found.update(_stage_facts(outputs, nodes.RETRIEVAL))
+  found["ranking"] = (_stage_facts(outputs, nodes.RANKING)
+                      if nodes.RANKING.trainer in outputs else None)
+  two = output(nodes.TWO_STAGE_EVALUATOR, "evaluation")
+  found["two_stage"] = two and two_stage.read_metrics(two.uri)
   return found
 
 
@@ -286,9 +304,106 @@ def format_text(found: Dict[str, Any]) -> str:
     lines += ["", "Blessing: " + ("blessed" if blessing["blessed"] else
                                   "NOT blessed"),
               f"  {blessing['reason']}"]
-  pushed = found.get("pushed")
-  lines += ["", "Pushed: " + ("nothing" if not pushed else pushed["path"])]
+  lines += _pushed_lines(found.get("pushed"))
+  if found.get("ranking"):
+    lines += ["", ""] + ranking_text(found["ranking"])
+  if found.get("two_stage"):
+    lines += ["", ""] + two_stage_text(found["two_stage"])
+  return "\n".join(lines)
+
+
+def _pushed_lines(pushed) -> List[str]:
+  lines = ["", "Pushed: " + ("nothing" if not pushed else pushed["path"])]
   if pushed:
     lines.append(f"  model.tflite {_megabytes(pushed['tflite_bytes'])}, "
                  f"saved_model {_megabytes(pushed['saved_model_bytes'])}")
-  return "\n".join(lines)
+  return lines
+
+
+RATING_LABELS = (("rmse", "RMSE"), ("mae", "MAE"))
+
+
+def rating_columns(roles: Dict[str, Dict[str, Dict[str, Any]]],
+                   has_baseline: bool) -> Tuple[List[str], Any]:
+  """Header and a row function for a rating metric: the model, the
+  per-item-mean and global-mean baselines, the model's delta to the item
+  mean, and with a baseline model that model and the delta."""
+  from components import evaluation, rating_serving as rs  # pylint: disable=import-outside-toplevel
+  header = ["model", "item mean", "global mean", "vs item mean"]
+  if has_baseline:
+    header += ["baseline", "vs baseline"]
+
+  def row(name: str) -> List[str]:
+    def get(role, output):
+      return roles.get(role, {}).get(output, {}).get(name)
+    model, item = get(evaluation.CANDIDATE, rs.RATING), get(
+        evaluation.CANDIDATE, rs.ITEM_MEAN_RATING)
+    cells = [_number(model), _number(item),
+             _number(get(evaluation.CANDIDATE, rs.GLOBAL_MEAN_RATING)),
+             _number(None if model is None or item is None else model - item,
+                     signed=True)]
+    if has_baseline:
+      cells += [_number(get(evaluation.BASELINE, rs.RATING)),
+                _number(get(evaluation.DIFF, rs.RATING), signed=True)]
+    return cells
+  return header, row
+
+
+def ranking_text(stage: Dict[str, Any]) -> List[str]:
+  """The ranking stage: training, test RMSE/MAE beside the baselines and
+  per slice, blessing, push."""
+  from components import evaluation, rating_serving as rs  # pylint: disable=import-outside-toplevel
+  lines = ["Ranking stage (rating model)"]
+  training = stage.get("training")
+  if training:
+    lines.append(f"  {training['epochs']} epochs in {training['seconds']:.0f} "
+                 f"s, best epoch {training['best_epoch']}; "
+                 f"{training['train_ratings']} train ratings, mean "
+                 f"{training['train_mean_rating']:.3f}")
+  slices_found = stage.get("slices") or {}
+  overall = slices_found.get((), {})
+  blessing = stage.get("blessing") or {}
+  has_baseline = bool(blessing.get("baseline_model_id"))
+  if overall:
+    users = overall.get(evaluation.CANDIDATE, {}).get(rs.RATING, {}).get(
+        "example_count")
+    header, metric_row = rating_columns(overall, has_baseline)
+    lines += [f"  test split: {int(users or 0)} users, each one's last rating"]
+    if has_baseline:
+      lines.append(f"  baseline: the latest blessed rating model "
+                   f"#{blessing['baseline_model_id']}")
+    lines += _table(["metric"] + header, [[label] + metric_row(name)
+                                          for name, label in RATING_LABELS])
+    rows, previous = [], None
+    for feature, value, roles in slice_rows({"slices": slices_found}):
+      _, slice_row = rating_columns(roles, has_baseline)
+      users = roles.get(evaluation.CANDIDATE, {}).get(rs.RATING, {}).get(
+          "example_count")
+      rows.append([feature if feature != previous else "", value,
+                   "-" if users is None else str(int(users))]
+                  + slice_row("rmse"))
+      previous = feature
+    if rows:
+      lines += ["", "  RMSE by slice"]
+      lines += _table(["slice", "value", "users"] + header, rows)
+  if blessing:
+    lines += ["", "  Blessing: " + ("blessed" if blessing["blessed"] else
+                                    "NOT blessed"), f"    {blessing['reason']}"]
+  lines += [f"  {line}" if line else line
+            for line in _pushed_lines(stage.get("pushed"))]
+  return lines
+
+
+def two_stage_text(found: Dict[str, Any]) -> List[str]:
+  """Retrieval alone vs its top N re-ordered by predicted rating."""
+  labels = [(name, label) for name, label in METRIC_LABELS
+            if name in found["retrieval"]]
+  rows = [["retrieval alone"] + [_number(found["retrieval"][n])
+                                 for n, _ in labels]]
+  rows += [[f"top {n} by rating"] + [_number(metrics[name])
+                                     for name, _ in labels]
+           for n, metrics in found["two_stage"].items()]
+  return ([f"Two stages: retrieval's top N re-ordered by predicted rating "
+           f"(test split, {found['users']} users, full ranking, seen items "
+           "excluded)"]
+          + _table([""] + [label for _, label in labels], rows))

@@ -3,8 +3,9 @@
 The text report's tables, and plots drawn with matplotlib into inline PNGs
 (no file or network access needed to view it): HR@k for k = 1..100, HR@10
 per slice, training and eval loss from the Trainer's TensorBoard logs, the
-items' train popularity (TFT's counts vocabulary) and the test users'
-history lengths (the sessionized test split).
+items' train popularity (TFT's counts vocabulary), the test users'
+history lengths (the sessionized test split), and for the ranking stage the
+rating model's loss and the two-stage HR@10 / NDCG@10 against N.
 """
 import base64
 import html
@@ -204,12 +205,45 @@ def history_histogram(found: Dict[str, Any]) -> Optional[str]:
   return _png(figure)
 
 
+def rating_loss_curves(found: Dict[str, Any]) -> Optional[str]:
+  """The rating model's train and eval loss (its TensorBoard logs)."""
+  return loss_curves(found["ranking"]) if found.get("ranking") else None
+
+
+def two_stage_curves(found: Dict[str, Any]) -> Optional[str]:
+  """HR@10 and NDCG@10 of the retrieval top N re-ordered by rating, against
+  N, beside retrieval alone."""
+  two = found.get("two_stage")
+  if not two:
+    return None
+  sizes = sorted(int(n) for n in two["two_stage"])
+  plt = _pyplot()
+  figure, axes_list = plt.subplots(1, 2, figsize=(10, 4))
+  for axes, metric, label in zip(axes_list, ("hit_rate@10", "ndcg@10"),
+                                 ("HR@10", "NDCG@10")):
+    axes.plot(sizes, [two["two_stage"][str(n)][metric] for n in sizes], "o-",
+              color=COLOURS["model"], label="top N re-ordered by rating")
+    axes.axhline(two["retrieval"][metric], color=COLOURS["latest blessed"],
+                 linestyle="--", label="retrieval alone")
+    axes.set(xlabel="N (retrieval candidates)", ylabel=label,
+             title=f"{label}, {two['users']} test users")
+    axes.set_xscale("log")
+    axes.grid(alpha=0.3)
+  axes_list[0].legend()
+  figure.tight_layout()
+  return _png(figure)
+
+
 PLOTS = (
     ("hit-rate-curve", "HR@k for k = 1..100", hit_rate_curve),
     ("slices", "HR@10 per slice", slice_bars),
     ("loss", "Training and eval loss", loss_curves),
     ("popularity", "Item popularity", popularity),
     ("history-length", "History lengths", history_histogram),
+    ("rating-loss", "Rating model: training and eval loss (MSE)",
+     rating_loss_curves),
+    ("two-stage", "Two stages: retrieval top N re-ordered by rating",
+     two_stage_curves),
 )
 
 

@@ -34,10 +34,15 @@ STEPS = {
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
     "Evaluator": "tfx.components.evaluator.executor.Executor",
     "TFLitePusher": "components.pusher.Executor",
+    "rating_trainer": "tfx.components.trainer.executor.GenericExecutor",
+    "rating_evaluator": "tfx.components.evaluator.executor.Executor",
+    "rating_pusher": "components.pusher.Executor",
+    "two_stage_evaluator": "components.two_stage.Executor",
 }
-# The latest-blessed-model Resolver compiles into two MLMD query steps.
-RESOLVERS = {"latest_blessed_model-model-blessing-resolver",
-             "latest_blessed_model-model-resolver"}
+# Each latest-blessed-model Resolver compiles into two MLMD query steps.
+RESOLVERS = {f"{name}-{step}" for name in (
+    "latest_blessed_model", "latest_blessed_rating_model") for step in (
+        "model-blessing-resolver", "model-resolver")}
 TASKS = set(STEPS) | RESOLVERS
 
 
@@ -95,9 +100,13 @@ def test_the_spec_parses_with_every_component_its_image_and_executor(compiled):
     label = spec.components[spec.root.dag.tasks[task].component_ref.name
                             ].executor_label
     assert "resolver" in executors[label], task
-  baseline = spec.root.dag.tasks["Evaluator"].inputs.artifacts["baseline_model"]
-  assert baseline.task_output_artifact.producer_task == (
-      "latest_blessed_model-model-resolver")
+  for evaluator, resolver in (("Evaluator", "latest_blessed_model"),
+                              ("rating_evaluator",
+                               "latest_blessed_rating_model")):
+    baseline = spec.root.dag.tasks[evaluator].inputs.artifacts[
+        "baseline_model"]
+    assert baseline.task_output_artifact.producer_task == (
+        f"{resolver}-model-resolver")
 
 
 def test_paths_name_files_in_the_image_and_code_is_imported_by_module(compiled):

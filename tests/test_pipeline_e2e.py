@@ -19,9 +19,11 @@ import pytest
 import tensorflow as tf
 
 from components import features as F
+from components import rating_serving
 from components import serving
 from components import tflite
 from components.anomalies import DataValidationError
+from components.session_data import session_data
 from tfx.dsl.components.base import base_beam_executor
 
 from components import evaluation
@@ -38,12 +40,17 @@ pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "data", "sample")
-COMPONENTS = ["ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",
-              "ExampleValidator", "Sessionize", "Transform", "Trainer",
-              "latest_blessed_model", "Evaluator", "TFLitePusher"]
-# What a re-run with the same config executes again: the resolver, which
-# now finds the first run's blessed model, and what depends on it.
-RERUN = {"latest_blessed_model", "Evaluator", "TFLitePusher"}
+RETRIEVAL_COMPONENTS = [
+    "ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",
+    "ExampleValidator", "Sessionize", "Transform", "Trainer",
+    "latest_blessed_model", "Evaluator", "TFLitePusher"]
+COMPONENTS = RETRIEVAL_COMPONENTS + [
+    "rating_trainer", "latest_blessed_rating_model", "rating_evaluator",
+    "rating_pusher", "two_stage_evaluator"]
+# What a re-run with the same config executes again: the resolvers, which
+# now find the first run's blessed models, and what depends on them.
+RERUN = {"latest_blessed_model", "Evaluator", "TFLitePusher",
+         "latest_blessed_rating_model", "rating_evaluator", "rating_pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +78,13 @@ BEAM_EXECUTORS = {
 @pytest.fixture(scope="module")
 def beam_run(tmp_path_factory):
   """The `runs` pipeline on BeamDagRunner with two Beam workers; records the
-  Beam arguments each executor makes its pipeline with."""
+  Beam arguments each executor makes its pipeline with. Without the ranking
+  stage, which adds no Beam job of its own kind (time)."""
   config = load_config(values={"data": {"data_dir": SAMPLE},
                                "output_dir": str(tmp_path_factory.mktemp("beam")),
                                "train": {"epochs": 6}, "runner": "beam",
-                               "beam_args": BEAM_ARGS})
+                               "beam_args": BEAM_ARGS,
+                               "ranking": {"enabled": False}})
   made = []
   make = base_beam_executor.BaseBeamExecutor._make_beam_pipeline  # pylint: disable=protected-access
 
@@ -94,7 +103,8 @@ def beam_run(tmp_path_factory):
 
 def test_beam_runner_runs_every_component_with_the_beam_arguments(beam_run):
   config, summary, made = beam_run
-  assert sorted(c["name"] for c in summary["components"]) == sorted(COMPONENTS)
+  assert sorted(c["name"] for c in summary["components"]) == sorted(
+      RETRIEVAL_COMPONENTS)
   assert not any(c["cached"] for c in summary["components"])
   assert {name for name, _ in made} == BEAM_EXECUTORS
   for name, args in made:
@@ -196,7 +206,8 @@ def test_pushed_bundle_is_complete_and_versioned(runs):
   assert pushed and os.path.dirname(pushed) == config.serving_dir
   # The re-run's model is the one already pushed: no second version.
   assert second["pushed"] == pushed
-  assert os.listdir(config.serving_dir) == [os.path.basename(pushed)]
+  assert sorted(os.listdir(config.serving_dir)) == [
+      os.path.basename(pushed), "ranking"]
   assert sorted(os.listdir(pushed)) == ["items.json", "metadata.json",
                                         "model.tflite", "saved_model"]
   with open(os.path.join(pushed, "metadata.json")) as f:
@@ -435,3 +446,115 @@ def test_readme_notebook_snippet_opens_the_artifacts(runs):
   assert any(dict(key).get(slices.TARGET_POPULARITY) == "head"
              for key, _ in result.slicing_metrics)
   assert stats.datasets[0].num_examples == 64162
+
+
+# --- The ranking stage ----------------------------------------------------------------
+
+def _test_records(config):
+  """The serialized test-split session examples."""
+  (sessions_dir,) = [
+      os.path.join(config.pipeline_root, "Sessionize", "sessions", d)
+      for d in os.listdir(os.path.join(config.pipeline_root, "Sessionize",
+                                       "sessions"))]
+  return tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(sessions_dir, "Split-test", "*")),
+      compression_type="GZIP")
+
+
+def test_rating_model_beats_both_baselines_and_is_pushed(runs):
+  config, first, second = runs
+  ranking = first["ranking"]
+  metrics = ranking["metrics"]
+  model = metrics[rating_serving.RATING]
+  item_mean = metrics[rating_serving.ITEM_MEAN_RATING]
+  global_mean = metrics[rating_serving.GLOBAL_MEAN_RATING]
+  assert model["example_count"] == 600  # the retrieval stage's test users
+  assert model["rmse"] < item_mean["rmse"] and model["rmse"] < global_mean[
+      "rmse"]
+  assert model[evaluation.RMSE_GAIN] == pytest.approx(
+      item_mean["rmse"] - model["rmse"], abs=1e-6)
+  # TFMA's RMSE and MAE, recomputed from the pushed SavedModel's outputs.
+  pushed = ranking["pushed"]
+  assert os.path.dirname(pushed) == config.ranking_serving_dir
+  loaded = tf.saved_model.load(os.path.join(pushed, "saved_model"))
+  predicted, labels = [], []
+  for batch in _test_records(config).batch(128):
+    predicted.append(loaded.signatures["evaluate"](examples=batch)[
+        rating_serving.RATING].numpy())
+    labels.append([tf.train.Example.FromString(r).features.feature[
+        F.LABEL_RATING].float_list.value[0] for r in batch.numpy()])
+  errors = np.concatenate(predicted) - np.concatenate(labels)
+  assert model["rmse"] == pytest.approx(np.sqrt(np.mean(errors ** 2)),
+                                        rel=1e-4)
+  assert model["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-4)
+  assert model["mean_squared_error"] == pytest.approx(model["rmse"] ** 2,
+                                                      rel=1e-4)
+  assert ranking["blessed"] and ranking["blessing_reason"].startswith(
+      "passed: rmse_gain_over_item_mean")
+  with open(os.path.join(pushed, "metadata.json")) as f:
+    metadata = json.load(f)
+  assert metadata["metrics"]["model"] == model
+  assert metadata["metrics"]["item_mean"] == item_mean
+  assert metadata["inputs"][rating_serving.CANDIDATE_ITEM_ID] == {
+      "dtype": "string", "shape": [-1, config.serving.top_k]}
+  assert metadata["outputs"][rating_serving.RATINGS]["dtype"] == "float32"
+  # The re-run compares with the first rating model (itself): not re-pushed.
+  assert second["ranking"]["pushed"] == pushed
+  assert os.listdir(config.ranking_serving_dir) == [os.path.basename(pushed)]
+  assert "rmse change vs baseline +0.0000 <= +0.0100" in second["ranking"][
+      "blessing_reason"]
+
+
+def test_two_stage_evaluation_beside_retrieval_alone(runs):
+  config, first, _ = runs
+  found = first["two_stage"]
+  assert found["users"] == 600
+  # Retrieval alone, ranked by this component, is what TFMA measured.
+  retrieval = first["metrics"][serving.SCORES]
+  for name, value in found["retrieval"].items():
+    assert value == pytest.approx(retrieval[name], abs=1e-9), name
+  assert sorted(found["two_stage"], key=int) == [
+      str(n) for n in config.ranking.two_stage_candidates]
+  # Re-ordering the top 10 keeps its hits; a larger N can only let more in
+  # than the top 10 had or push them out, never beyond N.
+  top10 = found["two_stage"]["10"]
+  assert top10["hit_rate@10"] == pytest.approx(
+      found["retrieval"]["hit_rate@10"])
+  for metrics in found["two_stage"].values():
+    assert metrics["hit_rate@1"] <= metrics["hit_rate@5"] <= metrics[
+        "hit_rate@10"]
+
+
+def test_recommend_two_stage_reorders_by_the_rating_model(runs):
+  config, first, _ = runs
+  result = subprocess.run(
+      [sys.executable, "-m", "pipeline.cli", "recommend", "--model",
+       config.serving_dir, "--history", "1,2,3", "--ratings", "5,4,1",
+       "--two-stage", "--top", "8"],
+      capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+  lines = result.stdout.strip().splitlines()
+  assert lines[0] == f"model {first['pushed']}"
+  assert lines[1].startswith(f"rating model {first['ranking']['pushed']}: "
+                             f"the top {config.serving.top_k} re-ordered")
+  rows = [line.split() for line in lines[2:]]
+  assert len(rows) == 8
+  ratings = [float(r[3]) for r in rows]
+  assert ratings == sorted(ratings, reverse=True)
+  # The same ratings as the pushed rating model gives those candidates.
+  rater = tflite.TFLiteRater(os.path.join(first["ranking"]["pushed"],
+                                          "model.tflite"))
+  recommender = tflite.TFLiteRecommender(os.path.join(first["pushed"],
+                                                      "model.tflite"))
+  with open(os.path.join(first["pushed"], "items.json"),
+            encoding="utf-8") as f:
+    catalog = json.load(f)
+  features = {F.CONTEXT_RATING: [5.0, 4.0, 1.0]}
+  for item in ("1", "2", "3"):  # what the command fills in from the catalog
+    for name, value in session_data(config.data.dataset).item_features(
+        catalog.get(item, {})).items():
+      features.setdefault(name, []).append(value)
+  ids, _ = recommender.recommend(["1", "2", "3"], features)
+  predicted = rater.rate(["1", "2", "3"], ids, [5.0, 4.0, 1.0])
+  best = int(np.argmax(predicted))
+  assert rows[0][1] == ids[best]
+  assert rows[0][4:6] == ["(retrieval", f"#{best + 1})"]
