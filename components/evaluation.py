@@ -210,23 +210,31 @@ def eval_config(min_hit_rate_at_10: float, max_hit_rate_drop: float,
   (TFMA's names `candidate` and `baseline`); without one it keeps the spec
   as it is and drops the change threshold.
   """
+  return _test_split_config(F.LABEL_ITEM_ID, slice_features, [
+      tfma.MetricsSpec(
+          metrics=ranking_metric_configs(min_hit_rate_at_10,
+                                         max_hit_rate_drop),
+          output_names=[serving.SCORES]),
+      tfma.MetricsSpec(
+          metrics=ranking_metric_configs(),
+          output_names=[serving.POPULARITY_SCORES]),
+  ])
+
+
+def _test_split_config(label_key: str, slice_features: Sequence[str],
+                       metrics_specs: List[tfma.MetricsSpec]
+                       ) -> tfma.EvalConfig:
+  """The models' `evaluate` outputs on the examples, label from their
+  `transform_features`, overall and per slice."""
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name="evaluate",
           model_type=tfma.TF_GENERIC,
-          label_key=F.LABEL_ITEM_ID,
+          label_key=label_key,
           preprocessing_function_names=["transform_features"])],
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[name]) for name in slice_features],
-      metrics_specs=[
-          tfma.MetricsSpec(
-              metrics=ranking_metric_configs(min_hit_rate_at_10,
-                                             max_hit_rate_drop),
-              output_names=[serving.SCORES]),
-          tfma.MetricsSpec(
-              metrics=ranking_metric_configs(),
-              output_names=[serving.POPULARITY_SCORES]),
-      ])
+      metrics_specs=metrics_specs)
 
 
 # --- Rating metrics (the ranking stage) --------------------------------------
@@ -375,25 +383,17 @@ def rating_eval_config(min_rmse_gain: float, max_rmse_increase: float,
   no_worse.change_threshold.absolute.value = max_rmse_increase
   errors = [tfma.MetricConfig(class_name="MeanSquaredError"),
             metric(MeanAbsoluteRatingError)]
-  return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(
-          signature_name="evaluate",
-          model_type=tfma.TF_GENERIC,
-          label_key=F.LABEL_RATING,
-          preprocessing_function_names=["transform_features"])],
-      slicing_specs=[tfma.SlicingSpec()] + [
-          tfma.SlicingSpec(feature_keys=[name]) for name in slice_features],
-      metrics_specs=[
-          tfma.MetricsSpec(
-              metrics=[metric(RootMeanSquaredRatingError, no_worse),
-                       metric(RmseGainOverItemMean, gain)] + errors + [
-                           tfma.MetricConfig(class_name="ExampleCount")],
-              output_names=[rating_serving.RATING]),
-          tfma.MetricsSpec(
-              metrics=[metric(RootMeanSquaredRatingError)] + errors,
-              output_names=[rating_serving.GLOBAL_MEAN_RATING,
-                            rating_serving.ITEM_MEAN_RATING]),
-      ])
+  return _test_split_config(F.LABEL_RATING, slice_features, [
+      tfma.MetricsSpec(
+          metrics=[metric(RootMeanSquaredRatingError, no_worse),
+                   metric(RmseGainOverItemMean, gain)] + errors + [
+                       tfma.MetricConfig(class_name="ExampleCount")],
+          output_names=[rating_serving.RATING]),
+      tfma.MetricsSpec(
+          metrics=[metric(RootMeanSquaredRatingError)] + errors,
+          output_names=[rating_serving.GLOBAL_MEAN_RATING,
+                        rating_serving.ITEM_MEAN_RATING]),
+  ])
 
 
 # Roles of the models in an evaluation, as read_sliced_metrics reports them.

@@ -32,6 +32,18 @@ def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
   return os.path.join(schemas_dir, dataset, "schema.pbtxt")
 
 
+def _trainer(module: str, transform, custom_config) -> tfx.components.Trainer:
+  """A Trainer of `module`.run_fn on the Transform output: train split to
+  fit, eval split to stop early."""
+  return tfx.components.Trainer(
+      run_fn=f"{module}.run_fn",
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+      custom_config={**custom_config, "code_version": code_version(module)})
+
+
 def _latest_blessed(stage: nodes.Stage) -> tfx.dsl.Resolver:
   """The latest model of the stage's Trainer blessed by its Evaluator (each
   stage is compared with its own models only)."""
@@ -89,15 +101,9 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       custom_config={**config.sections("session", "model"),
                      "features": features,
                      "code_version": code_version("components.transform")})
-  trainer = tfx.components.Trainer(
-      run_fn="components.trainer.run_fn",
-      examples=transform.outputs["transformed_examples"],
-      transform_graph=transform.outputs["transform_graph"],
-      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
-      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
-      custom_config={**config.sections("session", "model", "train", "serving"),
-                     "features": features,
-                     "code_version": code_version("components.trainer")})
+  trainer = _trainer("components.trainer", transform, {
+      **config.sections("session", "model", "train", "serving"),
+      "features": features})
   # The latest blessed model of this pipeline: the Evaluator's baseline.
   latest_blessed = _latest_blessed(nodes.RETRIEVAL)
   evaluator = tfx.components.Evaluator(
@@ -134,18 +140,10 @@ def _ranking_stage(config: RunConfig, features, sessionize, transform,
                    trainer) -> list:
   """The rating model's Trainer, Evaluator and Pusher on the same Transform
   output, and the two-stage evaluation of both models."""
-  rating_trainer = tfx.components.Trainer(
-      run_fn="components.rating_trainer.run_fn",
-      examples=transform.outputs["transformed_examples"],
-      transform_graph=transform.outputs["transform_graph"],
-      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
-      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
-      custom_config={**config.sections("session", "ranking", "serving"),
-                     "train": {"seed": config.train.seed},
-                     "features": features,
-                     "code_version": code_version(
-                         "components.rating_trainer")},
-  ).with_id(nodes.RANKING.trainer)
+  rating_trainer = _trainer("components.rating_trainer", transform, {
+      **config.sections("session", "ranking", "serving"),
+      "train": {"seed": config.train.seed}, "features": features,
+  }).with_id(nodes.RANKING.trainer)
   latest_blessed = _latest_blessed(nodes.RANKING)
   rating_evaluator = tfx.components.Evaluator(
       examples=sessionize.outputs["sessions"],

@@ -79,7 +79,7 @@ def test_every_setting_is_recorded():
   recorded = json.loads(RunConfig().to_json())
   assert set(recorded) == {"name", "output_dir", "push_dir", "runner",
                            "beam_args", "metadata", "data", "session", "model",
-                           "train", "eval", "serving"}
+                           "train", "eval", "ranking", "serving"}
 
 
 def test_shipped_feature_configs_load_and_fit_the_session_settings():

@@ -227,3 +227,85 @@ def test_a_candidate_worse_than_the_baseline_is_not_blessed(
   # read_metrics: the candidate's scalars only.
   assert evaluation.read_metrics(worse_than_baseline)[serving.SCORES] == {
       k: v for k, v in model.items() if k != evaluation.HIT_RATE_CURVE}
+
+
+# --- Rating metrics (the ranking stage) ---------------------------------------
+
+def rating_inputs(label, rating, item_mean, weight=1.0):
+  return metric_types.StandardMetricInputs(
+      labels=np.array([label]),
+      predictions={"rating": np.array([rating], np.float32),
+                   "item_mean_rating": np.array([item_mean], np.float32),
+                   "global_mean_rating": np.array([3.5], np.float32)},
+      example_weights=np.array([weight]))
+
+
+def compute_rating(metric, elements, example_weighted=False):
+  computations = metric.computations(eval_config=tfma.EvalConfig(),
+                                     output_names=["rating"],
+                                     example_weighted=example_weighted)
+  values = {}
+  for c in computations:
+    if isinstance(c, metric_types.MetricComputation):
+      fn = c.combiner
+      half = len(elements) // 2
+      accumulators = [fn.create_accumulator(), fn.create_accumulator()]
+      for e in elements[:half]:
+        accumulators[0] = fn.add_input(accumulators[0], e)
+      for e in elements[half:]:
+        accumulators[1] = fn.add_input(accumulators[1], e)
+      values.update(fn.extract_output(fn.merge_accumulators(accumulators)))
+  for c in computations:
+    if isinstance(c, metric_types.DerivedMetricComputation):
+      values.update(c.result(values))
+  assert {k.output_name for k in values} == {"rating"}
+  return {k.name: v for k, v in values.items() if not k.name.startswith("_")}
+
+
+def test_rating_errors_and_the_gain_over_the_item_mean():
+  labels = np.array([4.0, 1.0, 5.0, 3.0])
+  model = np.array([3.5, 2.0, 4.5, 3.0])
+  item_mean = np.array([3.0, 3.0, 3.0, 3.0])
+  elements = [rating_inputs(*values) for values in zip(labels, model,
+                                                        item_mean)]
+  rmse = np.sqrt(np.mean((model - labels) ** 2))
+  assert compute_rating(evaluation.RootMeanSquaredRatingError(), elements)[
+      "rmse"] == pytest.approx(rmse)
+  assert compute_rating(evaluation.MeanAbsoluteRatingError(), elements)[
+      "mae"] == pytest.approx(np.mean(np.abs(model - labels)))
+  gain = np.sqrt(np.mean((item_mean - labels) ** 2)) - rmse
+  assert gain > 0
+  assert compute_rating(evaluation.RmseGainOverItemMean(), elements)[
+      evaluation.RMSE_GAIN] == pytest.approx(gain)
+  # Weighted: an example of weight 2 counts twice.
+  weighted = elements[:3] + [rating_inputs(3.0, 3.0, 3.0, weight=2.0)]
+  doubled = np.sqrt(np.sum((model - labels) ** 2) / 5)
+  assert compute_rating(evaluation.RootMeanSquaredRatingError(), weighted,
+                        example_weighted=True)["rmse"] == pytest.approx(doubled)
+
+
+def test_rating_eval_config_gates_on_the_overall_slice():
+  config = evaluation.rating_eval_config(0.02, 0.01)
+  assert config.model_specs[0].label_key == F.LABEL_RATING
+  # No baseline yet: the gain over the per-item mean alone.
+  alone = tfma.utils.update_eval_config_with_defaults(
+      config, has_baseline=False, rubber_stamp=True)
+  ((name, _, diff, output), threshold), = _thresholds(alone).items()
+  assert (name, diff, output) == (evaluation.RMSE_GAIN, False, "rating")
+  assert threshold.lower_bound.value == 0.02
+  # With the latest blessed rating model: at most 0.01 more RMSE.
+  paired = tfma.utils.update_eval_config_with_defaults(config,
+                                                       has_baseline=True)
+  thresholds = {k: t for k, t in _thresholds(paired).items()
+                if k[1] != tfma.BASELINE_KEY}
+  assert set(thresholds) == {
+      (evaluation.RMSE_GAIN, tfma.CANDIDATE_KEY, False, "rating"),
+      (evaluation.RMSE, tfma.CANDIDATE_KEY, True, "rating")}
+  change = thresholds[(evaluation.RMSE, tfma.CANDIDATE_KEY, True, "rating")]
+  assert change.direction == tfma.MetricDirection.LOWER_IS_BETTER
+  assert change.absolute.value == pytest.approx(0.01)
+  # Every gate is on the overall slice only.
+  for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      for gate in metric.per_slice_thresholds:
+        assert list(gate.slicing_specs) == [tfma.SlicingSpec()]
