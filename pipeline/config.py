@@ -143,7 +143,8 @@ class RankingConfig:
   enabled: bool = True
   embedding_dim: int = 32
   hidden_units: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
-  dropout: float = 0.1
+  # 0.3: on the ML-1M subset's eval split RMSE 0.9169 against 0.9178 at 0.1.
+  dropout: float = 0.3
   epochs: int = 30
   batch_size: int = 64
   learning_rate: float = 0.001

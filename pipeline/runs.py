@@ -3,13 +3,15 @@
 Every run of the DAG (LocalDagRunner or BeamDagRunner) is a `pipeline_run`
 context in ML Metadata; its executions (run or served from the cache) and
 their artifacts say which config it ran (the Pusher's recorded run_config),
-how the model scored (the Evaluator's output), whether it was blessed and
-where it was pushed.
+how the model scored (the Evaluator's output; the rating model's test RMSE
+when the pipeline has the ranking stage), whether it was blessed and where
+it was pushed.
 """
 import datetime
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from pipeline import nodes
 from pipeline import runner
 from pipeline.config import ConfigError, RunConfig, from_json
 
@@ -17,8 +19,10 @@ _PUSHER_PROPERTY = "run_config"
 
 
 def run_row(store, run, executions) -> Dict[str, Any]:
-  from components import serving  # pylint: disable=import-outside-toplevel
-  result = runner.outcome(runner.run_outputs(store, executions))
+  from components import rating_serving, serving  # pylint: disable=import-outside-toplevel
+  outputs = runner.run_outputs(store, executions)
+  result = runner.outcome(outputs)
+  rating = runner.outcome(outputs, nodes.RANKING).get("metrics", {})
   row: Dict[str, Any] = {
       "run": run.name,
       "started": datetime.datetime.fromtimestamp(
@@ -29,6 +33,7 @@ def run_row(store, run, executions) -> Dict[str, Any]:
       "digest": None, "encoder": None,
       "hit_rate@10": result.get("metrics", {}).get(serving.SCORES, {}).get(
           "hit_rate@10"),
+      "rmse": rating.get(rating_serving.RATING, {}).get("rmse"),
       "blessed": result.get("blessed"), "pushed": result.get("pushed")}
   recorded = [e.custom_properties[_PUSHER_PROPERTY].string_value
               for e in executions if _PUSHER_PROPERTY in e.custom_properties]
@@ -79,10 +84,10 @@ def _cell(value: Optional[Any]) -> str:
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
   header = ["run", "started (UTC)", "config", "encoder", "HR@10", "blessed",
-            "cached", "pushed"]
+            "rating RMSE", "cached", "pushed"]
   lines = [[_cell(r["run"]), _cell(r["started"]), _cell(r["digest"]),
             _cell(r["encoder"]),
-            _cell(r["hit_rate@10"]), _cell(r["blessed"]),
+            _cell(r["hit_rate@10"]), _cell(r["blessed"]), _cell(r["rmse"]),
             f"{r['cached']}/{r['components']}", _cell(r["pushed"])]
            for r in rows]
   widths = [max(len(x) for x in column) for column in zip(header, *lines)]

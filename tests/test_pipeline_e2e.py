@@ -138,6 +138,8 @@ def test_runs_lists_each_run_from_mlmd(runs, beam_run):
     assert row["digest"] == digest and row["encoder"] == "attention"
     assert (row["components"], row["cached"]) == (len(COMPONENTS), cached)
     assert row["hit_rate@10"] == first["metrics"][serving.SCORES]["hit_rate@10"]
+    assert row["rmse"] == first["ranking"]["metrics"][rating_serving.RATING][
+        "rmse"]
     assert row["blessed"] is True
     # The cached run's model is the first run's push.
     assert row["pushed"] == first["pushed"]
@@ -149,6 +151,7 @@ def test_runs_lists_each_run_from_mlmd(runs, beam_run):
       f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
   (beam,) = pipeline_runs.list_runs(beam_run[0])
   assert beam["digest"] == beam_run[1]["config"].digest() != digest
+  assert beam["rmse"] is None  # no ranking stage
   assert beam["pushed"] == beam_run[1]["pushed"]
 
 
