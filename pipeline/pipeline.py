@@ -98,6 +98,11 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       preprocessing_fn="components.transform.preprocessing_fn",
       splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN],
                                            transform=list(F.SPLITS)),
+      # TFDV statistics of the session examples before and after the
+      # transform: nothing reads them (StatisticsGen covers the raw data,
+      # the Sessionize report the sessions), and they cost most of the
+      # component's time on small data.
+      disable_statistics=True,
       custom_config={**config.sections("session", "model"),
                      "features": features,
                      "code_version": code_version("components.transform")})
