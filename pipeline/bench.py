@@ -47,19 +47,20 @@ def machine() -> str:
 LATENCY_PROCESSES = 5
 
 
-def tflite_facts(version_dir: str, queries: int) -> Dict[str, Any]:
+def tflite_facts(version_dir: str, queries: int,
+                 processes: int = LATENCY_PROCESSES) -> Dict[str, Any]:
   """Size (float32, and with float16 weights) and latency of a pushed model.
 
   Latency is measured by `recsys latency` in fresh processes, as an app
   would run the model: timed inside the bench process, which holds a whole
   pipeline run, the same model measured up to twice as slow. On a shared VM
   one process's median still moves by up to 1.7x between runs, so the
-  figure is the median over LATENCY_PROCESSES processes (each its own
-  random histories); their medians are kept to show the spread.
+  figure is the median over `processes` processes (each its own random
+  histories); their medians are kept to show the spread.
   """
   from components import tflite  # pylint: disable=import-outside-toplevel
   runs = []
-  for seed in range(LATENCY_PROCESSES):
+  for seed in range(processes):
     measured = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "latency", "--model",
          version_dir, "--queries", str(queries), "--threads", "1", "--json",
