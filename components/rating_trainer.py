@@ -51,8 +51,8 @@ def rating_statistics(arrays: Dict[str, np.ndarray], num_items: int
 
 
 def attribute_table(arrays: Dict[str, np.ndarray],
-                    attributes: List[fc.Feature], num_items: int,
-                    context_length: int) -> np.ndarray:
+                    attributes: List[fc.Feature], num_items: int
+                    ) -> np.ndarray:
   """[num_items, sum of lengths]: each train item's attribute ids, from the
   positions of the contexts and the labels (PAD for items never seen)."""
   table = np.zeros([num_items, sum(f.length for f in attributes)], np.int32)
@@ -89,7 +89,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   sizes = trainer.vocabulary_sizes(tft_output, config)
   num_items = sizes[config.label.vocabulary]
   rating_mean, item_means = rating_statistics(arrays, num_items)
-  table = attribute_table(arrays, attributes, num_items, context_length)
+  table = attribute_table(arrays, attributes, num_items)
   # Canonical order keyed by every id and the ratings in half-stars.
   order_key = np.concatenate(
       [arrays[F.LABEL_ITEM_ID].reshape(-1, 1),

@@ -103,7 +103,7 @@ def test_attribute_table_from_contexts_and_labels():
       F.label_feature(F.CONTEXT_YEAR): np.array([[12]]),
       F.label_feature(F.CONTEXT_GENRE): np.array([[3, 2]]),
   }
-  table = rating_trainer.attribute_table(arrays, [year, genre], 7, 3)
+  table = rating_trainer.attribute_table(arrays, [year, genre], 7)
   np.testing.assert_array_equal(table, [
       [0, 0, 0], [0, 0, 0], [10, 2, 3], [11, 4, 0], [0, 0, 0], [12, 3, 2],
       [0, 0, 0]])
@@ -153,8 +153,7 @@ def exported(tmp_path_factory):
   sizes = {name: tft_output.vocabulary_size_by_name(name) + 2
            for name in FEATURES.vocabularies()}
   mean, item_means = rating_trainer.rating_statistics(arrays, num_items)
-  table = rating_trainer.attribute_table(arrays, attributes, num_items,
-                                         CONTEXT)
+  table = rating_trainer.attribute_table(arrays, attributes, num_items)
   keras.utils.set_random_seed(1)
   model = RatingModel(FEATURES, sizes, attributes, table, mean, MODEL)
   model.compile(optimizer=keras.optimizers.Adam(0.02))
@@ -174,18 +173,14 @@ def exported(tmp_path_factory):
 
 
 def serialized(examples):
-  from components.sessionize import feature_spec  # pylint: disable=import-outside-toplevel
-  spec = feature_spec()
-  out = []
-  for e in examples:
-    example = tf.train.Example()
-    for name, values in e.items():
-      values = values if isinstance(values, list) else [values]
-      kind = {tf.string: "bytes_list", tf.int64: "int64_list",
-              tf.float32: "float_list"}[spec[name].dtype]
-      getattr(example.features.feature[name], kind).value.extend(values)
-    out.append(example.SerializeToString())
-  return tf.constant(out)
+  """Session examples (TFT instance dicts) as the sessionizer writes them."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  from components import sessionize
+  list_of = {name: sessionize._KIND[spec.dtype]
+             for name, spec in sessionize.feature_spec().items()}
+  return tf.constant([sessionize._example(
+      {k: v if isinstance(v, list) else [v] for k, v in e.items()},
+      list_of).SerializeToString() for e in examples])
 
 
 def test_model_learns_the_users_taste_and_beats_the_baselines(exported):
