@@ -13,9 +13,12 @@ class ItemCatalog(artifact.Artifact):
   # type, which its executor entry point imports back by that path
   # (components/__init__.py exports the class).
   TYPE_NAME = "components.ItemCatalog"
+  # Custom property: the data set whose entries the catalog holds (its
+  # entries' fields differ by data set; components/lib/session_data.py).
+  DATASET_PROPERTY = "dataset"
 
 
 class TwoStageEvaluation(artifact.Artifact):
   """Retrieval alone vs retrieval top-N re-ordered by the rating model, on
-  the test split (`two_stage_metrics.json`, components/two_stage.py)."""
+  the test split (`two_stage_metrics.json`, components/two_stage_evaluator/)."""
   TYPE_NAME = "components.TwoStageEvaluation"

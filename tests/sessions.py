@@ -6,9 +6,9 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import metadata_io
 
-from components import feature_config as fc
-from components import features as F
-from components import slices
+from components.lib import feature_config as fc
+from components.lib import features as F
+from components.lib import slices
 from components import transform
 from components.sessionize import feature_spec
 

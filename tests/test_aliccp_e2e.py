@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
+from components.lib import features as F
 from components import raw_example_gen
 from components import serving
-from components import session_data as D
+from components.lib import session_data as D
 from components import sessionize
-from components import slices
+from components.lib import slices
 from components import tflite
 from pipeline import report
 from pipeline import runner

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from components import aliccp_format as A
-from components.ingestion import IngestionError, MalformedLineError
+from components.lib import aliccp_format as A
+from components.lib.ingestion import IngestionError, MalformedLineError
 from data import make_aliccp
 
 

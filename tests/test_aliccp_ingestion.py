@@ -12,8 +12,8 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
 from components import aliccp_example_gen as G
-from components import aliccp_format as A
-from components import ingestion
+from components.lib import aliccp_format as A
+from components.lib import ingestion
 from components import raw_example_gen
 from data import make_aliccp
 

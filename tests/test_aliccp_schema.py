@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfx.utils import io_utils
 
 from components import aliccp_example_gen as G
-from components import aliccp_format as A
+from components.lib import aliccp_format as A
 from tests.test_schema import anomalies_of, statistics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

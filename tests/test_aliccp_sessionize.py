@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from components import aliccp_example_gen as G
-from components import aliccp_format as A
-from components import features as F
-from components import session_data as D
+from components.lib import aliccp_format as A
+from components.lib import features as F
+from components.lib import session_data as D
 from components import sessionize
 from data import make_aliccp
 

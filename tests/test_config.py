@@ -111,7 +111,7 @@ def test_feature_config_errors_name_the_field(tmp_path):
 
 
 def test_resolved_feature_config_is_recorded_inline(tmp_path):
-  from components import feature_config as fc  # pylint: disable=import-outside-toplevel
+  from components.lib import feature_config as fc  # pylint: disable=import-outside-toplevel
   config = load_config(values={"output_dir": str(tmp_path)})
   resolved = config.with_features(fc.resolve(config.feature_config(), False))
   assert isinstance(resolved.model.features, dict)

@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 import numpy as np
 import pytest
 
-from components import disk_group
+from components.lib import disk_group
 
 
 def normalized(grouped):

@@ -9,10 +9,10 @@ from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.metrics import metric_types
 
 from components import evaluation
-from components import features as F
+from components.lib import features as F
 from components import serving
-from components import slices
-from components.model.ranking import EXCLUDED_SCORE
+from components.lib import slices
+from components.model.catalog_ranking import EXCLUDED_SCORE
 
 
 def inputs(label, scores):

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from components import feature_config as fc
+from components.lib import feature_config as fc
 from tests.sessions import GENRE_SLOTS, feature_config
 
 GOOD = feature_config().to_dict()

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.model import ranking
+from components.lib import features as F
+from components.model import catalog_ranking
 from components.model.context_encoders import build_context_encoder
 from components.model.context_encoders import masked_mean
 from components.model.dual_encoder import DualEncoder

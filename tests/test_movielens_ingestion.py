@@ -13,14 +13,14 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 import pytest
 
-from components import features as F  # first: selects legacy Keras
-from components import ingestion
+from components.lib import features as F  # first: selects legacy Keras
+from components.lib import ingestion
 from components import movielens_example_gen as gen
-from components import movielens_formats as formats
+from components.lib import movielens_formats as formats
 from components import raw_example_gen
-from components.ingestion import (IngestionError, MalformedLine,
+from components.lib.ingestion import (IngestionError, MalformedLine,
                                   MalformedLineError, _OffsetLineSource)
-from components.movielens_formats import detect_files
+from components.lib.movielens_formats import detect_files
 
 import apache_beam as beam
 from apache_beam.io import source_test_utils

@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
+from components.lib import features as F
 from components import rating_serving
 from components import serving
 from components import tflite
 from components.anomalies import DataValidationError
-from components.session_data import session_data
+from components.lib.session_data import session_data
 from tfx.dsl.components.base import base_beam_executor
 
 from components import evaluation
-from components import slices
+from components.lib import slices
 from pipeline import bench
 from pipeline import cli
 from pipeline import report

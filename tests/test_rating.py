@@ -5,13 +5,13 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import feature_config as fc
-from components import features as F
+from components.lib import feature_config as fc
+from components.lib import features as F
 from components import rating_serving
 from components import rating_trainer
 from components import tflite
 from components import two_stage
-from components.model.ranking import EXCLUDED_SCORE
+from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.rating_model import ItemTower, RatedHistoryPooling
 from components.model.rating_model import RatingModel, chunk_positions
 from components.transform import rating_model_item_features

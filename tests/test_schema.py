@@ -18,10 +18,10 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
-from components import features as F
+from components.lib import features as F
 from components.movielens_example_gen import ReadMovieLens, to_example
-from components.movielens_formats import ML_1M, ML_CSV, Movie, Rating, User
-from components.movielens_formats import detect_files
+from components.lib.movielens_formats import ML_1M, ML_CSV, Movie, Rating, User
+from components.lib.movielens_formats import detect_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "schemas" / "movielens" / "schema.pbtxt"

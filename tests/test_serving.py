@@ -10,12 +10,12 @@ import tf_keras
 
 from tfx.types import standard_artifacts
 
-from components import features as F
+from components.lib import features as F
 from components import pusher
 from components import serving
 from components import tflite
 from components import trainer
-from components.model.ranking import EXCLUDED_SCORE
+from components.model.catalog_ranking import EXCLUDED_SCORE
 from tests.sessions import GENRE_SLOTS, analyze_and_transform, custom_config
 from tests.sessions import feature_config, session
 

@@ -31,13 +31,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
-from components import features as F
+from components.lib import features as F
 from components import sessionize
-from components import slices
+from components.lib import slices
 from components.anomalies import DataValidationError, raise_on_anomalies
 from components.artifacts import ItemCatalog
 from components.movielens_example_gen import to_example
-from components.movielens_formats import Movie, Rating, User
+from components.lib.movielens_formats import Movie, Rating, User
 from components.sessionize import SessionizeExamples, SessionParams
 
 # --- Hand-made raw data -------------------------------------------------------

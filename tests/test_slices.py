@@ -1,7 +1,7 @@
 """Slice values the evaluation reports on (components/slices.py)."""
 import pytest
 
-from components import slices
+from components.lib import slices
 
 
 def test_history_length_buckets_cover_every_length():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
+from components.lib import features as F
 from components import transform
 from tests.sessions import GENRE_SLOTS, analyze_and_transform, custom_config
 from tests.sessions import feature_config, session

@@ -11,10 +11,10 @@ position's encoding [batch, units]; serving calls it, and an encoder may
 compute it more cheaply than the whole sequence. Encoders are chosen by name
 (`model.encoder`).
 """
-from typing import Any, Dict
-
 import tensorflow as tf
 import tf_keras as keras
+
+from components.lib.settings import ModelConfig
 
 
 def masked_mean(sequence: tf.Tensor, mask: tf.Tensor, axis: int = 1) -> tf.Tensor:
@@ -172,20 +172,19 @@ class SelfAttentionEncoder(ContextEncoder):
 
 
 def build_context_encoder(name: str, context_length: int,
-                          model_config: Dict[str, Any]) -> keras.layers.Layer:
+                          model_config: ModelConfig) -> keras.layers.Layer:
   """The encoder `name` with its settings from the model config."""
   c = model_config
   builders = {
-      "bow": lambda: BagOfWordsEncoder(),
-      "cnn": lambda: CNNEncoder(c["cnn_filters"], c["cnn_kernel_size"],
-                                c["cnn_layers"], c["cnn_dilated"], c["dropout"]),
-      "lstm": lambda: RNNEncoder("lstm", c["rnn_units"], c["rnn_layers"],
-                                 c["dropout"]),
-      "gru": lambda: RNNEncoder("gru", c["rnn_units"], c["rnn_layers"],
-                                c["dropout"]),
+      "bow": BagOfWordsEncoder,
+      "cnn": lambda: CNNEncoder(c.cnn_filters, c.cnn_kernel_size,
+                                c.cnn_layers, c.cnn_dilated, c.dropout),
+      "lstm": lambda: RNNEncoder("lstm", c.rnn_units, c.rnn_layers,
+                                 c.dropout),
+      "gru": lambda: RNNEncoder("gru", c.rnn_units, c.rnn_layers, c.dropout),
       "attention": lambda: SelfAttentionEncoder(
-          context_length, c["attention_units"], c["attention_layers"],
-          c["attention_heads"], c["dropout"]),
+          context_length, c.attention_units, c.attention_layers,
+          c.attention_heads, c.dropout),
   }
   if name not in builders:
     raise ValueError(f"unknown context encoder {name!r}; known: "

@@ -13,15 +13,17 @@ softmax over the catalog or a sampled one. Serving and evaluation read the
 position of the newest item. Validation ranks the whole catalog with the
 user's history excluded, as the test metrics do.
 """
-from typing import Any, Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
-from components import feature_config as fc
-from components import features as F
+from components.lib import feature_config as fc
+from components.lib import features as F
+from components.lib.settings import ModelConfig
 from components.model import losses
-from components.model import ranking
+from components.model import catalog_ranking
+from components.model.causal_model import CausalModel
 from components.model.context_encoders import build_context_encoder
 from components.model.feature_embeddings import SequenceGroupEmbedding
 from components.model.feature_embeddings import StaticGroupEmbedding
@@ -43,12 +45,12 @@ def next_item_targets(context_items: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
                   shifted)
 
 
-class DualEncoder(keras.Model):
+class DualEncoder(CausalModel):
   """Next-item retrieval model over transformed features."""
 
   def __init__(self, feature_config: fc.FeatureConfig,
                vocabulary_sizes: Dict[str, int], context_length: int,
-               model_config: Dict[str, Any],
+               model_config: ModelConfig,
                item_counts: Optional[Sequence[float]] = None,
                loss: str = "softmax", num_negatives: int = 1024, **kwargs):
     super().__init__(**kwargs)
@@ -63,7 +65,7 @@ class DualEncoder(keras.Model):
     for group in feature_config.groups:
       for feature in group.features:
         rows = feature.num_ids or vocabulary_sizes[feature.vocabulary]
-        shared = (model_config["share_item_embeddings"] and
+        shared = (model_config.share_item_embeddings and
                   feature.vocabulary == label.vocabulary and
                   feature.embedding_dim == label.embedding_dim)
         embeddings[feature.name] = (
@@ -77,13 +79,13 @@ class DualEncoder(keras.Model):
         StaticGroupEmbedding(g, embeddings, name=f"{g.name}_embedding")
         for g in feature_config.groups if g.kind == fc.STATIC]
     self.context_encoder = build_context_encoder(
-        sequence_group.encoder or model_config["encoder"], context_length,
+        sequence_group.encoder or model_config.encoder, context_length,
         model_config)
     self.projection = keras.layers.Dense(label.embedding_dim, name="projection")
     self.similarity = DotProductSimilarity(name="similarity")
     self.loss_layer = losses.build_loss(loss, item_counts, num_negatives)
-    self.loss_tracker = keras.metrics.Mean(name="loss")
-    self.validation_metrics = [ranking.HitRate(10), ranking.NDCG(10)]
+    self.evaluation_metrics = [catalog_ranking.HitRate(10),
+                               catalog_ranking.NDCG(10)]
 
   def _queries(self, encoded, features):
     """Appends the static groups' encodings, projects to the item space."""
@@ -112,25 +114,16 @@ class DualEncoder(keras.Model):
     return self.similarity(self.encode_context(features),
                            self.label_encoder.candidates())
 
-  @property
-  def metrics(self):
-    return [self.loss_tracker] + self.validation_metrics
-
-  def train_step(self, data):
+  def training_loss(self, data):
     features, labels = data
-    with tf.GradientTape() as tape:
-      queries, _ = self.encode_positions(features, training=True)
-      targets = next_item_targets(features[F.CONTEXT_ITEM_ID], labels)
-      # Neither padding nor an item outside a capped vocabulary (OOV) is a
-      # target the model can name (and OOV has no sampling probability).
-      valid = targets >= F.NUM_RESERVED_IDS
-      loss = self.loss_layer(tf.boolean_mask(queries, valid),
-                             tf.boolean_mask(targets, valid),
-                             self.label_encoder.candidates(), training=True)
-      total = loss + tf.add_n(self.losses) if self.losses else loss
-    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
-    self.loss_tracker.update_state(loss)
-    return {"loss": self.loss_tracker.result()}
+    queries, _ = self.encode_positions(features, training=True)
+    targets = next_item_targets(features[F.CONTEXT_ITEM_ID], labels)
+    # Neither padding nor an item outside a capped vocabulary (OOV) is a
+    # target the model can name (and OOV has no sampling probability).
+    valid = targets >= F.NUM_RESERVED_IDS
+    return self.loss_layer(tf.boolean_mask(queries, valid),
+                           tf.boolean_mask(targets, valid),
+                           self.label_encoder.candidates(), training=True)
 
   def test_step(self, data):
     """Eval split: loss on the label, ranking metrics with history excluded."""
@@ -140,8 +133,8 @@ class DualEncoder(keras.Model):
     self.loss_tracker.update_state(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(tf.boolean_mask(labels, known), tf.int32),
         logits=tf.boolean_mask(logits, known)))
-    scores = ranking.exclude_items(logits, features[F.HISTORY_ITEM_ID])
-    ranks = ranking.target_ranks(scores, labels)
-    for metric in self.validation_metrics:
+    scores = catalog_ranking.exclude_items(logits, features[F.HISTORY_ITEM_ID])
+    ranks = catalog_ranking.target_ranks(scores, labels)
+    for metric in self.evaluation_metrics:
       metric.update_state(ranks)
-    return {m.name: m.result() for m in self.metrics}
+    return self.metric_results()

@@ -11,8 +11,8 @@ from typing import Dict
 import tensorflow as tf
 import tf_keras as keras
 
-from components import feature_config as fc
-from components import features as F
+from components.lib import feature_config as fc
+from components.lib import features as F
 from components.model.context_encoders import masked_mean
 
 

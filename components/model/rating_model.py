@@ -13,14 +13,16 @@ items before it, so every train rating is a target once. Evaluation rates
 the label after its whole context, and serving rates candidates after the
 whole history, which is the same computation.
 """
-from typing import Any, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import feature_config as fc
-from components import features as F
+from components.lib import feature_config as fc
+from components.lib import features as F
+from components.lib.settings import RankingConfig
+from components.model.causal_model import CausalModel
 from components.model.context_encoders import masked_mean
 from components.model.feature_embeddings import StaticGroupEmbedding
 
@@ -108,7 +110,13 @@ def chunk_positions(features: Dict[str, tf.Tensor], labels: tf.Tensor,
   return items, ratings
 
 
-class RatingModel(keras.Model):
+def input_names(config: fc.FeatureConfig) -> List[str]:
+  """The transformed features the rating model reads."""
+  return [F.CONTEXT_ITEM_ID, F.CONTEXT_RATING_VALUE, F.LABEL_ITEM_ID] + [
+      f.name for f in config.static_features()]
+
+
+class RatingModel(CausalModel):
   """Rates items for a user from transformed features.
 
   Features: the context items and their raw ratings (F.CONTEXT_RATING_VALUE),
@@ -119,11 +127,11 @@ class RatingModel(keras.Model):
   def __init__(self, feature_config: fc.FeatureConfig,
                vocabulary_sizes: Dict[str, int],
                attributes: Sequence[fc.Feature], attribute_table: np.ndarray,
-               rating_mean: float, model_config: Dict[str, Any], **kwargs):
+               rating_mean: float, model_config: RankingConfig, **kwargs):
     super().__init__(**kwargs)
     self.feature_config = feature_config
     self.rating_mean = float(rating_mean)
-    dim = int(model_config["embedding_dim"])
+    dim = model_config.embedding_dim
     num_items = vocabulary_sizes[feature_config.label.vocabulary]
     self.item_tower = ItemTower(num_items, dim, attributes, attribute_table,
                                 vocabulary_sizes, name="item_tower")
@@ -139,18 +147,14 @@ class RatingModel(keras.Model):
         self.static_embeddings.append(StaticGroupEmbedding(
             group, embeddings, name=f"{group.name}_embedding"))
     self.hidden = []
-    for i, units in enumerate(model_config["hidden_units"]):
+    for i, units in enumerate(model_config.hidden_units):
       self.hidden += [keras.layers.Dense(units, activation="relu",
                                          name=f"hidden_{i}"),
-                      keras.layers.Dropout(model_config["dropout"])]
+                      keras.layers.Dropout(model_config.dropout)]
     self.output_layer = keras.layers.Dense(1, name="rating_correction")
-    self.loss_tracker = keras.metrics.Mean(name="loss")
     self.rmse = keras.metrics.RootMeanSquaredError(name="rmse")
     self.mae = keras.metrics.MeanAbsoluteError(name="mae")
-
-  @property
-  def metrics(self):
-    return [self.loss_tracker, self.rmse, self.mae]
+    self.evaluation_metrics = [self.rmse, self.mae]
 
   def _user(self, features) -> List[tf.Tensor]:
     return [layer(features) for layer in self.static_embeddings]
@@ -188,21 +192,15 @@ class RatingModel(keras.Model):
     return self.rate(features, features[F.LABEL_ITEM_ID][:, tf.newaxis],
                      training=training)[:, 0]
 
-  def train_step(self, data):
+  def training_loss(self, data):
     features, label_ratings = data
     items, ratings = chunk_positions(features, features[F.LABEL_ITEM_ID],
                                      label_ratings)
     valid = tf.not_equal(items, F.PAD_ID)
-    with tf.GradientTape() as tape:
-      pooled = self._pooled_history(items, ratings, causal=True)
-      predicted = self._rate(pooled, self._user(features), items,
-                             training=True)
-      errors = tf.boolean_mask(predicted - ratings, valid)
-      loss = tf.reduce_mean(tf.square(errors))
-      total = loss + tf.add_n(self.losses) if self.losses else loss
-    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
-    self.loss_tracker.update_state(loss)
-    return {"loss": self.loss_tracker.result()}
+    pooled = self._pooled_history(items, ratings, causal=True)
+    predicted = self._rate(pooled, self._user(features), items, training=True)
+    return tf.reduce_mean(tf.square(tf.boolean_mask(predicted - ratings,
+                                                    valid)))
 
   def test_step(self, data):
     """The label's rating after the whole context (as evaluation does)."""
@@ -211,4 +209,4 @@ class RatingModel(keras.Model):
     self.loss_tracker.update_state(tf.square(predicted - label_ratings))
     self.rmse.update_state(label_ratings, predicted)
     self.mae.update_state(label_ratings, predicted)
-    return {m.name: m.result() for m in self.metrics}
+    return self.metric_results()

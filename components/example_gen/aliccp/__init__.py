@@ -1,0 +1,1 @@
+"""AliCCPExampleGen: raw Ali-CCP files -> one tf.Example per impression."""

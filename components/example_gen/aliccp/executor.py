@@ -1,0 +1,175 @@
+"""AliCCPExampleGen: raw Ali-CCP files -> one tf.Example per impression.
+
+Each split's skeleton (impressions) is joined with its common features (the
+user side) on (split, `common_feature_index`), so that neither file is held
+whole by one worker: through spill files on disk, a bucket of keys at a time
+(`components/disk_group.py`, buckets of `data.group_bucket_bytes` of input,
+which keeps the DirectRunner's memory flat), or with Beam's GroupByKey
+when that is 0 (a distributed runner's shuffle). Every impression keeps its
+source split and sample id, which order a user's impressions (the data has
+no timestamps), its click and conversion labels, and its named features
+(`components/aliccp_format.py`).
+
+Reported with file and line, and counted:
+* malformed lines (fails the run above `data.max_malformed_lines`);
+* impressions whose key has no common-features row (dropped);
+* impressions with click 0 and conversion 1 (dropped: a conversion follows a
+  click, so the row is inconsistent; common Ali-CCP loaders do the same);
+* extra common-features rows of a key already seen (the first is used).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterable, List, Tuple
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.types import standard_component_specs
+
+from components.example_gen import executor as base_executor
+from components.lib import aliccp_format as A
+from components.lib import disk_group
+from components.lib import ingestion
+from components.lib.ingestion import MalformedLine
+
+SPLIT = "impressions"
+# Features every impression example has, beside the named ones.
+SOURCE_SPLIT = "source_split"
+SAMPLE_ID = "sample_id"
+CLICK = "click"
+CONVERSION = "conversion"
+UNMATCHED = "unmatched_key"
+DUPLICATE_KEY = "duplicate_common_features"
+GROUP_BUCKET_BYTES = "group_bucket_bytes"
+
+
+def _features(named: Dict[str, List[float]]) -> bytes:
+  feature = {}
+  for name, values in named.items():
+    if name.endswith(A.WEIGHT_SUFFIX):
+      feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    else:
+      feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  return tf.train.Features(feature=feature).SerializeToString()
+
+
+def impression_features(split: str, row: A.SkeletonRow) -> bytes:
+  named: Dict[str, Any] = A.named_features(row.features, A.SKELETON_FIELDS)
+  named.update({SAMPLE_ID: [row.sample_id], CLICK: [row.click],
+                CONVERSION: [row.conversion]})
+  return _features(named) + tf.train.Features(feature={
+      SOURCE_SPLIT: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[split.encode()]))}).SerializeToString()
+
+
+def user_features(row: A.CommonRow) -> bytes:
+  return _features(A.named_features(row.features, A.USER_FIELDS))
+
+
+IMPRESSION, USER = 0, 1  # tags of the grouped values
+
+
+class _ParseLine:
+  """A line of any of the files -> ((split, key), (tag, offset, ...)).
+
+  One parser for all files, so that one ParDo reads them and one grouping
+  joins them (no Flatten of per-file PCollections: components/disk_group.py).
+  """
+
+  def __init__(self, files: Dict[str, Tuple[str, str]]):
+    self._kinds = {}
+    for split, (skeleton, common) in files.items():
+      self._kinds[skeleton] = (split, IMPRESSION)
+      self._kinds[common] = (split, USER)
+
+  def __call__(self, text: str, offset: int, path: str):
+    split, tag = self._kinds[path]
+    if tag == IMPRESSION:
+      row = A.parse_skeleton(text)
+      inconsistent = row.click == 0 and row.conversion == 1
+      return (split, row.key), (tag, offset, inconsistent,
+                                impression_features(split, row))
+    row = A.parse_common_features(text)
+    return (split, row.key), (tag, offset, user_features(row))
+
+
+class _Join(beam.DoFn):
+  """One key's impressions and common-features rows -> examples and reports."""
+
+  def __init__(self, files: Dict[str, Tuple[str, str]]):
+    super().__init__()
+    self._files = files
+
+  def process(self, keyed) -> Iterable[Any]:
+    (split, key), values = keyed
+    skeleton, common = self._files[split]
+    users = sorted(v[1:] for v in values if v[0] == USER)
+    for offset, _ in users[1:]:
+      yield beam.pvalue.TaggedOutput(DUPLICATE_KEY, MalformedLine(
+          common, offset, f"a second row for common_feature_index {key} "
+          "(the first is used)", key))
+    for _, offset, inconsistent, impression in sorted(
+        v for v in values if v[0] == IMPRESSION):
+      if not users:
+        yield beam.pvalue.TaggedOutput(UNMATCHED, MalformedLine(
+            skeleton, offset, f"common_feature_index {key} has no row in "
+            f"{os.path.basename(common)}", key))
+      elif inconsistent:
+        yield beam.pvalue.TaggedOutput(A.INCONSISTENT, MalformedLine(
+            skeleton, offset, "click 0 with conversion 1", key))
+      else:
+        yield base_executor.serialized_example(impression, users[0][1])
+
+
+@beam.ptransform_fn
+def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # pylint: disable=invalid-name
+               spill_dir: str = "", group_bucket_bytes: int = 0):
+  """-> {"examples": serialized tf.Examples, and the reported lines by kind}.
+
+  With `group_bucket_bytes` the join spills to files under `spill_dir` (the
+  caller deletes it), in buckets of about that many bytes of input; with 0
+  it is Beam's GroupByKey.
+  """
+  paths = [p for split in sorted(files) for p in files[split]]
+  parsed = (
+      pipeline
+      | "Read" >> ingestion.ReadLinesWithOffsets(*paths)
+      | "Parse" >> beam.ParDo(ingestion.ParseLines(
+          _ParseLine(files), "utf-8", with_path=True)).with_outputs(
+              ingestion.MALFORMED, main="parsed"))
+  buckets = 0
+  if group_bucket_bytes > 0:
+    buckets = disk_group.buckets_for(
+        sum(tf.io.gfile.stat(p).length for p in paths), group_bucket_bytes)
+  joined = (
+      disk_group.group_by_key(parsed.parsed, spill_dir, buckets, "GroupByKey")
+      | "Join" >> beam.ParDo(_Join(files)).with_outputs(
+          UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
+  return {"examples": joined.examples,
+          ingestion.MALFORMED: parsed[ingestion.MALFORMED],
+          **{kind: joined[kind] for kind in (UNMATCHED, A.INCONSISTENT,
+                                             DUPLICATE_KEY)}}
+
+
+@beam.ptransform_fn
+def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+                     split_pattern: str):  # pylint: disable=invalid-name,unused-argument
+  files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+  read = pipeline | "ReadAliCCP" >> ReadAliCCP(  # pylint: disable=no-value-for-parameter
+      files, exec_properties[base_executor.SPILL_DIR],
+      int(exec_properties.get(GROUP_BUCKET_BYTES) or 0))
+  _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
+      exec_properties[base_executor.REPORT_DIR])
+  return read["examples"]
+
+
+class Executor(base_executor.RawExampleGenExecutor):
+  """Reads an Ali-CCP directory; writes the single split `impressions`."""
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    return _AliCCPToExample
+
+  def describe(self, input_base: str) -> Dict[str, Any]:
+    files = A.detect_files(input_base)
+    return {"splits": sorted(files),
+            "files": [p for split in sorted(files) for p in files[split]]}

@@ -1,0 +1,69 @@
+"""The base component of this project's ExampleGens (executor.py runs it).
+
+Each ExampleGen is a FileBasedExampleGen with its own executor, so TFX's
+driver fingerprints the input files (a changed file invalidates the cache);
+subclasses name their split, the files the driver fingerprints and their own
+execution parameters.
+"""
+from typing import Any, Dict
+
+from google.protobuf import message
+from tfx import types
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.proto import example_gen_pb2
+from tfx.types import component_spec
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+from components.example_gen.executor import MAX_MALFORMED_LINES
+
+
+class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+  PARAMETERS = {
+      **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+      MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
+      # Digest of this project's code: a code change invalidates the cache.
+      "code_version": component_spec.ExecutionParameter(type=str,
+                                                        optional=True),
+  }
+
+
+def executor_properties(component: FileBasedExampleGen) -> Dict[str, Any]:
+  """The exec properties TFX hands the component's executor (protos as
+  JSON): for running an executor outside a pipeline (tests, benchmarks)."""
+  return {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message)
+          else v for k, v in component.exec_properties.items()}
+
+
+class RawExampleGen(FileBasedExampleGen):
+  """Base component: subclasses set EXECUTOR_SPEC, SPLIT and INPUT_PATTERN
+  (the files under data_dir the driver fingerprints)."""
+
+  SPEC_CLASS = RawExampleGenSpec
+  SPLIT = ""
+  INPUT_PATTERN = "*"
+
+  def __init__(self, data_dir: str, max_malformed_lines: int = 0,
+               code_version: str = "", **parameters):
+    """`parameters`: the subclass's own (SPEC_CLASS) execution parameters."""
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=self.SPLIT,
+                                    pattern=self.INPUT_PATTERN)])
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=self.SPLIT,
+                                              hash_buckets=1)]))
+    # FileBasedExampleGen builds its spec from fixed arguments; build ours the
+    # same way with the extra parameters.
+    spec = self.SPEC_CLASS(
+        input_base=data_dir,
+        input_config=input_config,
+        output_config=output_config,
+        custom_config=None,
+        range_config=None,
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        examples=types.Channel(type=types.standard_artifacts.Examples),
+        code_version=code_version,
+        **{MAX_MALFORMED_LINES: max_malformed_lines}, **parameters)
+    super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

@@ -1,0 +1,1 @@
+"""MovieLensExampleGen: raw GroupLens files -> one tf.Example per rating."""

@@ -1,0 +1,28 @@
+"""Names of the files the steps write, inside their artifacts and in the
+pushed bundle: defined once here for every writer and reader (components,
+the command line, reports, benchmarks)."""
+
+# --- Inside artifacts ----------------------------------------------------------
+# Beside an ExampleGen's Examples: what was read, and every reported line.
+INGESTION_REPORT = "ingestion_report.json"
+# Beside Sessionize's sessions: counts of users, examples and what was dropped.
+SESSIONIZE_REPORT = "sessionize_report.json"
+# Sessionize's Schema artifact: the session examples' schema.
+SESSIONS_SCHEMA = "schema.pbtxt"
+# The ItemCatalog artifact, and the bundle's copy of it.
+CATALOG = "items.json"
+# A Model artifact: the TFLite conversion (beside TFX's Format-Serving), the
+# training summary and the settings that made the model.
+TFLITE_DIR = "Format-TFLite"
+TFLITE_MODEL = "model.tflite"
+TRAINING_SUMMARY = "training_summary.json"
+MODEL_SETTINGS = "model_settings.json"
+# The TwoStageEvaluation artifact.
+TWO_STAGE_METRICS = "two_stage_metrics.json"
+
+# --- The pushed bundle: <push dir>/<version>/ ---------------------------------
+# model.tflite (TFLITE_MODEL), items.json (CATALOG, retrieval only), and:
+BUNDLE_METADATA = "metadata.json"
+BUNDLE_SAVED_MODEL = "saved_model"
+# The rating model's versions: <push dir>/ranking/<version>/.
+RANKING_DIR = "ranking"

@@ -1,0 +1,358 @@
+"""The settings the TFX steps consume: each one's type, default and help text,
+defined once.
+
+A section is a dataclass (`data`, `session`, `model`, ...); `RunConfig`
+(pipeline/config.py) composes them with the settings only the orchestration
+uses, and `recsys run --help` and README's settings table are generated from
+these definitions. A step that uses only part of a section receives a base
+class of it (`VocabularyConfig` of `ModelConfig`, `SliceConfig` of
+`EvalConfig`, `SeedConfig` of `TrainConfig`), so that changing a setting it
+does not read leaves its cached execution valid.
+
+A user module declares what it receives as a `StepSettings` dataclass (one
+field per section, typed by the section class, and optionally the feature
+config); the DAG builds the step's part of the config from that declaration
+(`RunConfig.step_settings`) and the step parses it back once, typed
+(`StepSettings.parse`).
+
+Plain Python (no TensorFlow): the command line reads these to print help.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from components.lib import feature_config as fc
+from components.lib import session_data
+
+
+class ConfigError(ValueError):
+  """A setting that is unknown or has a bad value; the message names it."""
+
+
+def setting(default: Any, help_text: str) -> Any:
+  """A field with its default and its help (lists are copied per instance)."""
+  if isinstance(default, list):
+    return dataclasses.field(default_factory=lambda: list(default),
+                             metadata={"help": help_text})
+  return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+def _require(ok: bool, name: str, why: str) -> None:
+  if not ok:
+    raise ConfigError(f"{name}: {why}")
+
+
+def _one_of(value: str, name: str, known) -> None:
+  _require(value in known, name, f"{value!r} is not one of {', '.join(known)}")
+
+
+class Section:
+  """Base of the sections: `check(prefix)` raises ConfigError naming the
+  setting (prefix.name) that is wrong."""
+
+  def check(self, prefix: str) -> None:
+    del prefix  # a section without constraints
+
+
+@dataclasses.dataclass
+class DataConfig(Section):
+  dataset: str = setting(
+      "movielens", "raw format family: movielens (1M, 100K or CSV, detected "
+      "from the files in data_dir) or aliccp (raw Ali-CCP)")
+  data_dir: str = setting("data/sample", "the raw data set's directory")
+  max_malformed_lines: int = setting(
+      0, "malformed input lines tolerated before ingestion fails (each one "
+      "is reported)")
+  group_bucket_bytes: int = setting(
+      32 * 2**20, "joins and per-user grouping spill to disk in buckets of "
+      "about this much input, keeping the DirectRunner's memory flat; 0 uses "
+      "Beam's shuffle (right on a distributed runner)")
+
+  def check(self, prefix: str) -> None:
+    _one_of(self.dataset, f"{prefix}.dataset", tuple(session_data.DATASETS))
+    _require(self.max_malformed_lines >= 0, f"{prefix}.max_malformed_lines",
+             "must be >= 0")
+    _require(self.group_bucket_bytes >= 0, f"{prefix}.group_bucket_bytes",
+             "must be >= 0 (0: Beam's shuffle)")
+
+
+@dataclasses.dataclass
+class SessionConfig(Section):
+  min_rating: Optional[float] = setting(
+      None, "keep only interactions rated at least this (empty: every rating)")
+  min_timeline_length: int = setting(
+      3, "users with fewer interactions are dropped and counted (3 is the "
+      "least that gives a train, an eval and a test interaction)")
+  max_context_length: int = setting(
+      50, "items of context before each label (the most recent ones); also "
+      "the training sequence length and the TFLite model's input length")
+  max_item_genres: int = setting(
+      3, "genre slots per context item (more genres are left out, and "
+      "counted)")
+
+  def check(self, prefix: str) -> None:
+    _require(self.min_timeline_length >= 3, f"{prefix}.min_timeline_length",
+             "must be >= 3 (a train, an eval and a test interaction)")
+    _require(self.max_context_length >= 1, f"{prefix}.max_context_length",
+             "must be >= 1")
+    _require(self.max_item_genres >= 1, f"{prefix}.max_item_genres",
+             "must be >= 1")
+
+
+@dataclasses.dataclass
+class VocabularyConfig(Section):
+  """The vocabulary caps of the model section: what Transform reads."""
+  vocabulary_top_k: int = setting(
+      0, "each vocabulary (items, shops, genres, ...) keeps its N most "
+      "frequent train values (0: all); the others share the OOV id, and a "
+      "test target outside the item vocabulary is a miss")
+  vocabulary_min_count: int = setting(
+      1, "each vocabulary keeps values seen at least this often in train")
+
+  def check(self, prefix: str) -> None:
+    _require(self.vocabulary_top_k >= 0, f"{prefix}.vocabulary_top_k",
+             "must be >= 0 (0 keeps every value)")
+    _require(self.vocabulary_min_count >= 1, f"{prefix}.vocabulary_min_count",
+             "must be >= 1")
+
+
+_POSITIVE_MODEL_SETTINGS = (
+    "cnn_filters", "cnn_kernel_size", "cnn_layers", "rnn_units", "rnn_layers",
+    "attention_units", "attention_layers", "attention_heads")
+
+
+@dataclasses.dataclass
+class ModelConfig(VocabularyConfig):
+  encoder: str = setting(
+      "attention", "context encoder of the sequence group: "
+      + ", ".join(fc.SEQUENCE_ENCODERS))
+  features: Any = setting(
+      "", "feature groups: a shipped config (movielens_features, "
+      "movielens_ids, aliccp_features in pipeline/features/), a YAML file, or "
+      "the config itself as a mapping; empty: the data set's own")
+  dropout: float = setting(0.2, "dropout of the context encoder")
+  share_item_embeddings: bool = setting(
+      True, "the context's item ids use the label's embedding table when "
+      "vocabulary and width match")
+  cnn_filters: int = setting(64, "cnn: filters per block")
+  cnn_kernel_size: int = setting(3, "cnn: kernel width")
+  cnn_layers: int = setting(3, "cnn: causal Conv1D blocks")
+  cnn_dilated: bool = setting(True, "cnn: dilation doubling per block")
+  rnn_units: int = setting(64, "lstm, gru: units per layer")
+  rnn_layers: int = setting(1, "lstm, gru: stacked layers")
+  attention_units: int = setting(64, "attention: width of the blocks")
+  attention_layers: int = setting(2, "attention: Transformer blocks")
+  attention_heads: int = setting(
+      1, "attention: heads (attention_units must be a multiple)")
+
+  def check(self, prefix: str) -> None:
+    super().check(prefix)
+    _one_of(self.encoder, f"{prefix}.encoder", fc.SEQUENCE_ENCODERS)
+    _require(0.0 <= self.dropout < 1.0, f"{prefix}.dropout",
+             "must be within [0, 1)")
+    for name in _POSITIVE_MODEL_SETTINGS:
+      _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
+    _require(self.attention_units % self.attention_heads == 0,
+             f"{prefix}.attention_units",
+             "must be a multiple of attention_heads")
+
+
+@dataclasses.dataclass
+class SeedConfig(Section):
+  """The seed of the train section: what the rating model's Trainer reads."""
+  seed: int = setting(42, "seed of both trainers (weights, shuffling)")
+
+
+@dataclasses.dataclass
+class TrainConfig(SeedConfig):
+  epochs: int = setting(
+      100, "upper bound on epochs; training usually stops earlier "
+      "(patience, max_minutes)")
+  batch_size: int = setting(64, "training sequences (examples) per batch")
+  learning_rate: float = setting(0.001, "Adam's learning rate")
+  loss: str = setting(
+      "softmax", "softmax (full, exact) or sampled_softmax (logQ-corrected, "
+      "for large catalogs)")
+  num_negatives: int = setting(1024, "negatives per batch for sampled_softmax")
+  patience: int = setting(
+      5, "epochs without a better eval-split NDCG@10 before stopping (the "
+      "best epoch is kept)")
+  max_minutes: float = setting(
+      20.0, "wall-time budget for training, checked after each epoch")
+
+  def check(self, prefix: str) -> None:
+    for name in ("epochs", "batch_size", "num_negatives", "patience"):
+      _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
+    _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
+    _one_of(self.loss, f"{prefix}.loss", ("softmax", "sampled_softmax"))
+    _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+
+
+@dataclasses.dataclass
+class SliceConfig(Section):
+  """The slice settings of the eval section: what Sessionize writes the
+  slice features with (components/lib/slices.py)."""
+  history_length_edges: List[int] = setting(
+      [10, 20, 50, 100, 200], "edges of the history-length slices")
+  popularity_shares: List[float] = setting(
+      [0.5, 0.8], "shares of the train interactions where the head and the "
+      "torso slices of target items end (by train frequency)")
+
+  def check(self, prefix: str) -> None:
+    edges = list(self.history_length_edges)
+    _require(bool(edges) and edges == sorted(set(edges)) and edges[0] >= 1,
+             f"{prefix}.history_length_edges",
+             f"must be increasing and >= 1, got {edges}")
+    shares = list(self.popularity_shares)
+    _require(len(shares) == 2 and 0.0 < shares[0] < shares[1] <= 1.0,
+             f"{prefix}.popularity_shares",
+             f"must be two shares 0 < head < torso <= 1, got {shares}")
+
+
+@dataclasses.dataclass
+class EvalConfig(SliceConfig):
+  min_hit_rate_at_10: float = setting(
+      0.05, "blessing: the model's test HR@10 must reach this")
+  max_hit_rate_drop: float = setting(
+      0.01, "blessing: largest HR@10 drop against the latest blessed model "
+      "of this pipeline (negative: it must beat it by that much); the first "
+      "run has no baseline")
+
+  def check(self, prefix: str) -> None:
+    super().check(prefix)
+    _require(0.0 <= self.min_hit_rate_at_10 <= 1.0,
+             f"{prefix}.min_hit_rate_at_10", "must be within [0, 1]")
+    _require(-1.0 <= self.max_hit_rate_drop <= 1.0,
+             f"{prefix}.max_hit_rate_drop", "must be within [-1, 1]")
+
+
+@dataclasses.dataclass
+class RankingConfig(Section):
+  enabled: bool = setting(
+      True, "the ranking stage: a rating model trained, evaluated and "
+      "pushed beside retrieval, and the two-stage evaluation (rated data "
+      "only)")
+  embedding_dim: int = setting(32, "rating model: embedding width")
+  hidden_units: List[int] = setting([64, 32], "rating model: dense layers")
+  # 0.3: on the ML-1M subset's eval split RMSE 0.9169 against 0.9178 at 0.1.
+  dropout: float = setting(0.3, "rating model: dropout")
+  epochs: int = setting(30, "rating model: upper bound on epochs")
+  batch_size: int = setting(64, "rating model: examples per batch")
+  learning_rate: float = setting(0.001, "rating model: Adam's learning rate")
+  patience: int = setting(
+      3, "rating model: epochs without a lower eval RMSE before stopping")
+  max_minutes: float = setting(10.0, "rating model: wall-time budget")
+  min_rmse_gain: float = setting(
+      0.0, "blessing: test RMSE at least this far below the per-item-mean "
+      "baseline's (0: beat it)")
+  max_rmse_increase: float = setting(
+      0.01, "blessing: largest RMSE rise against the latest blessed rating "
+      "model")
+  two_stage_candidates: List[int] = setting(
+      [10, 20, 50, 100], "retrieval top-N sizes the two-stage evaluation "
+      "re-orders by predicted rating")
+
+  def check(self, prefix: str) -> None:
+    for name in ("embedding_dim", "epochs", "batch_size", "patience"):
+      _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
+    _require(bool(self.hidden_units) and min(self.hidden_units) >= 1,
+             f"{prefix}.hidden_units",
+             "must be a non-empty list of sizes >= 1")
+    _require(0.0 <= self.dropout < 1.0, f"{prefix}.dropout",
+             "must be within [0, 1)")
+    _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
+    _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+    _require(self.max_rmse_increase >= 0, f"{prefix}.max_rmse_increase",
+             "must be >= 0")
+    _require(bool(self.two_stage_candidates) and
+             min(self.two_stage_candidates) >= 1,
+             f"{prefix}.two_stage_candidates", "must be counts >= 1")
+
+
+@dataclasses.dataclass
+class ServingConfig(Section):
+  top_k: int = setting(
+      100, "recommendations the serving signature and the TFLite model "
+      "return (and the candidates the rating model rates)")
+
+  def check(self, prefix: str) -> None:
+    _require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
+
+
+# --- Listing the settings (help, README) --------------------------------------
+
+def declared_fields(cls) -> List[dataclasses.Field]:
+  """A dataclass's fields, its own first, then those of its bases."""
+  own = set(cls.__dict__.get("__annotations__", {}))
+  fields = dataclasses.fields(cls)
+  return ([f for f in fields if f.name in own] +
+          [f for f in fields if f.name not in own])
+
+
+def describe(obj, prefix: str = "") -> Iterator[Tuple[str, Any, str]]:
+  """(dotted name, default, help) of every setting of a config dataclass
+  instance, nested sections included, in declaration order."""
+  for field in declared_fields(type(obj)):
+    value = getattr(obj, field.name)
+    name = f"{prefix}{field.name}"
+    if dataclasses.is_dataclass(value):
+      yield from describe(value, f"{name}.")
+    else:
+      yield name, value, field.metadata.get("help", "")
+
+
+def format_value(value: Any) -> str:
+  """A default as it is written with --set."""
+  if value is None or value == "":
+    return "(empty)"
+  if isinstance(value, bool):
+    return str(value).lower()
+  if isinstance(value, list):
+    return ",".join(str(v) for v in value)
+  return str(value)
+
+
+# --- What one step receives ---------------------------------------------------
+
+def part(section: Section, cls) -> Dict[str, Any]:
+  """The values of `cls`'s fields (cls is the section's class or a base)."""
+  return {f.name: getattr(section, f.name) for f in dataclasses.fields(cls)}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """Base of a step's typed settings: subclasses declare one field per
+  section they read, named as the section and typed by its class (or a base
+  class of it, for part of the section), and `features: fc.FeatureConfig`
+  if they read the feature config. `RunConfig.step_settings` builds the
+  step's part from this declaration; `parse` reads its JSON form back."""
+
+  @classmethod
+  def parse(cls, values: Dict[str, Any]):
+    """The typed settings from their JSON form (a custom_config)."""
+    hints = typing.get_type_hints(cls)
+    typed = {}
+    for field in dataclasses.fields(cls):
+      raw, kind = values[field.name], hints[field.name]
+      typed[field.name] = fc.parse(raw) if kind is fc.FeatureConfig else kind(
+          **raw)
+    return cls(**typed)
+
+  @classmethod
+  def from_json(cls, text: str):
+    return cls.parse(json.loads(text))
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The JSON form `parse` reads."""
+    out = {}
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      out[field.name] = (value.to_dict() if isinstance(value, fc.FeatureConfig)
+                         else dataclasses.asdict(value))
+    return out
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,0 +1,3 @@
+"""Sessionize: per-user timelines -> next-item examples in leave-last-out
+splits.
+"""

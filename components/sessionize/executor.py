@@ -1,0 +1,124 @@
+"""The executor of Sessionize: checks the validator's verdict, runs the
+sessionization (sessions.py) with Beam, and writes the examples, their
+schema, the item catalog and a report of what was kept and dropped."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import logging
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+import tensorflow as tf
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx import types
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from components.artifacts import ItemCatalog
+from components.lib import disk_group
+from components.lib import features as F
+from components.lib import layout
+from components.lib import settings
+from components.lib.session_data import session_data
+from components.sessionize.anomalies import raise_on_anomalies
+from components.sessionize.sessions import (CATALOG, NAMESPACE,
+                                            SessionizeExamples, feature_spec)
+
+SETTINGS = "settings"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionizeSettings(settings.StepSettings):
+  """What Sessionize reads of the run config: the data set and its grouping,
+  the session settings, and the slice settings of the evaluation."""
+  data: settings.DataConfig
+  session: settings.SessionConfig
+  eval: settings.SliceConfig
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Checks the validator's verdict, then sessionizes with Beam."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    if input_dict.get("anomalies"):
+      raise_on_anomalies(artifact_utils.get_single_instance(
+          input_dict["anomalies"]))
+    step = SessionizeSettings.from_json(exec_properties[SETTINGS])
+    params = step.session
+    data = session_data(step.data.dataset)
+    raw_artifact = artifact_utils.get_single_instance(input_dict["examples"])
+    raw_splits = artifact_utils.decode_split_names(raw_artifact.split_names)
+    patterns = [os.path.join(artifact_utils.get_split_uri([raw_artifact], s), "*")
+                for s in raw_splits]
+    output = artifact_utils.get_single_instance(output_dict["sessions"])
+    output.split_names = artifact_utils.encode_split_names(list(F.SPLITS))
+    catalog = artifact_utils.get_single_instance(output_dict["catalog"])
+    catalog.set_string_custom_property(ItemCatalog.DATASET_PROPERTY,
+                                       data.name)
+    schema = artifact_utils.get_single_instance(output_dict["schema"])
+
+    bucket_bytes = step.data.group_bucket_bytes
+    num_buckets = 0
+    if bucket_bytes > 0:
+      num_buckets = disk_group.buckets_for(
+          sum(tf.io.gfile.stat(f).length for p in patterns
+              for f in tf.io.gfile.glob(p)), bucket_bytes)
+    spill_dir = os.path.join(output.uri, "_spill")
+
+    pipeline = self._make_beam_pipeline()
+    raw = (
+        [pipeline | f"Read[{s}]" >> beam.io.ReadFromTFRecord(p)
+         for s, p in zip(raw_splits, patterns)]
+        | "Flatten" >> beam.Flatten())
+    sessions = raw | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
+        params, data.name, spill_dir, num_buckets, step.eval)
+    for split in F.SPLITS:
+      _ = sessions[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+          os.path.join(artifact_utils.get_split_uri([output], split),
+                       "data_tfrecord"),
+          file_name_suffix=".gz")
+    _ = sessions[CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
+        os.path.join(catalog.uri, layout.CATALOG), shard_name_template="")
+    result = pipeline.run()
+    result.wait_until_finish()
+    if tf.io.gfile.exists(spill_dir):
+      tf.io.gfile.rmtree(spill_dir)
+
+    counts = {
+        c.key.metric.name: c.result for c in result.metrics().query(
+            MetricsFilter().with_namespace(NAMESPACE))["counters"]}
+    report = {name: int(counts.get(name, 0)) for name in (
+        "users", "short_users_dropped", "short_user_interactions_dropped",
+        "low_rating_interactions_dropped", "train_interactions",
+        "train_examples", "eval_examples", "test_examples")
+        + ((data.skipped,) if data.skipped else ())}
+    with tf.io.gfile.GFile(os.path.join(catalog.uri, layout.CATALOG)) as f:
+      items = json.loads(f.read() or "{}")
+    if any(p.slotted for p in data.position_features):
+      # Genres beyond the slots are left out of the context (counted here).
+      report["items_with_more_genres_than_slots"] = sum(
+          len(item.get("genres") or ()) > params.max_item_genres
+          for item in items.values())
+    report["params"] = dataclasses.asdict(params)
+    with tf.io.gfile.GFile(os.path.join(output.uri, layout.SESSIONIZE_REPORT), "w") as f:
+      f.write(json.dumps(report, indent=2))
+    for name, value in report.items():
+      if isinstance(value, int):
+        output.set_int_custom_property(name, value)
+    logging.info("Sessionized: %s", report)
+    if report["users"] == 0:
+      raise ValueError(
+          f"no user has at least {params.min_timeline_length} interactions"
+          f"{'' if params.min_rating is None else ' rated >= %s' % params.min_rating};"
+          f" nothing to train or evaluate on ({report})")
+    io_utils.write_pbtxt_file(
+        os.path.join(schema.uri, layout.SESSIONS_SCHEMA),
+        schema_utils.schema_from_feature_spec(feature_spec(data)))
+
+

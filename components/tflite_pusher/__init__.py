@@ -1,0 +1,1 @@
+"""TFLitePusher: publishes a blessed model as a versioned on-device bundle."""

@@ -1,0 +1,3 @@
+"""TwoStageEvaluator: retrieval alone vs retrieval re-ordered by the rating
+model.
+"""

@@ -1,0 +1,126 @@
+"""Trainer module of retrieval: `run_fn` trains the dual encoder and exports
+it.
+
+Hyperparameters and the feature config come from the run's config (Trainer
+custom_config, `TrainerSettings`), so the Model artifact records exactly
+what made it. Training stops at `train.epochs`, when the eval split's
+NDCG@10 (history excluded) has not improved for `train.patience` epochs, or
+when `train.max_minutes` is spent, and keeps the best epoch's weights. The
+Model artifact holds the SavedModel (Format-Serving, evaluated by TFMA), its
+TFLite conversion (pushed to devices), the training summary and the
+settings (training.py); TensorBoard logs go to the model run directory: the
+epoch losses and metrics of both splits, and the train loss every
+training.TENSORBOARD_EVERY batches.
+"""
+import dataclasses
+import json
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+
+from components.lib import feature_config as fc
+from components.lib import features as F
+from components.lib import settings
+from components.model.dual_encoder import DualEncoder
+from components.model.export import retrieval
+from components.user_modules import training
+
+MONITOR = "val_ndcg_at_10"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings(settings.StepSettings):
+  """What the retrieval Trainer reads of the run config."""
+  features: fc.FeatureConfig
+  session: settings.SessionConfig
+  model: settings.ModelConfig
+  train: settings.TrainConfig
+  serving: settings.ServingConfig
+
+
+def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
+                 config: fc.FeatureConfig, batch_size: int,
+                 with_history: bool = False, shuffle: bool = False,
+                 seed: int = 0) -> tf.data.Dataset:
+  """(model features, label) batches, parsed once and held in memory.
+
+  With `with_history` the features include the dense history (PAD-padded),
+  which validation excludes from the ranking. With `shuffle` the batches are
+  shuffled with `seed` (in_memory_dataset).
+  """
+  names = config.input_names()
+  if with_history:  # histories differ in length: keep the read batches
+    dataset = training.read_transformed(
+        file_pattern, data_accessor, tft_output,
+        names + [F.HISTORY_ITEM_ID, F.LABEL_ITEM_ID])
+
+    def split(batch):
+      features = {k: batch[k] for k in names}
+      features[F.HISTORY_ITEM_ID] = tf.sparse.to_dense(batch[F.HISTORY_ITEM_ID])
+      return features, batch[F.LABEL_ITEM_ID]
+    return dataset.map(split).unbatch().padded_batch(batch_size).cache(
+    ).prefetch(tf.data.AUTOTUNE)
+  arrays = training.to_numpy(training.read_transformed(
+      file_pattern, data_accessor, tft_output, names + [F.LABEL_ITEM_ID]))
+  labels = arrays.pop(F.LABEL_ITEM_ID)
+  return training.in_memory_dataset(arrays, labels, labels, batch_size,
+                                    shuffle, seed)
+
+
+def build_model(step: TrainerSettings,
+                tft_output: tft.TFTransformOutput) -> DualEncoder:
+  config, train = step.features, step.train
+  item_counts = None
+  if train.loss == "sampled_softmax":
+    item_counts = retrieval.read_item_counts(tft_output, config)
+  model = DualEncoder(
+      config, training.vocabulary_sizes(tft_output, config),
+      step.session.max_context_length, step.model, item_counts=item_counts,
+      loss=train.loss, num_negatives=train.num_negatives)
+  model.compile(optimizer=keras.optimizers.Adam(train.learning_rate))
+  return model
+
+
+def count_targets(dataset: tf.data.Dataset) -> int:
+  """Predictions per epoch: the real items of every context (see
+  next_item_targets: each real position has exactly one target)."""
+  return int(dataset.reduce(tf.constant(0, tf.int64), lambda total, batch: (
+      total + tf.reduce_sum(tf.cast(
+          batch[0][F.CONTEXT_ITEM_ID] != F.PAD_ID, tf.int64)))).numpy())
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  step = TrainerSettings.parse(fn_args.custom_config)
+  train_settings = step.train
+  keras.utils.set_random_seed(train_settings.seed)
+  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+
+  train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output,
+                       step.features, train_settings.batch_size, shuffle=True,
+                       seed=train_settings.seed)
+  evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor,
+                            tft_output, step.features, 256, with_history=True)
+  model = build_model(step, tft_output)
+  history, keep_best, seconds = training.fit(
+      model, train, evaluation, train_settings.epochs,
+      train_settings.patience, train_settings.max_minutes, MONITOR,
+      fn_args.model_run_dir)
+  epochs = len(history["loss"])
+  targets = count_targets(train) * epochs
+  summary = {
+      "seconds": seconds, "epochs": epochs,
+      "best_epoch": keep_best.best_epoch + 1,
+      f"best_{MONITOR}": keep_best.best, "train_predictions": targets,
+      "train_predictions_per_second": targets / seconds,
+      "history": history,
+  }
+  logging.info("Training summary: %s", json.dumps(summary))
+
+  retrieval.RecommenderExport(
+      model, tft_output, step.features,
+      context_length=step.session.max_context_length,
+      top_k=step.serving.top_k).save(fn_args.serving_model_dir)
+  training.write_model_files(fn_args.serving_model_dir, summary, step)

@@ -1,0 +1,3 @@
+"""Benchmarks (`make bench`, `make bench-aliccp`) and their configs; latency of
+a pushed TFLite model.
+"""

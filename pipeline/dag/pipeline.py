@@ -1,0 +1,160 @@
+"""The TFX DAG: wiring only. Every setting comes from the RunConfig, and each
+step gets only the part of it that it reads."""
+import os
+from typing import List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+
+from components.example_gen.aliccp.component import AliCCPExampleGen
+from components.example_gen.movielens.component import MovieLensExampleGen
+from components.lib import features as F
+from components.model.export import signature_names as names
+from components.sessionize.component import Sessionize
+from components.sessionize.executor import SessionizeSettings
+from components.tflite_pusher.component import TFLitePusher
+from components.two_stage_evaluator.component import TwoStageEvaluator
+from components.user_modules import evaluation
+from components.user_modules.rating_trainer import RatingTrainerSettings
+from components.user_modules.trainer import TrainerSettings
+from components.user_modules.transform import TransformSettings
+from pipeline import PROJECT_ROOT
+from pipeline.config import RunConfig
+from pipeline.dag import nodes
+from pipeline.dag.code_version import code_version
+
+# metadata.json's metrics of the rating model: {name: the evaluation's output}.
+RATING_METRICS = {"model": names.RATING,
+                  "global_mean": names.GLOBAL_MEAN_RATING,
+                  "item_mean": names.ITEM_MEAN_RATING}
+SCHEMAS_DIR = os.path.join(PROJECT_ROOT, "schemas")
+_USER_MODULES = "components.user_modules"
+
+
+def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
+  return os.path.join(schemas_dir, dataset, "schema.pbtxt")
+
+
+def _trainer(module: str, transform, step) -> tfx.components.Trainer:
+  """A Trainer of `module`.run_fn on the Transform output: train split to
+  fit, eval split to stop early; `step` is the module's settings."""
+  return tfx.components.Trainer(
+      run_fn=f"{module}.run_fn",
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+      custom_config={**step.to_dict(), "code_version": code_version(module)})
+
+
+def _evaluate_and_push(stage: nodes.Stage, trainer, sessions, eval_config,
+                       push_dir: str, **pusher_args) -> List:
+  """A model stage after its Trainer: the resolver of the stage's latest
+  blessed model (each stage is compared with its own models only), the
+  Evaluator on the test split with that model as the baseline, and the
+  Pusher of a blessed model."""
+  latest_blessed = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                            producer_component_id=stage.trainer,
+                            output_key="model"),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing,
+          producer_component_id=stage.evaluator, output_key="blessing"),
+  ).with_id(stage.latest_blessed)
+  evaluator = tfx.components.Evaluator(
+      examples=sessions,
+      model=trainer.outputs["model"],
+      baseline_model=latest_blessed.outputs["model"],
+      example_splits=[F.TEST],
+      eval_config=eval_config).with_id(stage.evaluator)
+  pusher = TFLitePusher(
+      model=trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      evaluation=evaluator.outputs["evaluation"],
+      push_dir=push_dir,
+      code_version=code_version(TFLitePusher.__module__),
+      **pusher_args).with_id(stage.pusher)
+  return [latest_blessed, evaluator, pusher]
+
+
+def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
+                    schemas_dir: str = SCHEMAS_DIR,
+                    metadata: Optional[metadata_store_pb2.ConnectionConfig] = None
+                    ) -> tfx_pipeline.Pipeline:
+  """The DAG of `config`. A compiled (Kubeflow) pipeline passes where the
+  artifacts and the curated schemas are on the cluster, and no metadata
+  connection (Kubeflow keeps its own store)."""
+  data = config.data
+  if data.dataset == "aliccp":
+    example_gen = AliCCPExampleGen(
+        data_dir=data.data_dir, group_bucket_bytes=data.group_bucket_bytes,
+        max_malformed_lines=data.max_malformed_lines,
+        code_version=code_version(AliCCPExampleGen.__module__))
+  else:
+    example_gen = MovieLensExampleGen(
+        data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
+        code_version=code_version(MovieLensExampleGen.__module__))
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs["examples"])
+  schema_gen = tfx.components.ImportSchemaGen(
+      schema_file=schema_file(data.dataset, schemas_dir))
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"])
+  sessionize = Sessionize(
+      examples=example_gen.outputs["examples"],
+      anomalies=example_validator.outputs["anomalies"],
+      settings=config.step_settings(SessionizeSettings),
+      code_version=code_version(Sessionize.__module__))
+  sessions = sessionize.outputs["sessions"]
+  transform_module = f"{_USER_MODULES}.transform"
+  transform = tfx.components.Transform(
+      examples=sessions,
+      schema=sessionize.outputs["schema"],
+      preprocessing_fn=f"{transform_module}.preprocessing_fn",
+      splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN],
+                                           transform=list(F.SPLITS)),
+      # TFDV statistics of the session examples before and after the
+      # transform: nothing reads them (StatisticsGen covers the raw data,
+      # the Sessionize report the sessions), and they cost most of the
+      # component's time on small data.
+      disable_statistics=True,
+      custom_config={**config.step_settings(TransformSettings).to_dict(),
+                     "code_version": code_version(transform_module)})
+  trainer = _trainer(f"{_USER_MODULES}.trainer", transform,
+                     config.step_settings(TrainerSettings))
+  components = [example_gen, statistics_gen, schema_gen, example_validator,
+                sessionize, transform, trainer]
+  components += _evaluate_and_push(
+      nodes.RETRIEVAL, trainer, sessions,
+      evaluation.eval_config(config.eval.min_hit_rate_at_10,
+                             config.eval.max_hit_rate_drop),
+      config.serving_dir, catalog=sessionize.outputs["catalog"])
+  if config.has_ranking:
+    rating_trainer = _trainer(
+        f"{_USER_MODULES}.rating_trainer", transform,
+        config.step_settings(RatingTrainerSettings)).with_id(
+            nodes.RANKING.trainer)
+    components.append(rating_trainer)
+    components += _evaluate_and_push(
+        nodes.RANKING, rating_trainer, sessions,
+        evaluation.rating_eval_config(config.ranking.min_rmse_gain,
+                                      config.ranking.max_rmse_increase),
+        config.ranking_serving_dir, metric_outputs=RATING_METRICS)
+    components.append(TwoStageEvaluator(
+        examples=sessions,
+        model=trainer.outputs["model"],
+        rating_model=rating_trainer.outputs["model"],
+        candidates=config.ranking.two_stage_candidates,
+        code_version=code_version(TwoStageEvaluator.__module__),
+    ).with_id(nodes.TWO_STAGE_EVALUATOR))
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.name,
+      pipeline_root=pipeline_root or config.pipeline_root,
+      components=components,
+      enable_cache=True,
+      metadata_connection_config=metadata,
+      beam_pipeline_args=config.beam_args)

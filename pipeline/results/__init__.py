@@ -1,0 +1,3 @@
+"""Reading a run back from ML Metadata and its artifacts: the run summary,
+`recsys runs`, `recsys report` (text and HTML).
+"""

@@ -1,0 +1,173 @@
+"""Runs the pipeline from this process, on TFX's LocalDagRunner or
+BeamDagRunner, and returns the summary of what it produced.
+
+The MLMD store (a SQLite file inside the output directory by default, or a
+shared MySQL database) lets a second run with the same config and inputs
+reuse the cached executions. The run's resolved config is recorded on its
+`pipeline_run` context in MLMD (what `recsys runs` and `recsys report`
+read) and in <output_dir>/run_config.json. The console shows each component
+starting and finishing (with its duration, or that it was cached); TFX's
+full log goes to <output_dir>/logs/run.log.
+"""
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List
+
+from ml_metadata.metadata_store import metadata_store
+import tensorflow as tf
+
+from pipeline.config import RunConfig, is_uri
+from pipeline.results import outputs
+from pipeline.runners import metadata
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  name: str
+  seconds: float = 0.0
+  cached: bool = False
+
+
+# What each DAG runner logs as a component starts and ends.
+_STARTED = ("Component %s is running.", "node %s is running.")
+_FINISHED = ("Component %s is finished.", "node %s is finished.")
+
+
+class ProgressHandler(logging.Handler):
+  """Turns the DAG runner's log records into one console line per component
+  (both runners run one component at a time)."""
+
+  def __init__(self, stream=None):
+    super().__init__(level=logging.INFO)
+    self.stream = stream or sys.stdout
+    self.runs: List[ComponentRun] = []
+    self._started = 0.0
+
+  def emit(self, record: logging.LogRecord) -> None:
+    message = record.msg
+    if message in _STARTED:
+      self.runs.append(ComponentRun(str(record.args[0])))
+      self._started = time.monotonic()
+      print(f"[recsys] {self.runs[-1].name}: running", file=self.stream,
+            flush=True)
+    elif message == "A cached execution %d is used." and self.runs:
+      self.runs[-1].cached = True
+    elif message in _FINISHED and self.runs:
+      run = self.runs[-1]
+      run.seconds = time.monotonic() - self._started
+      status = "cached" if run.cached else "done"
+      print(f"[recsys] {run.name}: {status} in {run.seconds:.1f} s",
+            file=self.stream, flush=True)
+
+
+def quiet_console() -> None:
+  """Console shows errors only (the CLI's choice); run.log keeps the rest."""
+  root = logging.getLogger()
+  for handler in list(root.handlers):
+    root.removeHandler(handler)
+  console = logging.StreamHandler(sys.stderr)
+  console.setLevel(logging.ERROR)
+  console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+  root.addHandler(console)
+  # TensorFlow's logger prints to stderr by itself; route it through root.
+  tf_logger = tf.get_logger()
+  for handler in list(tf_logger.handlers):
+    tf_logger.removeHandler(handler)
+  tf_logger.propagate = True
+
+
+def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
+  """Runs the whole pipeline; returns the summary of what it produced.
+
+  The input directory is checked first, so that a wrong path fails at once
+  with the path in the message. `quiet` limits the console to errors.
+  """
+  # Imported here: TFX is slow to import and `recsys --help` should not wait.
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  from pipeline.dag.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+
+  # The resolved feature config is what the run records and uses.
+  config = config.with_data_features()
+  connection = metadata.connection_config(config)
+  if quiet:
+    quiet_console()
+
+  _write(config.run_config_path, config.to_json())
+  # TFX logs through absl at INFO: everything to run.log, and the component
+  # start/finish records to the console through ProgressHandler. The log is
+  # written locally, and copied at the end when the output is on storage.
+  log_path = config.log_path
+  local_log = (os.path.join(tempfile.mkdtemp(prefix="recsys-"), "run.log")
+               if is_uri(log_path) else log_path)
+  os.makedirs(os.path.dirname(local_log), exist_ok=True)
+  root = logging.getLogger()
+  saved_level, saved_verbosity = root.level, absl_logging.get_verbosity()
+  root.setLevel(logging.INFO)
+  absl_logging.set_verbosity(absl_logging.INFO)
+  log_file = logging.FileHandler(local_log)
+  log_file.setFormatter(logging.Formatter(
+      "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s"))
+  root.addHandler(log_file)
+  progress = ProgressHandler()
+  logging.getLogger("absl").addHandler(progress)
+  started, started_ms = time.monotonic(), int(time.time() * 1000)
+  try:
+    dag_runner(config.runner).run(create_pipeline(config, metadata=connection))
+  finally:
+    _record_run_config(config, connection, started_ms)
+    logging.getLogger("absl").removeHandler(progress)
+    root.removeHandler(log_file)
+    log_file.close()
+    root.setLevel(saved_level)
+    absl_logging.set_verbosity(saved_verbosity)
+    if local_log != log_path:
+      _copy(local_log, log_path)
+    _write(config.timings_path, json.dumps(
+        [dataclasses.asdict(r) for r in progress.runs], indent=2))
+  summary = outputs.summarize(config)
+  summary["config"] = config
+  summary["seconds"] = time.monotonic() - started
+  summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
+  return summary
+
+
+def _record_run_config(config: RunConfig, connection, started_ms: int) -> None:
+  """Puts the resolved config on the pipeline_run context of the run that
+  started at `started_ms` (even a failed one), so that each run in MLMD says
+  which settings it ran with, while every step sees only its part."""
+  store = metadata_store.MetadataStore(connection)
+  _, found = outputs.pipeline_runs(config, store)
+  ours = [context for context, _ in found
+          if context.create_time_since_epoch >= started_ms]
+  if ours:
+    context = ours[-1]
+    context.custom_properties[outputs.RUN_CONFIG_PROPERTY].string_value = (
+        config.to_json())
+    store.put_contexts([context])
+
+
+def _write(path: str, text: str) -> None:
+  """Writes a local file or an object on storage (gs://...)."""
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write(text)
+
+
+def _copy(local: str, path: str) -> None:
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  tf.io.gfile.copy(local, path, overwrite=True)
+
+
+def dag_runner(name: str):
+  """TFX's runner called `name` (config.runner)."""
+  # pylint: disable=import-outside-toplevel
+  if name == "beam":
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    return BeamDagRunner()
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+  return LocalDagRunner()
