@@ -1,0 +1,122 @@
+"""The dual encoder: next-item targets, scoring from the newest position,
+causal training (full and sampled softmax, OOV targets)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from components.lib import features as F
+from components.lib.feature_config import SEQUENCE_ENCODERS
+from components.lib.settings import ModelConfig
+from components.model.dual_encoder import DualEncoder
+from components.model.dual_encoder import next_item_targets
+from components.model.losses import FullSoftmaxLoss
+from tests.support.sessions import GENRE_SLOTS, feature_config
+
+LENGTH, DIM = 6, 8
+MODEL = ModelConfig(encoder="bow", dropout=0.1, cnn_filters=8,
+                    cnn_kernel_size=2, cnn_layers=2, rnn_units=8,
+                    attention_units=8, attention_heads=2)
+ITEMS, GENRES = 40, 6
+
+
+
+def test_next_item_targets():
+  context = tf.constant([[5, 6, 7, 0], [9, 0, 0, 0], [0, 0, 0, 0]], tf.int64)
+  labels = tf.constant([8, 3, 4], tf.int64)
+  np.testing.assert_array_equal(next_item_targets(context, labels),
+                                [[6, 7, 8, 0], [3, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def batch(items, real_genres=True):
+  """Transformed features for contexts of item ids (PAD-padded)."""
+  items = np.array(items, np.int64)
+  real = items != F.PAD_ID
+  genres = np.repeat(np.where(real, 3, 0), GENRE_SLOTS, axis=1)
+  if not real_genres:
+    genres[:] = 0
+  return {
+      F.CONTEXT_ITEM_ID: items,
+      F.CONTEXT_RATING: np.where(real, 5, 0),
+      F.CONTEXT_YEAR: np.where(real, 9, 0),
+      F.CONTEXT_GENRE: genres,
+      F.USER_GENDER: np.full((len(items), 1), 2),
+      F.USER_AGE: np.full((len(items), 1), 4),
+  }
+
+
+def dual_encoder(name="bow", loss="softmax", counts=None):
+  keras.utils.set_random_seed(0)
+  model = DualEncoder(feature_config(item_dim=16), {
+      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
+      dataclasses.replace(MODEL, encoder=name), item_counts=counts, loss=loss,
+      num_negatives=10)
+  model.compile(optimizer=keras.optimizers.Adam(0.05))
+  return model
+
+
+@pytest.mark.parametrize("name", SEQUENCE_ENCODERS)
+def test_dual_encoder_scores_every_item_from_the_newest_position(name):
+  model = dual_encoder(name)
+  logits = model(batch([[3, 4, 0, 0, 0, 0], [5, 0, 0, 0, 0, 0]]))
+  assert logits.shape == (2, ITEMS)
+  # Padding after the newest item does not matter; the items do.
+  longer = batch([[3, 4, 0, 0, 0, 0]])
+  longer[F.CONTEXT_RATING][0, 2:] = 7
+  np.testing.assert_allclose(model(longer), logits[:1], atol=1e-5)
+  assert not np.allclose(model(batch([[3, 6, 0, 0, 0, 0]])), logits[:1])
+
+
+def causal_data(n=256):
+  """Contexts where the next item is always the previous item + 1."""
+  rng = np.random.default_rng(0)
+  starts = rng.integers(2, ITEMS - LENGTH - 1, size=n)
+  lengths = rng.integers(1, LENGTH + 1, size=n)
+  items = np.zeros((n, LENGTH), np.int64)
+  for row, (start, length) in enumerate(zip(starts, lengths)):
+    items[row, :length] = np.arange(start, start + length)
+  return batch(items), starts + lengths
+
+
+@pytest.mark.parametrize("name", ["bow", "attention"])
+def test_causal_training_lowers_the_loss_and_learns(name):
+  x, y = causal_data()
+  model = dual_encoder(name)
+  dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+  history = model.fit(dataset, epochs=15, verbose=0)
+  assert history.history["loss"][-1] < history.history["loss"][0] / 2
+  if name == "attention":  # the newest item decides the next one
+    top = np.argmax(model(x).numpy(), axis=1)
+    assert np.mean(top == y) > 0.8
+
+
+def test_sampled_softmax_approaches_full_softmax_when_trained():
+  x, y = causal_data()
+  counts = np.ones(ITEMS, np.float32)
+  counts[:F.NUM_RESERVED_IDS] = 0.0
+  model = dual_encoder("attention", loss="sampled_softmax", counts=counts)
+  dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+  full = FullSoftmaxLoss()
+  queries = model.encode_context(x)
+  before = float(full(queries, y, model.label_encoder.candidates()))
+  model.fit(dataset, epochs=15, verbose=0)
+  after = float(full(model.encode_context(x), y,
+                     model.label_encoder.candidates()))
+  assert after < before / 2
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
+def test_out_of_vocabulary_targets_are_not_trained_on(loss):
+  # A capped vocabulary: items outside it are OOV in contexts and labels.
+  x, y = causal_data(64)
+  x[F.CONTEXT_ITEM_ID][:, 1] = np.where(x[F.CONTEXT_ITEM_ID][:, 1] > 0,
+                                        F.OOV_ID, 0)
+  y = np.where(np.arange(len(y)) % 2 == 0, F.OOV_ID, y)
+  counts = np.ones(ITEMS, np.float32)
+  counts[:F.NUM_RESERVED_IDS] = 0.0  # OOV has no train count
+  model = dual_encoder("bow", loss=loss, counts=counts)
+  history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+                      epochs=2, verbose=0)
+  assert np.all(np.isfinite(history.history["loss"]))

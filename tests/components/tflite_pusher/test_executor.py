@@ -1,0 +1,95 @@
+"""TFLitePusher's executor: a complete versioned bundle assembled in one
+step, nothing left behind by a failed push, nothing pushed unblessed."""
+import json
+import os
+import shutil
+
+import pytest
+from tfx.types import standard_artifacts
+
+from components.artifacts import ItemCatalog
+from components.lib import features as F
+from components.lib import layout
+from components.model.export import signature_names as names
+from components.tflite_pusher import executor as pusher
+from tests.support.retrieval_model import CONTEXT, SETTINGS, TOP_K
+from tests.support.sessions import GENRE_SLOTS
+
+
+def _model_artifact(retrieval_export, root) -> str:
+  """A copy of the exported Model artifact (Format-Serving, Format-TFLite,
+  the training summary and the settings), which a test may break."""
+  model_uri = root / "model"
+  shutil.copytree(retrieval_export["model_uri"], model_uri)
+  return str(model_uri)
+
+
+def _catalog(root) -> ItemCatalog:
+  catalog = ItemCatalog()
+  catalog.uri = str(root / "catalog")
+  os.makedirs(catalog.uri)
+  with open(os.path.join(catalog.uri, layout.CATALOG), "w") as f:
+    f.write('{"100": {"title": "x", "genres": [], "year": null}}')
+  catalog.set_string_custom_property(ItemCatalog.DATASET_PROPERTY,
+                                     "movielens")
+  return catalog
+
+
+def test_push_writes_a_complete_versioned_bundle(retrieval_export, tmp_path):
+  model_uri = _model_artifact(retrieval_export, tmp_path)
+  push_dir = tmp_path / "serving"
+  first = pusher.push(model_uri, str(push_dir), _catalog(tmp_path),
+                      {"model": {"hit_rate@10": 0.5}})
+  second = pusher.push(model_uri, str(push_dir), None, {})
+  assert int(os.path.basename(second)) > int(os.path.basename(first))
+  assert sorted(os.listdir(first)) == sorted([
+      layout.CATALOG, layout.BUNDLE_METADATA, layout.TFLITE_MODEL,
+      layout.BUNDLE_SAVED_MODEL])
+  assert layout.CATALOG not in os.listdir(second)
+  with open(os.path.join(first, layout.BUNDLE_METADATA)) as f:
+    metadata = json.load(f)
+  assert metadata["top_k"] == TOP_K
+  assert metadata["inputs"][F.CONTEXT_GENRE] == {
+      "dtype": "string", "shape": [-1, CONTEXT * GENRE_SLOTS]}
+  assert metadata["outputs"][names.TOP_SCORES]["dtype"] == "float32"
+  assert metadata["metrics"] == {"model": {"hit_rate@10": 0.5}}
+  # The settings that made the model, as its Trainer recorded them, and the
+  # data set whose catalog ships beside it.
+  assert metadata["config"] == json.loads(SETTINGS.to_json())
+  assert metadata["dataset"] == "movielens"
+  assert metadata["model_uri"] == model_uri
+  assert sorted(os.listdir(push_dir)) == sorted(
+      [os.path.basename(first), os.path.basename(second)])
+
+
+def test_failed_push_leaves_nothing_behind(retrieval_export, tmp_path):
+  model_uri = _model_artifact(retrieval_export, tmp_path)
+  # A corrupt TFLite file fails while the bundle is being assembled.
+  with open(os.path.join(model_uri, layout.TFLITE_DIR, layout.TFLITE_MODEL),
+            "wb") as f:
+    f.write(b"junk")
+  push_dir = tmp_path / "serving"
+  with pytest.raises(ValueError):
+    pusher.push(model_uri, str(push_dir), None, {})
+  assert os.listdir(push_dir) == []
+
+
+def test_unblessed_model_is_not_pushed(retrieval_export, tmp_path):
+  model = standard_artifacts.Model()
+  model.uri = _model_artifact(retrieval_export, tmp_path)
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.set_int_custom_property("blessed", 0)
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / "pushed")
+  push_dir = tmp_path / "serving"
+  pusher.Executor().Do({"model": [model], "model_blessing": [blessing]},
+                       {"pushed_model": [pushed]},
+                       {pusher.PUSH_DIR: str(push_dir)})
+  assert pushed.get_int_custom_property("pushed") == 0
+  assert not push_dir.exists()
+  blessing.set_int_custom_property("blessed", 1)
+  pusher.Executor().Do({"model": [model], "model_blessing": [blessing]},
+                       {"pushed_model": [pushed]},
+                       {pusher.PUSH_DIR: str(push_dir)})
+  assert pushed.get_int_custom_property("pushed") == 1
+  assert os.path.isdir(pushed.get_string_custom_property("pushed_destination"))

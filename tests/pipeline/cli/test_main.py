@@ -1,0 +1,71 @@
+"""The `recsys` command line: help, config errors, and data errors."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+
+from pipeline.cli import main as cli
+from pipeline.config import RunConfig
+
+SECTIONS = ("data", "session", "model", "train", "eval", "serving", "metadata")
+
+RECSYS = [sys.executable, "-m", "pipeline.cli"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, **kwargs):
+  return subprocess.run(RECSYS + list(args), capture_output=True, text=True,
+                        cwd=ROOT, timeout=120, **kwargs)
+
+
+def test_help_explains_every_command_and_option():
+  top = run("--help")
+  assert top.returncode == 0
+  for command in ("run", "recommend", "infer-schema", "config"):
+    assert command in top.stdout
+  run_help = run("run", "--help").stdout
+  for option in ("--data-dir", "--output-dir", "--config", "--set"):
+    assert option in run_help
+  # Every setting of the config is documented in the run help.
+  for field in dataclasses.fields(RunConfig):
+    if dataclasses.is_dataclass(field.type) or field.name in SECTIONS:
+      for setting in dataclasses.fields(getattr(RunConfig(), field.name)):
+        assert f"{setting.name}" in run_help, f"{field.name}.{setting.name}"
+    else:
+      assert field.name in run_help, field.name
+  assert "--history" in run("recommend", "--help").stdout
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+  result = run("run", "--output-dir", str(tmp_path), "--set", "train.epochz=1")
+  assert result.returncode == 2
+  assert "recsys: error: train.epochz: unknown setting" in result.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_config_prints_the_resolved_settings(tmp_path):
+  result = run("config", "--output-dir", str(tmp_path), "--set",
+               "retrieval.top_k=7")
+  assert result.returncode == 0
+  assert '"top_k": 7' in result.stdout
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
+  code = cli.main(["run", "--data-dir", str(tmp_path / "nope"),
+                   "--output-dir", str(tmp_path / "out")])
+  assert code == 1
+  assert f"data directory not found: {tmp_path / 'nope'}" in capsys.readouterr().err
+
+
+def test_recommend_without_a_pushed_model(tmp_path):
+  result = run("recommend", "--model", str(tmp_path), "--history", "1,2")
+  assert result.returncode == 2
+  assert f"no pushed model (model.tflite) in {tmp_path}" in result.stderr
+
+
+def test_runs_without_a_metadata_store(tmp_path):
+  result = run("runs", "--output-dir", str(tmp_path))
+  assert result.returncode == 2
+  assert (f"no metadata store at {tmp_path / 'metadata.sqlite'}: no pipeline "
+          "has run with this output directory") in result.stderr
