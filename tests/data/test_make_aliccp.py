@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from data import make_aliccp
+from pipeline import PROJECT_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = PROJECT_ROOT
 
 FILES = [os.path.join(split, f"{kind}_{split}.csv") for split in ("train", "test")
          for kind in ("sample_skeleton", "common_features")]

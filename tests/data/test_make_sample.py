@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pipeline import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 FILES = ["movies.dat", "users.dat", "ratings.dat"]
 
 

@@ -8,10 +8,12 @@ import tensorflow as tf
 from tfx.utils import io_utils
 
 from components.example_gen.aliccp import executor as G
+from components.example_gen.executor import serialized_example
 from components.lib import aliccp_format as A
+from pipeline import PROJECT_ROOT
 from tests.schemas.test_movielens_schema import anomalies_of, statistics
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(PROJECT_ROOT)
 SAMPLE_DIR = REPO / "data" / "aliccp-sample"
 
 
@@ -35,7 +37,7 @@ def _features(**overrides) -> bytes:
   impression = G.impression_features("train", row)
   user = G.user_features(A.CommonRow("k", (A.Feature("101", 40000, 1.0),)))
   example = tf.train.Example.FromString(
-      G.serialized_example(impression, user))
+      serialized_example(impression, user))
   for name, value in overrides.items():
     feature = example.features.feature[name]
     if isinstance(value, bytes):

@@ -22,9 +22,10 @@ from components.example_gen.movielens.executor import ReadMovieLens
 from components.lib import features as F
 from components.lib.movielens_formats import ML_1M, ML_CSV, Movie, Rating, User
 from components.lib.movielens_formats import detect_files
+from pipeline import PROJECT_ROOT
 from tests.support.examples import to_example
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(PROJECT_ROOT)
 SCHEMA_PATH = REPO / "schemas" / "movielens" / "schema.pbtxt"
 SAMPLE_DIR = REPO / "data" / "sample"
 ML1M_DIR = REPO.parent / "shared" / "data" / "ml-1m"

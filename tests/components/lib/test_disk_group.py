@@ -43,7 +43,7 @@ def test_groups_like_groupbykey(tmp_path, num_buckets):
 def test_bucket_of_a_key_is_the_same_in_every_process():
   keys = ["a", "common_feature_index_1", b"bytes", 12345, ("t", 1)]
   here = [disk_group.bucket_of(k, 97) for k in keys]
-  code = ("from components import disk_group; print([disk_group.bucket_of(k, 97)"
+  code = ("from components.lib import disk_group; print([disk_group.bucket_of(k, 97)"
           f" for k in {keys!r}])")
   other = subprocess.run([sys.executable, "-c", code], check=True,
                          capture_output=True, text=True,

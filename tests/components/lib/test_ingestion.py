@@ -1,25 +1,15 @@
-"""Tests of the splittable line source with offsets, line numbers of\nmalformed lines and the ingestion summary."""
+"""Tests of the splittable line source with offsets, line numbers of
+malformed lines and the ingestion summary."""
 from typing import List
-
-import pytest
-
-from tests.support.files import write_lines
-
-from components.lib import features as F  # first: selects legacy Keras
-from components.lib import ingestion
-from components.lib.ingestion import (IngestionError, MalformedLine,
-                                  _OffsetLineSource)
 
 import apache_beam as beam
 from apache_beam.io import source_test_utils
+import pytest
 
-# The genre flag order of ML-100K's u.genre, written out independently of
-# the module's own table.
-U_GENRE = ("unknown", "Action", "Adventure", "Animation", "Children's",
-           "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
-           "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-           "War", "Western")
-
+from components.lib import ingestion
+from components.lib.ingestion import (IngestionError, MalformedLine,
+                                      _OffsetLineSource)
+from tests.support.files import collect, load, reference_lines, write_lines
 
 
 def test_resolve_line_numbers_crlf_blank_lines_and_large_offsets(tmp_path):
@@ -174,9 +164,9 @@ def test_read_lines_with_offsets_in_a_pipeline(tmp_path):
   path = tmp_path / "lines.txt"
   write_lines(path, _many_lines(4000), eol="\r\n", final_eol=False)
   with beam.Pipeline() as pipeline:
-    _collect(pipeline | ingestion.ReadLinesWithOffsets(str(path)),
+    collect(pipeline | ingestion.ReadLinesWithOffsets(str(path)),
              tmp_path / "records.pkl", "Records")
-  records = sorted(_load(tmp_path / "records.pkl"), key=lambda r: r.offset)
+  records = sorted(load(tmp_path / "records.pkl"), key=lambda r: r.offset)
   assert [(r.offset, r.text) for r in records] == reference_lines(
       path.read_bytes())
 

@@ -4,28 +4,12 @@ from pathlib import Path
 
 import pytest
 
-
-from components.lib import features as F  # first: selects legacy Keras
 from components.lib import movielens_formats as formats
-from components.lib.ingestion import (IngestionError, MalformedLineError)
+from components.lib.ingestion import IngestionError, MalformedLineError
 from components.lib.movielens_formats import detect_files
+from pipeline import PROJECT_ROOT
 
 
-# The genre flag order of ML-100K's u.genre, written out independently of
-# the module's own table.
-U_GENRE = ("unknown", "Action", "Adventure", "Animation", "Children's",
-           "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
-           "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-           "War", "Western")
-
-
-
-def u_item(item: int, title: str, release: str, *genres: str) -> str:
-  flags = "|".join("1" if g in genres else "0" for g in U_GENRE)
-  return f"{item}|{title}|{release}||http://us.imdb.com/M/title-exact?x|{flags}"
-
-
-# --- the three formats through ReadMovieLens --------------------------------
 @pytest.mark.parametrize("parse, text, fragments", [
     (formats.parse_1m_rating, "1::2::3", ("4 fields", "found 3")),
     (formats.parse_1m_rating, "1::2::3::4::5", ("4 fields", "found 5")),
@@ -155,7 +139,7 @@ def test_detect_files_csv_wrong_header(tmp_path, bad_file):
 
 def test_real_ml1m_if_present():
   data_dir = Path(os.environ.get(
-      "ML1M_DIR", Path(__file__).resolve().parents[2] / "shared/data/ml-1m"))
+      "ML1M_DIR", Path(PROJECT_ROOT).parent / "shared/data/ml-1m"))
   if not data_dir.is_dir():
     pytest.skip(f"real MovieLens 1M files not present at {data_dir}")
   files = detect_files(str(data_dir))

@@ -1,5 +1,4 @@
 """Slice values the evaluation reports on (components/slices.py)."""
-import pytest
 
 from components.lib import slices
 
@@ -44,12 +43,3 @@ def test_slice_values_sort_in_their_natural_order():
       "head", "torso", "tail", "unseen"]
   ages = [g for _, g in slices.MOVIELENS_AGE_GROUPS]
   assert sorted(reversed(ages), key=slices.tier_order) == ages
-
-
-@pytest.mark.parametrize("params", [
-    {"history_length_edges": ()}, {"history_length_edges": (10, 5)},
-    {"history_length_edges": (0, 5)}, {"popularity_shares": (0.8, 0.5)},
-    {"popularity_shares": (0.0, 0.5)}, {"popularity_shares": (0.5, 1.5)}])
-def test_bad_slice_params_are_rejected(params):
-  with pytest.raises(ValueError):
-    slices.SliceParams(**params)

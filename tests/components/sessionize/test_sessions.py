@@ -4,7 +4,7 @@ The Beam transform runs on hand-made raw examples (as MovieLensExampleGen
 writes them); its outputs are written to tmp files and read back, and every
 expectation below is written out by hand from the input timelines.
 
-Layout under test (components/sessionize.py): with n interactions the last is
+Layout under test (components/sessions.py): with n interactions the last is
 the test target, the one before the eval target, the first n-2 train. Eval
 and test are one example each (context = up to max_context_length items just
 before the target, history = everything before it). Train interactions are
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
 import json
 import os
 import random
@@ -25,17 +24,12 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 import pytest
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tensorflow_transform.tf_metadata import schema_utils
-from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
-from tfx.utils import io_utils
 
-from components.artifacts import ItemCatalog
 from components.lib import features as F
 from components.lib import slices
 from components.lib.movielens_formats import Movie, Rating, User
-from components.sessionize.anomalies import DataValidationError, raise_on_anomalies
+from components.lib.settings import SessionConfig
+from components.sessionize import sessions
 from components.sessionize.sessions import SessionizeExamples
 from tests.support.examples import to_example
 
@@ -193,7 +187,7 @@ SMALL_TEST = {
     "frank": (["14", "13", "9"], "11",
               ["15", "4", "6", "3", "2", "1", "5", "7", "14", "13", "9"]),
 }
-SMALL_PARAMS = SessionParams(max_context_length=3, max_item_genres=2)
+SMALL_PARAMS = SessionConfig(max_context_length=3, max_item_genres=2)
 CONTEXT_FEATURES = (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING, F.CONTEXT_YEAR,
                     F.CONTEXT_GENRE)
 
@@ -206,7 +200,7 @@ def shuffled(values, seed):
 
 # --- Running the transform ------------------------------------------------------
 
-def _decode(example: tf.train.Example) -> dict:
+def decode(example: tf.train.Example) -> dict:
   out = {}
   for name, feature in example.features.feature.items():
     kind = feature.WhichOneof("kind")
@@ -216,7 +210,7 @@ def _decode(example: tf.train.Example) -> dict:
   return out
 
 
-def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False,
+def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
                    num_buckets=0):
   """-> ({split: [decoded example]}, catalog dict, {counter: value})."""
   os.makedirs(tmp_dir, exist_ok=True)
@@ -229,20 +223,20 @@ def run_sessionize(tmp_dir, raw, params=SessionParams(), reshuffle=False,
   for split in F.SPLITS:
     _ = out[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
         os.path.join(tmp_dir, split), shard_name_template="")
-  _ = out[sessionize.CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
+  _ = out[sessions.CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
       os.path.join(tmp_dir, "catalog.json"), shard_name_template="")
   result = pipeline.run()
   result.wait_until_finish()
   counters = collections.Counter()
   for counter in result.metrics().query(
-      MetricsFilter().with_namespace(sessionize.NAMESPACE))["counters"]:
+      MetricsFilter().with_namespace(sessions.NAMESPACE))["counters"]:
     counters[counter.key.metric.name] += counter.result
   examples = {}
   for split in F.SPLITS:
     path = os.path.join(tmp_dir, split)
     records = (tf.data.TFRecordDataset(path).as_numpy_iterator()
                if os.path.exists(path) else [])
-    examples[split] = [_decode(tf.train.Example.FromString(r)) for r in records]
+    examples[split] = [decode(tf.train.Example.FromString(r)) for r in records]
   with open(os.path.join(tmp_dir, "catalog.json"), encoding="utf-8") as f:
     lines = f.read().splitlines()
   assert len(lines) == 1, lines
@@ -314,16 +308,6 @@ def timeline_of(runs, user):
   history followed by its label."""
   (test,) = runs[F.TEST][user]
   return test[F.HISTORY_ITEM_ID] + test[F.LABEL_ITEM_ID]
-
-
-# --- Params -------------------------------------------------------------------
-
-def test_session_params_defaults():
-  assert dataclasses.asdict(SessionParams()) == {
-      "min_rating": None, "min_timeline_length": 3,
-      "max_context_length": 50, "max_item_genres": 3}
-  with pytest.raises(TypeError):
-    SessionParams(max_context_genres=4)  # pylint: disable=unexpected-keyword-arg
 
 
 # --- Ordering and splits ----------------------------------------------------------
@@ -470,14 +454,14 @@ def test_timeline_examples_chunk_boundaries(max_context_length, train,
   # reverse order, with x4 and x5 sharing a timestamp (file offset decides).
   timestamps = [10, 20, 30, 40, 50, 50, 70, 80, 90, 100, 110]
   interactions = [
-      sessionize.Interaction(
+      sessions.Interaction(
           user_id=b"u", item_id=f"x{i}".encode(), order=(ts, i),
           rating=float(i), position=((float(i),), (2000 + i,), ()), user=())
       for i, ts in enumerate(timestamps)][::-1]
   out = {split: [] for split in F.SPLITS}
-  for split, example in sessionize.timeline_examples(
-      b"u", interactions, SessionParams(max_context_length=max_context_length)):
-    out[split].append(_decode(example))
+  for split, example in sessions.timeline_examples(
+      b"u", interactions, SessionConfig(max_context_length=max_context_length)):
+    out[split].append(decode(example))
   names = lambda positions: [f"x{i}" for i in positions]
   got = sorted(chunks(out[F.TRAIN]), key=lambda c: int(c[1][1:]))
   assert got == [(names(c[:-1]), names(c[-1:])[0]) for c in train]
@@ -654,7 +638,7 @@ def test_min_timeline_length_and_min_rating(tmp_path):
   # dropped); dave keeps both (2: dropped); erin keeps 4, 5, 9, 10, 14;
   # frank keeps 15, 6, 2, 7, 14, 9.
   examples, catalog, counters = run_sessionize(
-      str(tmp_path / "min_rating"), raw, SessionParams(min_rating=4.0))
+      str(tmp_path / "min_rating"), raw, SessionConfig(min_rating=4.0))
   runs = by_user(examples)
   for split in F.SPLITS:
     assert set(runs[split]) == {"alice", "bob", "erin", "frank"}, split
@@ -682,7 +666,7 @@ def test_min_timeline_length_and_min_rating(tmp_path):
 
   # min_timeline_length 12: frank (exactly 12) and erin (14) are kept.
   examples, _, counters = run_sessionize(
-      str(tmp_path / "min_length"), raw, SessionParams(min_timeline_length=12))
+      str(tmp_path / "min_length"), raw, SessionConfig(min_timeline_length=12))
   runs = by_user(examples)
   for split in F.SPLITS:
     assert set(runs[split]) == {"erin", "frank"}, split
@@ -708,155 +692,6 @@ def test_catalog_maps_items_to_title_genres_year(default_run):
   # All genres are kept in the catalog, even beyond the context slots.
   assert catalog["15"]["genres"] == [
       "Animation", "Children's", "Comedy", "Musical"]
-
-
-# --- The executor ---------------------------------------------------------------
-
-def _raw_artifact(tmp_path, raw):
-  artifact = standard_artifacts.Examples()
-  artifact.uri = str(tmp_path / "raw")
-  artifact.split_names = artifact_utils.encode_split_names(["ratings"])
-  split_dir = os.path.join(artifact.uri, "Split-ratings")
-  os.makedirs(split_dir)
-  with tf.io.TFRecordWriter(
-      os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"),
-      options="GZIP") as writer:
-    for record in raw:
-      writer.write(record)
-  return artifact
-
-
-def _outputs(tmp_path):
-  outputs = {"sessions": standard_artifacts.Examples(),
-             "schema": standard_artifacts.Schema(),
-             "catalog": ItemCatalog()}
-  for name, artifact in outputs.items():
-    artifact.uri = str(tmp_path / name)
-    os.makedirs(artifact.uri)
-  return outputs
-
-
-def _read_split(uri, split):
-  files = glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))
-  assert files, (uri, split)
-  return [tf.train.Example.FromString(r) for r in tf.data.TFRecordDataset(
-      files, compression_type="GZIP").as_numpy_iterator()]
-
-
-def test_executor_end_to_end(tmp_path):
-  raw = serialize(ALICE_RATINGS + BOB_RATINGS + CAROL_RATINGS + DAVE_RATINGS
-                  + FRANK_RATINGS, USERS)
-  outputs = _outputs(tmp_path)
-  sessionize.Executor().Do(
-      {"examples": [_raw_artifact(tmp_path, raw)]},
-      {name: [artifact] for name, artifact in outputs.items()},
-      {"session_config": json.dumps({"max_context_length": 3,
-                                     "max_item_genres": 2,
-                                     "min_rating": 1.5})})
-
-  sessions = outputs["sessions"]
-  assert artifact_utils.decode_split_names(sessions.split_names) == list(
-      F.SPLITS)
-  # min_rating 1.5 drops alice's 6, bob's 11 and frank's 1 (all rated 1).
-  # Left: alice 1 2 3 4 5 (3 train), bob 10 7 8 9 12 (3 train), carol 1 14 13
-  # (1 train), frank 15 4 6 3 2 5 7 14 13 9 11 (9 train: chunks 1 + 4 + 4);
-  # dave (2) dropped.
-  runs = by_user({split: [_decode(e) for e in _read_split(sessions.uri, split)]
-                  for split in F.SPLITS})
-  assert {user: chunks(train) for user, train in runs[F.TRAIN].items()} == {
-      "alice": [(["1", "2"], "3")],
-      "bob": [(["10", "7"], "8")],
-      "carol": [([], "1")],
-      "frank": [([], "15"), (["4", "6", "3"], "2"),
-                (["5", "7", "14"], "13")],
-  }
-  assert {user: (e[F.CONTEXT_ITEM_ID], e[F.LABEL_ITEM_ID][0],
-                 e[F.HISTORY_ITEM_ID])
-          for user, (e,) in runs[F.TEST].items()} == {
-              "alice": (["2", "3", "4"], "5", ["1", "2", "3", "4"]),
-              "bob": (["7", "8", "9"], "12", ["10", "7", "8", "9"]),
-              "carol": (["1", "14"], "13", ["1", "14"]),
-              "frank": (["14", "13", "9"], "11",
-                        ["15", "4", "6", "3", "2", "5", "7", "14", "13", "9"]),
-          }
-  assert {user: e[F.LABEL_ITEM_ID][0]
-          for user, (e,) in runs[F.EVAL].items()} == {
-              "alice": "4", "bob": "9", "carol": "14", "frank": "9"}
-  # Two genre slots: frank's second chunk, context 4 (none) | 6 | 3.
-  assert runs[F.TRAIN]["frank"][1][F.CONTEXT_GENRE] == [
-      "", "", "Crime", "Drama", "Drama", ""]
-
-  with open(os.path.join(sessions.uri, sessionize.REPORT_FILE)) as f:
-    report = json.load(f)
-  expected = {"users": 4, "short_users_dropped": 1,
-              "short_user_interactions_dropped": 2,
-              "low_rating_interactions_dropped": 3,
-              "train_interactions": 3 + 3 + 1 + 9,
-              "train_examples": 1 + 1 + 1 + 3,
-              "eval_examples": 4, "test_examples": 4,
-              # 2 (3 genres), 6 (3 genres), 15 (4 genres) > 2 slots.
-              "items_with_more_genres_than_slots": 3}
-  assert report == {**expected, "params": {
-      "min_rating": 1.5, "min_timeline_length": 3, "max_context_length": 3,
-      "max_item_genres": 2}}
-  for name, value in expected.items():
-    assert sessions.get_int_custom_property(name) == value, name
-
-  schema = io_utils.SchemaReader().read(
-      os.path.join(outputs["schema"].uri, sessionize.SCHEMA_FILE))
-  assert schema_utils.schema_as_feature_spec(
-      schema).feature_spec == sessionize.feature_spec()
-
-  with open(os.path.join(outputs["catalog"].uri, sessionize.CATALOG_FILE),
-            encoding="utf-8") as f:
-    catalog = json.load(f)
-  assert set(catalog) == set(MOVIES)
-  assert catalog["2"] == {"title": "Toy Story (1995)",
-                          "genres": ["Animation", "Children's", "Comedy"],
-                          "year": 1995}
-
-
-def _anomalies_artifact(tmp_path, blessed):
-  artifact = standard_artifacts.ExampleAnomalies()
-  artifact.uri = str(tmp_path / "anomalies")
-  artifact.split_names = artifact_utils.encode_split_names(["ratings"])
-  artifact.set_json_value_custom_property("blessed", {"ratings": blessed})
-  anomalies = anomalies_pb2.Anomalies()
-  info = anomalies.anomaly_info["rating"]
-  info.short_description = "Out-of-range values"
-  info.reason.add(description="Unexpectedly high value: 7>5")
-  split_dir = os.path.join(artifact.uri, "Split-ratings")
-  os.makedirs(split_dir)
-  io_utils.write_bytes_file(os.path.join(split_dir, "SchemaDiff.pb"),
-                            anomalies.SerializeToString())
-  return artifact
-
-
-def test_raise_on_anomalies_follows_the_blessing(tmp_path):
-  raise_on_anomalies(_anomalies_artifact(tmp_path / "ok", 1))
-  with pytest.raises(DataValidationError, match="'rating'.*7>5"):
-    raise_on_anomalies(_anomalies_artifact(tmp_path / "bad", 0))
-
-
-def test_executor_stops_on_anomalies(tmp_path):
-  outputs = _outputs(tmp_path)
-  with pytest.raises(DataValidationError, match=r"\[ratings\] feature 'rating'"):
-    sessionize.Executor().Do(
-        {"examples": [_raw_artifact(tmp_path, serialize(ALICE_RATINGS))],
-         "anomalies": [_anomalies_artifact(tmp_path, 0)]},
-        {name: [artifact] for name, artifact in outputs.items()},
-        {"session_config": "{}"})
-  # Stopped before sessionizing: nothing was written.
-  for artifact in outputs.values():
-    assert os.listdir(artifact.uri) == []
-
-
-@pytest.mark.parametrize("params", [
-    {"min_timeline_length": 2}, {"max_context_length": 0},
-    {"max_item_genres": 0}])
-def test_params_that_break_the_protocol_are_rejected(params):
-  with pytest.raises(ValueError):
-    SessionParams(**params)
 
 
 # --- Slice features -----------------------------------------------------------
@@ -901,7 +736,7 @@ def test_targets_never_trained_on_are_unseen():
   tiers = {b"1": slices.HEAD}
   example = tf.train.Example()
   example.features.feature[F.LABEL_ITEM_ID].bytes_list.value.append(b"99")
-  out = tf.train.Example.FromString(sessionize.with_target_popularity(
+  out = tf.train.Example.FromString(sessions.with_target_popularity(
       example.SerializeToString(), tiers))
   assert out.features.feature[slices.TARGET_POPULARITY].bytes_list.value == [
       b"unseen"]

@@ -13,7 +13,9 @@ from components.example_gen.aliccp import executor as G
 from components.lib import aliccp_format as A
 from components.lib import features as F
 from components.lib import session_data as D
-from components.sessionize import sessions
+from components.lib.settings import SessionConfig
+from components.sessionize.sessions import CATALOG, NAMESPACE
+from components.sessionize.sessions import SessionizeExamples
 from data import make_aliccp
 
 
@@ -39,18 +41,18 @@ def sessions(tmp_path_factory):
   raw = read(os.path.join(root, "raw*"))
   pipeline = beam.Pipeline()
   out = (pipeline | beam.Create(raw)
-         | sessionize.SessionizeExamples(  # pylint: disable=no-value-for-parameter
-             sessionize.SessionParams(max_context_length=5), D.ALICCP,
+         | SessionizeExamples(  # pylint: disable=no-value-for-parameter
+             SessionConfig(max_context_length=5), D.ALICCP,
              os.path.join(root, "spill"), 4))
   for split in F.SPLITS:
     _ = out[split] | f"W{split}" >> beam.io.WriteToTFRecord(
         os.path.join(root, split))
-  _ = out[sessionize.CATALOG] | beam.io.WriteToText(
+  _ = out[CATALOG] | beam.io.WriteToText(
       os.path.join(root, "catalog"), shard_name_template="")
   result = pipeline.run()
   result.wait_until_finish()
   counters = {c.key.metric.name: c.result for c in result.metrics().query(
-      MetricsFilter().with_namespace(sessionize.NAMESPACE))["counters"]}
+      MetricsFilter().with_namespace(NAMESPACE))["counters"]}
   examples = {s: [decode(r) for r in read(os.path.join(root, s + "*"))]
               for s in F.SPLITS}
   with open(os.path.join(root, "catalog"), encoding="utf-8") as f:

@@ -5,13 +5,14 @@ import subprocess
 import sys
 
 
+from pipeline import PROJECT_ROOT
 from pipeline.cli import main as cli
 from pipeline.config import RunConfig
 
 SECTIONS = ("data", "session", "model", "train", "eval", "serving", "metadata")
 
 RECSYS = [sys.executable, "-m", "pipeline.cli"]
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = PROJECT_ROOT
 
 
 def run(*args, **kwargs):

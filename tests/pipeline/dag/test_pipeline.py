@@ -28,6 +28,7 @@ from tfx.dsl.components.base import base_beam_executor
 
 from components.lib import slices
 from components.user_modules import evaluation
+from pipeline import PROJECT_ROOT
 from pipeline.bench import encoders as bench
 from pipeline.cli import main as cli
 from pipeline.config import ConfigError, load_config
@@ -38,7 +39,7 @@ from pipeline.runners import local as runner
 
 pytestmark = pytest.mark.e2e
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = PROJECT_ROOT
 SAMPLE = os.path.join(ROOT, "data", "sample")
 RETRIEVAL_COMPONENTS = [
     "ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",

@@ -13,13 +13,14 @@ from components.lib import session_data as D
 from components.lib import slices
 from components.model.export import retrieval
 from components.model.export import tflite
+from pipeline import PROJECT_ROOT
 from pipeline.config import load_config
 from pipeline.results import report
 from pipeline.runners import local as runner
 
 pytestmark = pytest.mark.e2e
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = PROJECT_ROOT
 SAMPLE = os.path.join(ROOT, "data", "aliccp-sample")
 
 

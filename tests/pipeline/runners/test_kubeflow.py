@@ -17,10 +17,11 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 import yaml
 
+from pipeline import PROJECT_ROOT
 from pipeline.cli import main as cli
 from pipeline.runners import kubeflow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = PROJECT_ROOT
 IMAGE = "registry.example/recsys:test"
 PIPELINE_ROOT = "gs://bucket/recsys"
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

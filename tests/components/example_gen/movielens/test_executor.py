@@ -1,24 +1,32 @@
-"""Tests of MovieLensExampleGen's executor: the three formats read by\nReadMovieLens, malformed lines with file and line, and the executor's\nsplit, report and failures.\n\nEvery input is a small file written into pytest's tmp_path; expected byte\noffsets and line numbers are computed from the bytes the test writes, not\ntaken from the code under test.\n"""
+"""Tests of MovieLensExampleGen's executor: the three formats read by
+ReadMovieLens, malformed lines with file and line, and the executor's
+split, report and failures.
+
+Every input is a small file written into pytest's tmp_path; expected byte
+offsets and line numbers are computed from the bytes the test writes, not
+taken from the code under test.
+"""
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import pytest
-
-from tests.support.files import write_lines
-
-from components.example_gen.movielens import executor as gen
-from components.lib import features as F  # first: selects legacy Keras
-from components.lib import ingestion
-from components.lib.ingestion import (IngestionError, MalformedLine)
-from components.lib.movielens_formats import detect_files
-
 import apache_beam as beam
+import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
+
+from components.example_gen import component as example_gen_component
+from components.example_gen import executor as example_gen_executor
+from components.example_gen.movielens import executor as gen
+from components.example_gen.movielens.component import MovieLensExampleGen
+from components.lib import features as F
+from components.lib import ingestion
+from components.lib import layout
+from components.lib.ingestion import IngestionError, MalformedLine
+from components.lib.movielens_formats import detect_files
+from tests.support.files import collect, load, write_lines
 
 # The genre flag order of ML-100K's u.genre, written out independently of
 # the module's own table.
@@ -29,35 +37,6 @@ U_GENRE = ("unknown", "Action", "Adventure", "Animation", "Children's",
 
 
 
-def reference_lines(data: bytes) -> List[Tuple[int, bytes]]:
-  """(offset, line without its line break) for every line of data."""
-  parts = data.split(b"\n")
-  if parts[-1] == b"":  # data ends with a newline: no line after it
-    parts.pop()
-  result, offset = [], 0
-  for part in parts:
-    text = part[:-1] if part.endswith(b"\r") else part
-    result.append((offset, text))
-    offset += len(part) + 1
-  return result
-
-
-def _dump(values, path):
-  with open(path, "wb") as f:
-    pickle.dump(list(values), f)
-
-
-def _collect(pcoll, path: Path, label: str):
-  _ = (pcoll
-       | f"ToList{label}" >> beam.combiners.ToList()
-       | f"Dump{label}" >> beam.Map(_dump, str(path)))
-
-
-def _load(path: Path):
-  with open(path, "rb") as f:
-    return pickle.load(f)
-
-
 def read_movielens(data_dir: Path, tmp_path: Path):
   """Runs ReadMovieLens; returns (examples as dicts, resolved MalformedLines)."""
   files = detect_files(str(data_dir))
@@ -65,12 +44,12 @@ def read_movielens(data_dir: Path, tmp_path: Path):
   out.mkdir()
   with beam.Pipeline() as pipeline:
     read = pipeline | gen.ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
-    _collect(read["examples"], out / "examples.pkl", "Examples")
-    _collect(read["malformed"] | "Flatten" >> beam.Flatten(),  # in-process
+    collect(read["examples"], out / "examples.pkl", "Examples")
+    collect(read["malformed"] | "Flatten" >> beam.Flatten(),  # in-process
              out / "malformed.pkl", "Malformed")
   examples = [feature_dict(tf.train.Example.FromString(e))
-              for e in _load(out / "examples.pkl")]
-  malformed = ingestion.resolve_line_numbers(_load(out / "malformed.pkl"))
+              for e in load(out / "examples.pkl")]
+  malformed = ingestion.resolve_line_numbers(load(out / "malformed.pkl"))
   return examples, malformed
 
 
@@ -353,8 +332,8 @@ def test_csv_invalid_utf8_and_bad_quoting_are_malformed(tmp_path):
 
 
 def _exec_properties(data_dir: Path, **extra):
-  return {**raw_example_gen.executor_properties(
-      gen.MovieLensExampleGen(str(data_dir))), **extra}
+  return {**example_gen_component.executor_properties(
+      MovieLensExampleGen(str(data_dir))), **extra}
 
 
 def _run_executor(data_dir: Path, out_dir: Path, **extra):
@@ -388,10 +367,10 @@ def test_executor_writes_split_report_and_properties(tmp_path,
                                                      ml1m_one_bad_line):
   out = tmp_path / "examples"
   examples = _run_executor(ml1m_one_bad_line, out,
-                           **{gen.MAX_MALFORMED_LINES: 1})
+                           **{example_gen_executor.MAX_MALFORMED_LINES: 1})
 
   assert examples.split_names == '["ratings"]'
-  assert sorted(os.listdir(out)) == ["Split-ratings", gen.REPORT_FILE]
+  assert sorted(os.listdir(out)) == ["Split-ratings", layout.INGESTION_REPORT]
   shards = tf.io.gfile.glob(str(out / "Split-ratings" / "*.gz"))
   assert shards
   written = [feature_dict(tf.train.Example.FromString(r.numpy()))
@@ -401,7 +380,7 @@ def test_executor_writes_split_report_and_properties(tmp_path,
                     ("1", "1", 5.0), ("2", "1", 4.0), ("2", "2", 3.0)]
   assert all(e[F.USER_GENDER] and e[F.ITEM_TITLE] for e in written)
 
-  report = json.loads((out / gen.REPORT_FILE).read_text())
+  report = json.loads((out / layout.INGESTION_REPORT).read_text())
   ratings = str(ml1m_one_bad_line / "ratings.dat")
   assert report["format"] == "ml-1m"
   assert (report["examples"], report["malformed"]) == (3, 1)
@@ -421,7 +400,7 @@ def test_executor_fails_on_more_malformed_lines_than_tolerated(
     _run_executor(ml1m_one_bad_line, out)  # max_malformed_lines defaults to 0
   assert f"{ml1m_one_bad_line / 'ratings.dat'}:3" in str(raised.value)
   # The report is still there to inspect.
-  report = json.loads((out / gen.REPORT_FILE).read_text())
+  report = json.loads((out / layout.INGESTION_REPORT).read_text())
   assert report["malformed"] == 1
 
 
@@ -432,6 +411,6 @@ def test_executor_fails_when_no_rating_is_readable(tmp_path):
   write_lines(data / "ratings.dat", ["1::1::x::978300760", "1::2::5::1"])
   with pytest.raises(IngestionError) as raised:
     _run_executor(data, tmp_path / "examples",
-                  **{gen.MAX_MALFORMED_LINES: 10})
+                  **{example_gen_executor.MAX_MALFORMED_LINES: 10})
   assert "no examples could be read" in str(raised.value)
   assert str(data / "ratings.dat") in str(raised.value)
