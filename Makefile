@@ -23,11 +23,17 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10.*/bin/pytho
 
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run run-ml1m test bench bench-aliccp clean help
+# Test processes: the three shared pipeline runs (tests/conftest.py) go to
+# separate workers, the other tests fill in around them.
+TEST_WORKERS ?= 2
+PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+.PHONY: venv run run-ml1m test test-fast bench bench-aliccp clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
-	@echo "make test    - set up $(VENV) if needed and run the test suite"
+	@echo "make test    - set up $(VENV) if needed and run the test suite (what CI runs)"
+	@echo "make test-fast - the test suite without the pipeline runs (tests marked e2e)"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
 	@echo "make bench   - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
 	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
@@ -50,7 +56,10 @@ run-ml1m: $(STAMP)
 	$(VENV)/bin/recsys run --data-dir $(ML1M_DIR) --output-dir output/ml-1m
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(PYTEST)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not e2e"
 
 bench: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }

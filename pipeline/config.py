@@ -76,7 +76,7 @@ class RunConfig:
   output_dir: str = setting(
       "output/sample", "pipeline root, metadata store, logs and pushed models")
   push_dir: str = setting(
-      "", "pushed models land in PUSH_DIR/<version>/ (empty: "
+      "", "pushed models land in PUSH_DIR/VERSION/ (empty: "
       "OUTPUT_DIR/serving)")
   runner: str = setting(
       "local", "orchestrator: local (TFX's LocalDagRunner) or beam "
@@ -230,8 +230,10 @@ def settings_table() -> str:
   """README's settings table (a test keeps README and this in step)."""
   rows = ["| setting | default | what it does |", "|---|---|---|"]
   for name, default, text in settings.describe(RunConfig()):
-    rows.append(f"| `{name}` | `{settings.format_value(default)}` | "
-                f"{text} |")
+    shown = settings.format_value(default)
+    if default not in (None, ""):
+      shown = f"`{shown}`"
+    rows.append(f"| `{name}` | {shown} | {text} |")
   return "\n".join(rows) + "\n"
 
 
@@ -247,8 +249,10 @@ def _check_type(value: Any, hint: Any, field: str) -> Any:
     return _check_type(value, args[0], field)
   if origin in (list, List):
     (item,) = typing.get_args(hint)
-    if isinstance(value, str):
-      value = [v for v in value.split(",") if v]
+    if isinstance(value, str):  # --set NAME=A,B
+      value = [yaml.safe_load(v) for v in value.split(",") if v.strip()]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+      value = [value]  # --set NAME=10: a list of one
     if not isinstance(value, list):
       raise ConfigError(f"{field}: expected a list, got {value!r}")
     return [_check_type(v, item, field) for v in value]

@@ -6,7 +6,8 @@ A section is a dataclass (`data`, `session`, `model`, ...); `RunConfig`
 uses, and `recsys run --help` and README's settings table are generated from
 these definitions. A step that uses only part of a section receives a base
 class of it (`VocabularyConfig` of `ModelConfig`, `SliceConfig` of
-`EvalConfig`, `SeedConfig` of `TrainConfig`), so that changing a setting it
+`EvalConfig`, `SeedConfig` of `TrainConfig`, `RatingModelConfig` of
+`RankingConfig`), so that changing a setting it
 does not read leaves its cached execution valid.
 
 A user module declares what it receives as a `StepSettings` dataclass (one
@@ -230,11 +231,9 @@ class EvalConfig(SliceConfig):
 
 
 @dataclasses.dataclass
-class RankingConfig(Section):
-  enabled: bool = setting(
-      True, "the ranking stage: a rating model trained, evaluated and "
-      "pushed beside retrieval, and the two-stage evaluation (rated data "
-      "only)")
+class RatingModelConfig(Section):
+  """The rating model's settings of the ranking section: what its Trainer
+  reads."""
   embedding_dim: int = setting(32, "rating model: embedding width")
   hidden_units: List[int] = setting([64, 32], "rating model: dense layers")
   # 0.3: on the ML-1M subset's eval split RMSE 0.9169 against 0.9178 at 0.1.
@@ -245,15 +244,6 @@ class RankingConfig(Section):
   patience: int = setting(
       3, "rating model: epochs without a lower eval RMSE before stopping")
   max_minutes: float = setting(10.0, "rating model: wall-time budget")
-  min_rmse_gain: float = setting(
-      0.0, "blessing: test RMSE at least this far below the per-item-mean "
-      "baseline's (0: beat it)")
-  max_rmse_increase: float = setting(
-      0.01, "blessing: largest RMSE rise against the latest blessed rating "
-      "model")
-  two_stage_candidates: List[int] = setting(
-      [10, 20, 50, 100], "retrieval top-N sizes the two-stage evaluation "
-      "re-orders by predicted rating")
 
   def check(self, prefix: str) -> None:
     for name in ("embedding_dim", "epochs", "batch_size", "patience"):
@@ -265,6 +255,26 @@ class RankingConfig(Section):
              "must be within [0, 1)")
     _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
     _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+
+
+@dataclasses.dataclass
+class RankingConfig(RatingModelConfig):
+  enabled: bool = setting(
+      True, "the ranking stage: a rating model trained, evaluated and "
+      "pushed beside retrieval, and the two-stage evaluation (rated data "
+      "only)")
+  min_rmse_gain: float = setting(
+      0.0, "blessing: test RMSE at least this far below the per-item-mean "
+      "baseline's (0: beat it)")
+  max_rmse_increase: float = setting(
+      0.01, "blessing: largest RMSE rise against the latest blessed rating "
+      "model")
+  two_stage_candidates: List[int] = setting(
+      [10, 20, 50, 100], "retrieval top-N sizes the two-stage evaluation "
+      "re-orders by predicted rating")
+
+  def check(self, prefix: str) -> None:
+    super().check(prefix)
     _require(self.max_rmse_increase >= 0, f"{prefix}.max_rmse_increase",
              "must be >= 0")
     _require(bool(self.two_stage_candidates) and

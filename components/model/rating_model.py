@@ -21,7 +21,7 @@ import tf_keras as keras
 
 from components.lib import feature_config as fc
 from components.lib import features as F
-from components.lib.settings import RankingConfig
+from components.lib.settings import RatingModelConfig
 from components.model.causal_model import CausalModel
 from components.model.context_encoders import masked_mean
 from components.model.feature_embeddings import StaticGroupEmbedding
@@ -127,7 +127,7 @@ class RatingModel(CausalModel):
   def __init__(self, feature_config: fc.FeatureConfig,
                vocabulary_sizes: Dict[str, int],
                attributes: Sequence[fc.Feature], attribute_table: np.ndarray,
-               rating_mean: float, model_config: RankingConfig, **kwargs):
+               rating_mean: float, model_config: RatingModelConfig, **kwargs):
     super().__init__(**kwargs)
     self.feature_config = feature_config
     self.rating_mean = float(rating_mean)

@@ -38,7 +38,7 @@ class RatingTrainerSettings(settings.StepSettings):
   length and the retrieval model's top K."""
   features: fc.FeatureConfig
   session: settings.SessionConfig
-  ranking: settings.RankingConfig
+  ranking: settings.RatingModelConfig
   serving: settings.ServingConfig
   train: settings.SeedConfig
 

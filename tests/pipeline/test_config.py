@@ -4,7 +4,12 @@ import os
 
 import pytest
 
-from pipeline.config import ConfigError, RunConfig, from_json, load_config, parse_overrides
+from pipeline import PROJECT_ROOT
+from pipeline.config import (ConfigError, RunConfig, from_json, load_config,
+                             parse_overrides, settings_table)
+
+README_TABLE_START = "<!-- settings: generated from the definitions -->"
+README_TABLE_END = "<!-- /settings -->"
 
 
 def test_defaults_are_valid_and_paths_absolute(tmp_path):
@@ -46,8 +51,8 @@ def test_round_trip_through_json(tmp_path):
     ("eval.min_hit_rate_at_10=1.5", "eval.min_hit_rate_at_10"),
     ("eval.max_hit_rate_drop=2", "eval.max_hit_rate_drop"),
     ("eval.popularity_shares=[0.5]", "eval.popularity_shares"),
-    ("eval.popularity_shares=[0.9,0.5]", "eval"),
-    ("eval.history_length_edges=[20,10]", "eval"),
+    ("eval.popularity_shares=[0.9,0.5]", "eval.popularity_shares"),
+    ("eval.history_length_edges=[20,10]", "eval.history_length_edges"),
     ("train=3", "train"),
     ("runner=kubeflow", "runner"),
     ("metadata.backend=postgres", "metadata.backend"),
@@ -80,6 +85,25 @@ def test_every_setting_is_recorded():
   assert set(recorded) == {"name", "output_dir", "push_dir", "runner",
                            "beam_args", "metadata", "data", "session", "model",
                            "train", "eval", "ranking", "serving"}
+
+
+def test_readme_settings_table_is_the_definitions_table():
+  with open(os.path.join(PROJECT_ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  found = readme.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0]
+  assert found.strip() == settings_table().strip(), (
+      "README's settings table is not the one components/lib/settings.py "
+      "and pipeline/config.py define; paste this between its markers:\n"
+      + settings_table())
+
+
+def test_list_settings_from_the_command_line_are_typed():
+  config = load_config(overrides=["eval.history_length_edges=5,50",
+                                  "ranking.two_stage_candidates=10",
+                                  "beam_args=--a=1,--b=2"])
+  assert config.eval.history_length_edges == [5, 50]
+  assert config.ranking.two_stage_candidates == [10]
+  assert config.beam_args == ["--a=1", "--b=2"]
 
 
 def test_shipped_feature_configs_load_and_fit_the_session_settings():

@@ -26,19 +26,19 @@ IMAGE = "registry.example/recsys:test"
 PIPELINE_ROOT = "gs://bucket/recsys"
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 STEPS = {
-    "MovieLensExampleGen": "components.movielens_example_gen.Executor",
+    "MovieLensExampleGen": "components.example_gen.movielens.executor.Executor",
     "ImportSchemaGen": "tfx.components.schema_gen.import_schema_gen.executor.Executor",
     "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
     "ExampleValidator": "tfx.components.example_validator.executor.Executor",
-    "Sessionize": "components.sessionize.Executor",
+    "Sessionize": "components.sessionize.executor.Executor",
     "Transform": "tfx.components.transform.executor.Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
     "Evaluator": "tfx.components.evaluator.executor.Executor",
-    "TFLitePusher": "components.pusher.Executor",
+    "TFLitePusher": "components.tflite_pusher.executor.Executor",
     "rating_trainer": "tfx.components.trainer.executor.GenericExecutor",
     "rating_evaluator": "tfx.components.evaluator.executor.Executor",
-    "rating_pusher": "components.pusher.Executor",
-    "two_stage_evaluator": "components.two_stage.Executor",
+    "rating_pusher": "components.tflite_pusher.executor.Executor",
+    "two_stage_evaluator": "components.two_stage_evaluator.executor.Executor",
 }
 # Each latest-blessed-model Resolver compiles into two MLMD query steps.
 RESOLVERS = {f"{name}-{step}" for name in (
@@ -118,19 +118,22 @@ def test_paths_name_files_in_the_image_and_code_is_imported_by_module(compiled):
   assert os.path.isfile(kubeflow.local_view(schema))
   data_dir = _parameter(spec, "MovieLensExampleGen", "input_base")
   assert data_dir == f"{kubeflow.IMAGE_ROOT}/data/sample"
-  assert _parameter(spec, "Trainer", "run_fn") == "components.trainer.run_fn"
+  assert _parameter(spec, "Trainer", "run_fn") == (
+      "components.user_modules.trainer.run_fn")
   assert _parameter(spec, "Transform", "preprocessing_fn") == (
-      "components.transform.preprocessing_fn")
+      "components.user_modules.transform.preprocessing_fn")
   for task in spec.root.dag.tasks.values():
     assert "module_file" not in task.inputs.parameters
     assert "module_path" not in task.inputs.parameters
   assert _parameter(spec, "TFLitePusher", "push_dir") == (
       f"{PIPELINE_ROOT}/serving")
-  recorded = json.loads(_parameter(spec, "TFLitePusher", "run_config"))
-  assert recorded["beam_args"] == BEAM_ARGS
-  assert recorded["train"]["epochs"] == 3
+  # Each step gets its part of the config: the Trainer its sections, the
+  # Pusher none.
   trainer = json.loads(_parameter(spec, "Trainer", "custom_config"))
   assert trainer["train"]["epochs"] == 3
+  assert set(trainer) == {"features", "session", "model", "train", "serving",
+                          "code_version"}
+  assert "run_config" not in spec.root.dag.tasks["TFLitePusher"].inputs.parameters
 
 
 def test_the_yaml_output_is_the_bare_pipeline_spec(compiled):

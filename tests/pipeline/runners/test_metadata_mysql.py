@@ -18,7 +18,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import load_config
 from pipeline.dag.pipeline import schema_file
-from pipeline.runners import local as runner
+from pipeline.results import outputs
 from pipeline.runners import metadata
 
 
@@ -83,6 +83,7 @@ def mysql_env(tmp_path_factory):
     process.wait(timeout=60)
 
 
+@pytest.mark.e2e
 def test_runs_share_lineage_and_cache_through_mysql(mysql_env, tmp_path,
                                                     monkeypatch):
   for name, value in mysql_env.items():
@@ -106,8 +107,13 @@ def test_runs_share_lineage_and_cache_through_mysql(mysql_env, tmp_path,
   states = [e.last_known_state for e in store.get_executions()]
   assert states == [metadata_store_pb2.Execution.COMPLETE,
                     metadata_store_pb2.Execution.CACHED]
-  latest = runner.latest_artifacts(config)
-  assert latest["Schema"].uri.startswith(config.pipeline_root)
-  assert os.path.exists(os.path.join(latest["Schema"].uri, "schema.pbtxt"))
+  # What `recsys runs` and `report` read: the runs, and each one's outputs.
+  store, found = outputs.pipeline_runs(config)
+  assert len(found) == 2
+  for _, executions in found:
+    schema = outputs.run_outputs(store, executions)["ImportSchemaGen"][
+        "schema"]
+    assert schema.uri.startswith(config.pipeline_root)
+    assert os.path.exists(os.path.join(schema.uri, "schema.pbtxt"))
   assert not os.path.exists(config.metadata_path)
 

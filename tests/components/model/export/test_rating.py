@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.lib import features as F
-from components.lib.settings import RankingConfig
+from components.lib.settings import RatingModelConfig
 from components.model.export import rating as rating_export
 from components.model.export import signature_names as names
 from components.model.export import tflite
@@ -17,7 +17,7 @@ from components.user_modules import rating_trainer
 from tests.support.sessions import analyze_and_transform, custom_config
 from tests.support.sessions import feature_config, session
 
-MODEL = RankingConfig(embedding_dim=8, hidden_units=[16], dropout=0.0)
+MODEL = RatingModelConfig(embedding_dim=8, hidden_units=[16], dropout=0.0)
 CONTEXT, CANDIDATES = 4, 12
 ITEMS = [f"{200 + i}".encode() for i in range(24)]
 FEATURES = feature_config(item_dim=8)

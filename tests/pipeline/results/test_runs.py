@@ -1,0 +1,45 @@
+"""`recsys runs`: one row per run, read from MLMD; each run's context
+records the config it ran with."""
+import pytest
+
+from components.model.export import signature_names as names
+from pipeline.results import outputs
+from pipeline.results import runs as pipeline_runs
+from tests.support.pipeline_runs import COMPONENTS, RERUN, RESOLVERS
+
+
+def test_runs_lists_each_run_from_mlmd(sample_runs, beam_run):
+  config, first = sample_runs.config, sample_runs.first
+  rows = pipeline_runs.list_runs(config)
+  assert len(rows) == 3
+  same = first["config"].digest()
+  other = sample_runs.other_runner["config"].digest()
+  assert other != same
+  cached = (0, len(COMPONENTS) - len(RERUN), len(COMPONENTS) - len(RESOLVERS))
+  for row, digest, cached in zip(rows, (same, same, other), cached):
+    assert row["digest"] == digest and row["encoder"] == "attention"
+    assert (row["components"], row["cached"]) == (len(COMPONENTS), cached)
+    assert row["hit_rate@10"] == first["metrics"][names.SCORES]["hit_rate@10"]
+    assert row["rmse"] == pytest.approx(
+        first["ranking"]["metrics"][names.RATING]["rmse"], abs=1e-6)
+    assert row["blessed"] is True
+    # The cached runs' model is the first run's push.
+    assert row["pushed"] == first["pushed"]
+  assert rows[0]["started"] <= rows[1]["started"] <= rows[2]["started"]
+  table = pipeline_runs.format_runs(rows).splitlines()
+  assert table[0].split()[:4] == ["run", "started", "(UTC)", "config"]
+  assert table[2].split()[0] == rows[1]["run"]
+  assert table[2].split()[-2:] == [
+      f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
+  (beam,) = pipeline_runs.list_runs(beam_run[0])
+  assert beam["digest"] == beam_run[1]["config"].digest() != same
+  assert beam["rmse"] is None  # no ranking stage
+  assert beam["pushed"] == beam_run[1]["pushed"]
+
+
+def test_each_run_context_records_its_whole_config(sample_runs):
+  _, found = outputs.pipeline_runs(sample_runs.config)
+  recorded = [outputs.recorded_config(context) for context, _ in found]
+  assert [c.to_json() for c in recorded] == [
+      run["config"].to_json() for run in (
+          sample_runs.first, sample_runs.second, sample_runs.other_runner)]

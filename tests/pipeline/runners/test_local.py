@@ -1,0 +1,98 @@
+"""Running the pipeline from this process: LocalDagRunner and BeamDagRunner
+on the embedded sample, TFX's cache across re-runs and a change of runner,
+the Beam arguments reaching every Beam job, and bad data stopping the run
+before training."""
+import json
+import os
+import shutil
+
+import pytest
+
+from components.model.export import signature_names as names
+from components.sessionize.anomalies import DataValidationError
+from pipeline.config import load_config
+from pipeline.runners import local
+from tests.support.pipeline_runs import (BEAM_ARGS, BEAM_EXECUTORS, COMPONENTS,
+                                         RERUN, RESOLVERS,
+                                         RETRIEVAL_COMPONENTS, SAMPLE)
+
+
+def test_every_component_ran_then_was_cached(sample_runs):
+  first, second = sample_runs.first, sample_runs.second
+  assert sorted(c["name"] for c in first["components"]) == sorted(COMPONENTS)
+  assert not any(c["cached"] for c in first["components"])
+  assert sorted(c["name"] for c in second["components"]) == sorted(COMPONENTS)
+  for component in second["components"]:
+    assert component["cached"] == (component["name"] not in RERUN), component
+
+
+def test_changing_the_runner_alone_keeps_every_component_cached(sample_runs):
+  # The third run differs from the second in `runner` only: no step reads
+  # it, so everything but the resolvers (which always run) comes from the
+  # cache, the Evaluators and Pushers included, and nothing is pushed again.
+  third = sample_runs.other_runner
+  assert third["config"].runner == "beam" != sample_runs.config.runner
+  assert sorted(c["name"] for c in third["components"]) == sorted(COMPONENTS)
+  for component in third["components"]:
+    assert component["cached"] == (component["name"] not in RESOLVERS), (
+        component)
+  assert third["pushed"] == sample_runs.first["pushed"]
+  assert third["ranking"]["pushed"] == sample_runs.first["ranking"]["pushed"]
+
+
+def test_the_run_layout_records_the_resolved_config(sample_runs):
+  config = sample_runs.other_runner["config"]
+  with open(config.run_config_path) as f:
+    assert json.load(f) == json.loads(config.to_json())
+  # The optional user group is in (the sample has users), recorded inline.
+  assert isinstance(config.model.features, dict)
+  with open(config.timings_path) as f:
+    assert [t["name"] for t in json.load(f)] == [
+        c["name"] for c in sample_runs.other_runner["components"]]
+  assert os.path.getsize(config.log_path) > 0
+
+
+def test_beam_runner_runs_every_component_with_the_beam_arguments(beam_run):
+  config, summary, made = beam_run
+  assert sorted(c["name"] for c in summary["components"]) == sorted(
+      RETRIEVAL_COMPONENTS)
+  assert not any(c["cached"] for c in summary["components"])
+  assert {name for name, _ in made} == BEAM_EXECUTORS
+  for name, args in made:
+    assert set(BEAM_ARGS) <= set(args), name
+  with open(config.run_config_path) as f:
+    recorded = json.load(f)
+  assert (recorded["runner"], recorded["beam_args"]) == ("beam", BEAM_ARGS)
+  assert summary["blessed"] and summary["pushed"]
+
+
+def test_local_and_beam_runners_give_the_same_metrics(sample_runs, beam_run):
+  local_metrics, beam = sample_runs.second["metrics"], beam_run[1]["metrics"]
+  # Beam wrote the examples in another order (two workers); training reads
+  # them in a canonical order, so the model and its metrics are the same.
+  assert local_metrics.keys() == beam.keys() == {names.SCORES,
+                                                 names.POPULARITY_SCORES}
+  for output, metrics in local_metrics.items():
+    assert metrics.keys() == beam[output].keys()
+    for name, value in metrics.items():
+      assert beam[output][name] == pytest.approx(value, abs=1e-6), (
+          output, name)
+  assert beam_run[1]["training"]["history"]["loss"] == (
+      sample_runs.second["training"]["history"]["loss"])
+
+
+@pytest.mark.e2e
+def test_anomalies_stop_the_run_before_training(tmp_path):
+  data = tmp_path / "data"
+  shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("ratings.dat"))
+  with open(os.path.join(SAMPLE, "ratings.dat"), encoding="latin-1") as f:
+    lines = f.readlines()[:3000]
+  user, item, _, stamp = lines[10].strip().split("::")
+  lines[10] = f"{user}::{item}::9::{stamp}\n"  # ratings go up to 5
+  (data / "ratings.dat").write_text("".join(lines), encoding="latin-1")
+  config = load_config(values={"data": {"data_dir": str(data)},
+                               "output_dir": str(tmp_path / "out")})
+  with pytest.raises(DataValidationError, match="'rating'"):
+    local.run(config)
+  assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
+  assert not os.path.exists(config.serving_dir)
