@@ -1,5 +1,5 @@
 # The image every Kubeflow Pipelines step runs in: the project, installed at
-# /opt/recsys (pipeline/kubeflow.py IMAGE_ROOT) with the pinned stack, so that
+# /opt/recsys (pipeline/runners/kubeflow.py IMAGE_ROOT) with the pinned stack, so that
 # the compiled spec imports executors, preprocessing_fn and run_fn by module
 # path. The embedded samples and the curated schemas come along; real data is
 # read from a URI (--data-dir gs://...).

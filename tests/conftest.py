@@ -2,10 +2,10 @@
 anything imports TensorFlow, and the pipeline runs the end-to-end tests
 share.
 
-Each run happens once per session (per xdist worker): every test that
-takes one of these fixtures is marked `e2e` (`make test-fast` leaves them
-out) and put in the fixture's xdist group, so that all the tests reading a
-run go to one worker, which runs it once (`--dist loadgroup`).
+Tests that share a costly fixture (module or session scope: a pipeline
+run, a trained model, a Transform run) go to one xdist worker, so that the
+fixture is built once (`--dist loadgroup`). Every test that takes a
+pipeline run is marked `e2e`; `make test-fast` leaves them out.
 """
 import os
 
@@ -14,37 +14,79 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # pylint: disable=wrong-import-position
 
-# Pipeline-run fixture -> its xdist group. The Beam run shares the sample's
-# group: tests compare the two, and each run must happen once.
-PIPELINE_RUNS = {"sample_runs": "sample", "beam_run": "sample",
-                 "aliccp_run": "aliccp"}
+PIPELINE_RUNS = ("sample_runs", "beam_run", "aliccp_run")
 
 
+def _shared_fixtures(item):
+  """Keys of this project's module- and session-scoped fixtures the test
+  takes (a module fixture is one per module)."""
+  keys = []
+  for name in item.fixturenames:
+    definitions = item._fixtureinfo.name2fixturedefs.get(name)  # pylint: disable=protected-access
+    if not definitions:
+      continue
+    definition = definitions[-1]
+    if (definition.scope not in ("module", "session")
+        or not definition.func.__module__.startswith("tests.")):
+      continue
+    keys.append(name if definition.scope == "session"
+                else f"{item.module.__name__}.{name}")
+  return keys
+
+
+# Before xdist's own hook, which reads the group markers (pytest-xdist 3.8;
+# pytest 9 renamed the node id attribute it sets, hence pytest 8 in
+# constraints.txt).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-  for item in items:
-    groups = {group for name, group in PIPELINE_RUNS.items()
-              if name in item.fixturenames}
-    if groups:
-      (group,) = groups
+  # Fixtures taken by one test are joined into one group (union-find).
+  parent = {}
+
+  def root(key):
+    while parent.setdefault(key, key) != key:
+      key = parent[key]
+    return key
+
+  shared = {item: _shared_fixtures(item) for item in items}
+  for keys in shared.values():
+    for key in keys[1:]:
+      parent[root(key)] = root(keys[0])
+  for item, keys in shared.items():
+    if keys:
+      item.add_marker(pytest.mark.xdist_group(root(keys[0])))
+    if any(name in item.fixturenames for name in PIPELINE_RUNS):
       item.add_marker(pytest.mark.e2e)
-      item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _output_dir(tmp_path_factory, name: str) -> str:
+  """A fresh directory for one pipeline run; fails when another xdist
+  worker of this session already made one, i.e. when the grouping above
+  stopped working and the run would happen twice."""
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each worker's base directory sits in one directory per session.
+    claim = tmp_path_factory.getbasetemp().parent / f"{name}.run"
+    try:
+      claim.touch(exist_ok=False)
+    except FileExistsError:
+      pytest.fail(f"the {name} pipeline run was started by two workers: "
+                  "its tests are not in one xdist group")
+  return str(tmp_path_factory.mktemp(name))
 
 
 @pytest.fixture(scope="session")
 def sample_runs(tmp_path_factory):
   """The embedded sample run, run again, and run on the other runner."""
   from tests.support import pipeline_runs  # pylint: disable=import-outside-toplevel
-  return pipeline_runs.run_sample(str(tmp_path_factory.mktemp("sample")))
+  return pipeline_runs.run_sample(_output_dir(tmp_path_factory, "sample"))
 
 
 @pytest.fixture(scope="session")
 def beam_run(tmp_path_factory):
   from tests.support import pipeline_runs  # pylint: disable=import-outside-toplevel
-  return pipeline_runs.run_sample_on_beam(str(tmp_path_factory.mktemp("beam")))
+  return pipeline_runs.run_sample_on_beam(_output_dir(tmp_path_factory, "beam"))
 
 
 @pytest.fixture(scope="session")
 def aliccp_run(tmp_path_factory):
   from tests.support import pipeline_runs  # pylint: disable=import-outside-toplevel
-  return pipeline_runs.run_aliccp_sample(
-      str(tmp_path_factory.mktemp("aliccp")))
+  return pipeline_runs.run_aliccp_sample(_output_dir(tmp_path_factory, "aliccp"))

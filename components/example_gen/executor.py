@@ -158,7 +158,7 @@ def check_all_written(result: PipelineResult,
 
   Guards against runner bugs that lose elements silently, such as Beam
   2.59's FnApiRunner running a Flatten's consumers before all its producers
-  finished (components/disk_group.py): the count of examples made is a
+  finished (components/lib/disk_group.py): the count of examples made is a
   metric of the producing stage, the count written comes from the output's
   own branch of the job.
   """

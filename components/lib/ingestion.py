@@ -79,7 +79,7 @@ class ReadLinesWithOffsets(beam.PTransform):
 
   Several files are read by one source (not one read per file and a
   Flatten), so that a single ParDo can parse them all: see
-  `components/disk_group.py` for why multi-producer Flattens are avoided.
+  `components/lib/disk_group.py` for why multi-producer Flattens are avoided.
   """
 
   def __init__(self, *paths: str):
@@ -154,7 +154,7 @@ class WriteIngestionSummary(beam.PTransform):
   under their own names}. A kind read by several stages (one per file, say)
   may be a tuple of PCollections: each is counted on its own and the counts
   are merged here, because a Flatten of PCollections from different stages
-  can lose elements on Beam's FnApiRunner (components/disk_group.py).
+  can lose elements on Beam's FnApiRunner (components/lib/disk_group.py).
   Writes one JSON file `summary` into report_dir, read back by
   `read_ingestion_summary` once the Beam job is done.
   """

@@ -1,7 +1,7 @@
 """What each data set's session examples hold, and how its raw examples
 become the interactions the sessionizer orders.
 
-Sessionization (components/sessionize.py) is the same for every data set:
+Sessionization (components/sessionize/) is the same for every data set:
 per user, interactions in order, leave-last-out splits, train chunks. What
 differs lives here, one `SessionData` per data set:
 
@@ -78,9 +78,6 @@ class SessionData:
     for p in self.position_features:  # serving tells them apart by the prefix
       assert p.name.startswith(F.CONTEXT_PREFIX), p.name
 
-  def user_feature_names(self) -> Tuple[str, ...]:
-    return tuple(name for name, _ in self.user_features)
-
 
 def _first(values: Dict[str, Sequence], name: str, default):
   found = values.get(name)
@@ -141,7 +138,7 @@ MOVIELENS_DATA = SessionData(
 
 
 # --- Ali-CCP -----------------------------------------------------------------
-# Raw impression features (components/aliccp_example_gen.py, aliccp_format.py).
+# Raw impression features (components/example_gen/aliccp/, aliccp_format.py).
 # Feature ids are numbers in the raw data; in session examples they are
 # strings, so that TFLite's string-keyed tables look them up on the device.
 ALICCP_ITEM = (("context_category", "item_category"),

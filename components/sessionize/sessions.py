@@ -2,7 +2,7 @@
 transform its executor runs).
 
 Per user (grouped in Beam, through disk with `group_bucket_bytes`), a data
-set's interactions are put in order (components/session_data.py: MovieLens
+set's interactions are put in order (components/lib/session_data.py: MovieLens
 by timestamp, ties in file order; Ali-CCP's clicks in file order). Splits
 follow ../shared/PROTOCOL.md: the last interaction is the test target, the
 one before it the eval target, everything earlier trains. An example is a
@@ -13,7 +13,7 @@ genre slots) and a label (the next item):
 * eval and test: one example each per user, the context being the items just
   before the target; they also carry the whole earlier history, which the
   metrics exclude from the ranking (filter-seen), and the `slice_*` features
-  the evaluation is sliced by (components/slices.py): the history's length
+  the evaluation is sliced by (components/lib/slices.py): the history's length
   bucket, the user's demographics and, once every user's train interactions
   are counted, the target's train popularity tier.
 * every example also carries the label's own position features
@@ -276,7 +276,7 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: 
   CATALOG: one JSON object {item id: catalog entry}}.
 
   With `num_buckets` the grouping by user spills to files under `spill_dir`
-  (components/disk_group.py; the caller deletes it), else Beam's GroupByKey.
+  (components/lib/disk_group.py; the caller deletes it), else Beam's GroupByKey.
   """
   parsed = raw | "Parse" >> beam.ParDo(ParseRaw(dataset)).with_outputs(
       CATALOG, main=INTERACTIONS)

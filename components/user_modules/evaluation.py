@@ -15,7 +15,7 @@ per model output.
 
 The EvalConfig ranks the candidate and, when the pipeline has one, the
 latest blessed model (the baseline TFX's resolver finds in MLMD) on every
-slice of components/slices.py; HR@10 gates the blessing with a lower bound
+slice of components/lib/slices.py; HR@10 gates the blessing with a lower bound
 and, against the baseline, a largest tolerated drop.
 """
 import json
@@ -47,14 +47,26 @@ def target_rank(scores: np.ndarray, target: int) -> int:
   return int(np.count_nonzero(scores >= scores[target])) - 1
 
 
-class _RankHistogramCombiner(beam.CombineFn):
-  """Weighted counts of target ranks, one output (model, output name) each."""
+class _ArraySumCombiner(beam.CombineFn):
+  """A statistic that is a sum of per-example arrays, under one metric key:
+  subclasses say what an example adds."""
 
   def __init__(self, key: metric_types.MetricKey,
                eval_config: Optional[tfma.EvalConfig], example_weighted: bool):
     self._key = key
     self._eval_config = eval_config
     self._example_weighted = example_weighted
+
+  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+    return np.sum(list(accumulators), axis=0)
+
+  def extract_output(self, accumulator: np.ndarray
+                     ) -> Dict[metric_types.MetricKey, np.ndarray]:
+    return {self._key: accumulator}
+
+
+class _RankHistogramCombiner(_ArraySumCombiner):
+  """Weighted counts of target ranks, one output (model, output name) each."""
 
   def create_accumulator(self) -> np.ndarray:
     return np.zeros(MAX_RANK + 1)
@@ -70,13 +82,6 @@ class _RankHistogramCombiner(beam.CombineFn):
       rank = target_rank(np.asarray(scores).reshape(-1), target)
       accumulator[min(rank, MAX_RANK)] += float(weight)
     return accumulator
-
-  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
-    return np.sum(list(accumulators), axis=0)
-
-  def extract_output(self, accumulator: np.ndarray
-                     ) -> Dict[metric_types.MetricKey, np.ndarray]:
-    return {self._key: accumulator}
 
 
 def _statistic_computations(name: str, statistic_name, make_combiner,
@@ -249,15 +254,14 @@ MAE = "mae"
 RMSE_GAIN = "rmse_gain_over_item_mean"
 
 
-class _ErrorSumsCombiner(beam.CombineFn):
+class _ErrorSumsCombiner(_ArraySumCombiner):
   """[weighted squared errors, absolute errors, weights] of the outputs
   named, in order, against the label."""
 
   def __init__(self, key: metric_types.MetricKey, outputs: Sequence[str],
                eval_config: Optional[tfma.EvalConfig], example_weighted: bool):
-    self._key, self._outputs = key, list(outputs)
-    self._eval_config = eval_config
-    self._example_weighted = example_weighted
+    super().__init__(key, eval_config, example_weighted)
+    self._outputs = list(outputs)
 
   def create_accumulator(self) -> np.ndarray:
     return np.zeros([len(self._outputs), 3])
@@ -276,13 +280,6 @@ class _ErrorSumsCombiner(beam.CombineFn):
         accumulator[row] += [weight * error * error, weight * abs(error),
                              weight]
     return accumulator
-
-  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
-    return np.sum(list(accumulators), axis=0)
-
-  def extract_output(self, accumulator: np.ndarray
-                     ) -> Dict[metric_types.MetricKey, np.ndarray]:
-    return {self._key: accumulator}
 
 
 def _rmse(sums: np.ndarray) -> float:

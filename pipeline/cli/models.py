@@ -111,6 +111,7 @@ def cmd_latency(args) -> int:
         f"ms, p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms")
   return 0
 
+
 def add_commands(commands) -> None:
   recommend = commands.add_parser(
       "recommend", help="recommend from a pushed TFLite model",

@@ -11,9 +11,9 @@ from ml_metadata.metadata_store import metadata_store
 import tensorflow as tf
 
 from components.lib import layout
+from pipeline import metadata
 from pipeline.config import ConfigError, RunConfig, from_json
 from pipeline.dag import nodes
-from pipeline.runners import metadata
 
 # The pipeline_run context's custom property holding the run's resolved
 # config (written by the runner after the run).

@@ -1,3 +1,3 @@
-"""Running the DAG: from this process (LocalDagRunner, BeamDagRunner), compiled
-for Kubeflow Pipelines, and the ML Metadata store a run uses.
+"""Running the DAG: from this process (LocalDagRunner, BeamDagRunner), or
+compiled for Kubeflow Pipelines.
 """

@@ -21,9 +21,9 @@ from typing import Any, Dict, List
 from ml_metadata.metadata_store import metadata_store
 import tensorflow as tf
 
+from pipeline import metadata
 from pipeline.config import RunConfig, is_uri
 from pipeline.results import outputs
-from pipeline.runners import metadata
 
 
 @dataclasses.dataclass

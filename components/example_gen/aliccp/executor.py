@@ -3,12 +3,12 @@
 Each split's skeleton (impressions) is joined with its common features (the
 user side) on (split, `common_feature_index`), so that neither file is held
 whole by one worker: through spill files on disk, a bucket of keys at a time
-(`components/disk_group.py`, buckets of `data.group_bucket_bytes` of input,
+(`components/lib/disk_group.py`, buckets of `data.group_bucket_bytes` of input,
 which keeps the DirectRunner's memory flat), or with Beam's GroupByKey
 when that is 0 (a distributed runner's shuffle). Every impression keeps its
 source split and sample id, which order a user's impressions (the data has
 no timestamps), its click and conversion labels, and its named features
-(`components/aliccp_format.py`).
+(`components/lib/aliccp_format.py`).
 
 Reported with file and line, and counted:
 * malformed lines (fails the run above `data.max_malformed_lines`);
@@ -73,7 +73,7 @@ class _ParseLine:
   """A line of any of the files -> ((split, key), (tag, offset, ...)).
 
   One parser for all files, so that one ParDo reads them and one grouping
-  joins them (no Flatten of per-file PCollections: components/disk_group.py).
+  joins them (no Flatten of per-file PCollections: components/lib/disk_group.py).
   """
 
   def __init__(self, files: Dict[str, Tuple[str, str]]):

@@ -1,4 +1,4 @@
-"""Slice values the evaluation reports on (components/slices.py)."""
+"""Slice values the evaluation reports on (components/lib/slices.py)."""
 
 from components.lib import slices
 

@@ -4,7 +4,7 @@ The Beam transform runs on hand-made raw examples (as MovieLensExampleGen
 writes them); its outputs are written to tmp files and read back, and every
 expectation below is written out by hand from the input timelines.
 
-Layout under test (components/sessions.py): with n interactions the last is
+Layout under test (components/sessionize/sessions.py): with n interactions the last is
 the test target, the one before the eval target, the first n-2 train. Eval
 and test are one example each (context = up to max_context_length items just
 before the target, history = everything before it). Train interactions are

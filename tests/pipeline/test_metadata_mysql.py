@@ -16,10 +16,10 @@ import pytest
 from tfx import v1 as tfx
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
+from pipeline import metadata
 from pipeline.config import load_config
 from pipeline.dag.pipeline import schema_file
 from pipeline.results import outputs
-from pipeline.runners import metadata
 
 
 def _free_port() -> int:

@@ -5,8 +5,8 @@ import json
 from ml_metadata.proto import metadata_store_pb2
 import pytest
 
+from pipeline import metadata
 from pipeline.config import ConfigError, load_config
-from pipeline.runners import metadata
 
 
 def test_sqlite_in_the_output_directory(tmp_path):
