@@ -10,6 +10,7 @@ starting and finishing (with its duration, or that it was cached); TFX's
 full log goes to <output_dir>/logs/run.log.
 """
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
+from apache_beam.utils import shared
 from ml_metadata.metadata_store import metadata_store
 import tensorflow as tf
 
@@ -129,11 +131,26 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
       _copy(local_log, log_path)
     _write(config.timings_path, json.dumps(
         [dataclasses.asdict(r) for r in progress.runs], indent=2))
+    _release_loaded_models()
   summary = outputs.summarize(config)
   summary["config"] = config
   summary["seconds"] = time.monotonic() - started
   summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
   return summary
+
+
+class _Placeholder:
+  """A weak-referenceable object for Beam's `Shared` cache."""
+
+
+def _release_loaded_models() -> None:
+  """Frees the models the in-process steps loaded. Beam's `Shared` cache
+  keeps the last object any step acquired (TFMA's model) alive; left there,
+  it is freed at interpreter shutdown, when TensorFlow is half torn down,
+  and prints an ignored exception per function ("AtomicFunction.__del__").
+  Acquiring a placeholder through a new handle takes that slot."""
+  shared.Shared().acquire(_Placeholder)
+  gc.collect()
 
 
 def _record_run_config(config: RunConfig, connection, started_ms: int) -> None:

@@ -5,7 +5,9 @@ before training."""
 import json
 import os
 import shutil
+import weakref
 
+from apache_beam.utils import shared
 import pytest
 
 from components.model.export import signature_names as names
@@ -92,7 +94,31 @@ def test_anomalies_stop_the_run_before_training(tmp_path):
   (data / "ratings.dat").write_text("".join(lines), encoding="latin-1")
   config = load_config(values={"data": {"data_dir": str(data)},
                                "output_dir": str(tmp_path / "out")})
+  loaded = _loaded_by_a_step()
   with pytest.raises(DataValidationError, match="'rating'"):
     local.run(config)
   assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
   assert not os.path.exists(config.serving_dir)
+  # A run, even a failed one, frees what its steps loaded.
+  assert loaded() is None
+
+
+class _Model:
+  """Stands for a model a step loads through Beam's Shared cache."""
+
+
+def _loaded_by_a_step() -> weakref.ref:
+  """A model acquired the way TFMA loads one, held only by Beam's cache."""
+  model = shared.Shared().acquire(_Model)
+  loaded = weakref.ref(model)
+  del model
+  return loaded
+
+
+def test_releasing_frees_the_model_beams_cache_keeps_alive():
+  """Beam's Shared cache holds the last model acquired (TFMA's) until the
+  process ends, where freeing it prints TensorFlow's ignored exceptions."""
+  loaded = _loaded_by_a_step()
+  assert loaded() is not None
+  local._release_loaded_models()  # pylint: disable=protected-access
+  assert loaded() is None
