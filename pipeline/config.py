@@ -226,17 +226,6 @@ def help_text(width: int = 79) -> str:
   return "\n".join(lines) + "\n"
 
 
-def settings_table() -> str:
-  """README's settings table (a test keeps README and this in step)."""
-  rows = ["| setting | default | what it does |", "|---|---|---|"]
-  for name, default, text in settings.describe(RunConfig()):
-    shown = settings.format_value(default)
-    if default not in (None, ""):
-      shown = f"`{shown}`"
-    rows.append(f"| `{name}` | {shown} | {text} |")
-  return "\n".join(rows) + "\n"
-
-
 def _check_type(value: Any, hint: Any, field: str) -> Any:
   """Checks (and mildly coerces) a value against a dataclass field's type."""
   if hint is Any:

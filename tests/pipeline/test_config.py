@@ -4,12 +4,24 @@ import os
 
 import pytest
 
+from components.lib import settings
 from pipeline import PROJECT_ROOT
 from pipeline.config import (ConfigError, RunConfig, from_json, load_config,
-                             parse_overrides, settings_table)
+                             parse_overrides)
 
 README_TABLE_START = "<!-- settings: generated from the definitions -->"
 README_TABLE_END = "<!-- /settings -->"
+
+
+def settings_table() -> str:
+  """README's settings table, from the definitions of every setting."""
+  rows = ["| setting | default | what it does |", "|---|---|---|"]
+  for name, default, text in settings.describe(RunConfig()):
+    shown = settings.format_value(default)
+    if default not in (None, ""):
+      shown = f"`{shown}`"
+    rows.append(f"| `{name}` | {shown} | {text} |")
+  return "\n".join(rows) + "\n"
 
 
 def test_defaults_are_valid_and_paths_absolute(tmp_path):
