@@ -89,12 +89,16 @@ class FeatureConfig:
   def static_features(self) -> List[Feature]:
     return [f for g in self.groups if g.kind == STATIC for f in g.features]
 
+  def sequence_features(self) -> List[Feature]:
+    """The features of the sequence group: values per context item."""
+    (sequence,) = [g for g in self.groups if g.kind == SEQUENCE]
+    return list(sequence.features)
+
   def item_attributes(self) -> List[Feature]:
     """The sequence features that describe the item itself (year, genres,
     ...): not the item id, and not the rating, which belongs to the
     interaction. The rating model's candidate features."""
-    (sequence,) = [g for g in self.groups if g.kind == SEQUENCE]
-    return [f for f in sequence.features
+    return [f for f in self.sequence_features()
             if f.name not in (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING)]
 
   @property

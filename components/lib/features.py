@@ -56,6 +56,12 @@ CONTEXT_RATING_VALUE = "context_rating_value"
 # Every item the user interacted with before the label (eval and test only):
 # the metrics exclude them from the ranking ("filter-seen").
 HISTORY_ITEM_ID = "history_item_id"
+# Train windows of one user overlap (components/sessionize/sessions.py): the
+# context items before this position repeat an older window's items and are
+# context only; the items from it on, and the label, are the window's own
+# train interactions, each the own item of exactly one window. The position
+# before an own item predicts it; 0 in eval and test examples.
+OWN_ITEMS_FROM = "own_items_from"
 
 # Splits of the session examples, following ../shared/PROTOCOL.md.
 TRAIN = "train"

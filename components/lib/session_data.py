@@ -2,7 +2,7 @@
 become the interactions the sessionizer orders.
 
 Sessionization (components/sessionize/) is the same for every data set:
-per user, interactions in order, leave-last-out splits, train chunks. What
+per user, interactions in order, leave-last-out splits, train windows. What
 differs lives here, one `SessionData` per data set:
 
 * which raw examples are interactions, and their order. MovieLens: every

@@ -93,6 +93,14 @@ class SessionConfig(Section):
   max_item_genres: int = setting(
       3, "genre slots per context item (more genres are left out, and "
       "counted)")
+  train_stride: int = setting(
+      0, "items between the ends of a user's consecutive train windows "
+      "(max_context_length + 1 items each): a window predicts its newest "
+      "train_stride items, reading the items before them as context, so "
+      "every train target sees at least max_context_length + 1 - "
+      "train_stride items of its history (all of it when shorter); 1 gives "
+      "every target its whole history up to max_context_length; 0: half of "
+      "max_context_length")
 
   def check(self, prefix: str) -> None:
     _require(self.min_timeline_length >= 3, f"{prefix}.min_timeline_length",
@@ -101,6 +109,16 @@ class SessionConfig(Section):
              "must be >= 1")
     _require(self.max_item_genres >= 1, f"{prefix}.max_item_genres",
              "must be >= 1")
+    # A window overlaps the older one by at least an item: its first own
+    # item has a predecessor to be predicted from.
+    _require(0 <= self.train_stride <= self.max_context_length,
+             f"{prefix}.train_stride",
+             "must be within [0, max_context_length] (0: half the context "
+             "length)")
+
+  def window_stride(self) -> int:
+    """train_stride, with 0 resolved."""
+    return self.train_stride or max(1, self.max_context_length // 2)
 
 
 @dataclasses.dataclass

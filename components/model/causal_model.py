@@ -1,10 +1,11 @@
 """The training loop both models share (the retrieval dual encoder and the
 rating model).
 
-Both are trained causally over train chunks: one pass over a chunk predicts
-every position from the positions before it, so a model gives the loss of a
-batch (`training_loss`), and this base applies the gradient step, adds the
-layers' regularization losses and tracks the loss. Each model evaluates the
+Both are trained causally over train windows: one pass over a window
+predicts every own item of it (`own_positions`) from the positions before
+it, so a model gives the loss of a batch (`training_loss`), and this base
+applies the gradient step, adds the layers' regularization losses and tracks
+the loss. Each model evaluates the
 eval split its own way (`test_step`, with its own `evaluation_metrics`).
 
 AutoGraph skips the `keras` and `tensorflow` packages but not `tf_keras`, the
@@ -20,11 +21,28 @@ import tensorflow as tf
 from tensorflow.python.autograph.core import config as _autograph_config  # pylint: disable=g-direct-tensorflow-import
 import tf_keras as keras
 
+from components.lib import features as F
+
 _TF_KERAS_RULE = _autograph_config.DoNotConvert("tf_keras")
 if not any(str(rule) == str(_TF_KERAS_RULE)
            for rule in _autograph_config.CONVERSION_RULES):
   _autograph_config.CONVERSION_RULES = (
       (_TF_KERAS_RULE,) + tuple(_autograph_config.CONVERSION_RULES))
+
+
+def own_positions(features: Dict[str, tf.Tensor], positions: tf.Tensor,
+                  offset: int = 0) -> tf.Tensor:
+  """Whether the item at position t + offset of each row is one of the
+  example's own items (from F.OWN_ITEMS_FROM on; every item when the
+  feature is absent), shaped as `positions` [batch, length]. Overlapping
+  train windows repeat older items as context: only own items are targets,
+  so each counts once."""
+  shape = tf.shape(positions)
+  own_from = features.get(F.OWN_ITEMS_FROM)
+  if own_from is None:
+    return tf.ones(shape, tf.bool)
+  index = tf.range(shape[1], dtype=tf.int64)[tf.newaxis] + offset
+  return index >= tf.cast(own_from, tf.int64)[:, tf.newaxis]
 
 
 class CausalModel(keras.Model):

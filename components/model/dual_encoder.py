@@ -8,7 +8,8 @@ item embedding. Similarity: dot product, one logit per item id (PAD and OOV
 included; they are never targets and are excluded from rankings).
 
 Training is causal: every position of a context predicts the next item (the
-following context item, and the label after the newest one), with a full
+following context item, and the label after the newest one) when that item
+is one of the window's own (F.OWN_ITEMS_FROM), with a full
 softmax over the catalog or a sampled one. Serving and evaluation read the
 position of the newest item. Validation ranks the whole catalog with the
 user's history excluded, as the test metrics do.
@@ -23,7 +24,7 @@ from components.lib import features as F
 from components.lib.settings import ModelConfig
 from components.model import losses
 from components.model import catalog_ranking
-from components.model.causal_model import CausalModel
+from components.model.causal_model import CausalModel, own_positions
 from components.model.context_encoders import build_context_encoder
 from components.model.feature_embeddings import SequenceGroupEmbedding
 from components.model.feature_embeddings import StaticGroupEmbedding
@@ -119,8 +120,11 @@ class DualEncoder(CausalModel):
     queries, _ = self.encode_positions(features, training=True)
     targets = next_item_targets(features[F.CONTEXT_ITEM_ID], labels)
     # Neither padding nor an item outside a capped vocabulary (OOV) is a
-    # target the model can name (and OOV has no sampling probability).
-    valid = targets >= F.NUM_RESERVED_IDS
+    # target the model can name (and OOV has no sampling probability); an
+    # item an older window owns is context only.
+    valid = tf.logical_and(
+        targets >= F.NUM_RESERVED_IDS,
+        own_positions(features, targets, offset=1))
     return self.loss_layer(tf.boolean_mask(queries, valid),
                            tf.boolean_mask(targets, valid),
                            self.label_encoder.candidates(), training=True)

@@ -7,9 +7,10 @@ the attributes the feature config embeds for context items: year, genres,
 they rate on average and how much. Dense layers map these to a correction of
 the train mean rating plus the item's bias; the loss is the squared error.
 
-Training is causal like the retrieval model's: a train chunk (a context and
-its label) holds one rating per item, and each is predicted from the chunk's
-items before it, so every train rating is a target once. Evaluation rates
+Training is causal like the retrieval model's: a train window (a context and
+its label) holds one rating per item, and each of its own items
+(F.OWN_ITEMS_FROM) is predicted from the window's items before it, so every
+train rating is a target once. Evaluation rates
 the label after its whole context, and serving rates candidates after the
 whole history, which is the same computation.
 """
@@ -22,7 +23,7 @@ import tf_keras as keras
 from components.lib import feature_config as fc
 from components.lib import features as F
 from components.lib.settings import RatingModelConfig
-from components.model.causal_model import CausalModel
+from components.model.causal_model import CausalModel, own_positions
 from components.model.context_encoders import masked_mean
 from components.model.feature_embeddings import StaticGroupEmbedding
 
@@ -97,9 +98,9 @@ class RatedHistoryPooling(keras.layers.Layer):
                      axis=-1)
 
 
-def chunk_positions(features: Dict[str, tf.Tensor], labels: tf.Tensor,
+def window_positions(features: Dict[str, tf.Tensor], labels: tf.Tensor,
                     label_ratings: tf.Tensor):
-  """A train chunk as positions: (items [b, n+1], ratings [b, n+1]), the
+  """A train window as positions: (items [b, n+1], ratings [b, n+1]), the
   label after the context's padding (padding is masked, so the label's
   history is the whole context)."""
   items = tf.concat([tf.cast(features[F.CONTEXT_ITEM_ID], tf.int64),
@@ -194,9 +195,12 @@ class RatingModel(CausalModel):
 
   def training_loss(self, data):
     features, label_ratings = data
-    items, ratings = chunk_positions(features, features[F.LABEL_ITEM_ID],
+    items, ratings = window_positions(features, features[F.LABEL_ITEM_ID],
                                      label_ratings)
-    valid = tf.not_equal(items, F.PAD_ID)
+    # The label, after the context, is always one of the window's own.
+    own = tf.concat([own_positions(features, features[F.CONTEXT_ITEM_ID]),
+                     tf.ones_like(items[:, :1], tf.bool)], axis=1)
+    valid = tf.logical_and(tf.not_equal(items, F.PAD_ID), own)
     pooled = self._pooled_history(items, ratings, causal=True)
     predicted = self._rate(pooled, self._user(features), items, training=True)
     return tf.reduce_mean(tf.square(tf.boolean_mask(predicted - ratings,

@@ -96,7 +96,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     report = {name: int(counts.get(name, 0)) for name in (
         "users", "short_users_dropped", "short_user_interactions_dropped",
         "low_rating_interactions_dropped", "train_interactions",
-        "train_examples", "eval_examples", "test_examples")
+        "train_examples", "train_context_repeats", "eval_examples",
+        "test_examples")
         + ((data.skipped,) if data.skipped else ())}
     with tf.io.gfile.GFile(os.path.join(catalog.uri, layout.CATALOG)) as f:
       items = json.loads(f.read() or "{}")

@@ -19,14 +19,22 @@ genre slots) and a label (the next item):
 * every example also carries the label's own position features
   (`label_rating`, `label_year`, ...): the rating model's target and its
   item's attributes.
-* train: the user's train interactions cut into consecutive chunks of
-  `max_context_length + 1` (the last chunk ending at the last train
-  interaction); a chunk's last item is its label and the rest its context.
-  The Trainer predicts every item of a chunk from the ones before it
-  (causal), so one example carries up to `max_context_length` predictions
-  instead of materializing one window per position; the chunks partition the
-  train interactions, so their items counted once each are the train counts
-  the popularity baseline ranks by.
+* train: windows of `max_context_length + 1` consecutive train
+  interactions (train_windows): a user whose train interactions fit in one
+  window gets one, holding them all; a longer history gets a window ending
+  at the last train interaction and further windows sliding back over older
+  ones by `train_stride` items, the oldest starting at the first. A window's
+  last item is its label and the rest its context. The Trainer predicts the
+  items of a window from the ones before it (causal), so one example carries
+  up to `max_context_length` predictions instead of materializing one
+  window per position. The items a window shares with the next older one
+  are context only: `own_items_from` says where the window's own items
+  start, and only those are targets. So every train interaction is the own
+  item (and target) of exactly one window, predicted from at least
+  `max_context_length + 1 - train_stride` items of its history (all of it
+  when it is shorter), never from the few items a chunk boundary would leave
+  it; and own items counted once each are the train counts the popularity
+  baseline ranks by. The repeated context items are counted in the report.
 
 Beside the examples the component writes their schema (derived from the one
 feature spec below, so it cannot drift from what is written) and the item
@@ -35,7 +43,7 @@ catalog (MovieLens: title, genres, year) that ships with the pushed model.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -63,6 +71,7 @@ def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
   return {
       F.USER_ID: tf.io.FixedLenFeature([], tf.string),
       F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+      F.OWN_ITEMS_FROM: tf.io.FixedLenFeature([], tf.int64),
       F.CONTEXT_ITEM_ID: var(tf.string),
       **{p.name: var(dtypes[p.type]) for p in data.position_features},
       **{F.label_feature(p.name): var(dtypes[p.type])
@@ -153,13 +162,14 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
                      user_id: bytes, user: Dict[str, list],
                      context: List[Interaction], label: Interaction,
                      history: Optional[List[Interaction]],
-                     slots: int,
+                     slots: int, own_from: int = 0,
                      slice_values: Optional[Dict[str, bytes]] = None
                      ) -> tf.train.Example:
   features = {
       F.USER_ID: [user_id],
       F.LABEL_ITEM_ID: [label.item_id],
       F.CONTEXT_ITEM_ID: [i.item_id for i in context],
+      F.OWN_ITEMS_FROM: [own_from],
       **user,
       **{name: [value] for name, value in (slice_values or {}).items()},
   }
@@ -170,6 +180,31 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
   if history is not None:
     features[F.HISTORY_ITEM_ID] = [i.item_id for i in history]
   return _example(features, list_of)
+
+
+def train_windows(count: int, context_length: int,
+                  stride: int) -> List[Tuple[int, int, int]]:
+  """(start, end, own items from) of the train windows over `count` train
+  interactions, oldest first: [start, end) are the window's items (its
+  last one the label), and its context items before index `own items from`
+  repeat the previous window's items."""
+  size = context_length + 1
+  if count <= size:
+    return [(0, count, 0)]
+  starts = [0] + list(range(count - size, 0, -stride))[::-1]
+  windows = [(0, size, 0)]
+  for previous, start in zip(starts, starts[1:]):
+    windows.append((start, start + size, previous + size - start))
+  return windows
+
+
+def own_items(example: tf.train.Example) -> List[bytes]:
+  """A train example's own items (see train_windows): its context from
+  `own_items_from` on, and its label."""
+  feature = example.features.feature
+  own_from = feature[F.OWN_ITEMS_FROM].int64_list.value[0]
+  return (list(feature[F.CONTEXT_ITEM_ID].bytes_list.value)[own_from:]
+          + list(feature[F.LABEL_ITEM_ID].bytes_list.value))
 
 
 def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
@@ -201,23 +236,27 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
 
   user_slices = data.user_slices(user)
 
-  def example(context, label, history, slice_values=None):
+  def example(context, label, history, own_from=0, slice_values=None):
     return _session_example(data, list_of, user_id, user, context, label,
-                            history, params.max_item_genres, slice_values)
+                            history, params.max_item_genres, own_from,
+                            slice_values)
 
   context_length = params.max_context_length
   train_end = length - 2
   Metrics.counter(NAMESPACE, "train_interactions").inc(train_end)
-  for end in range(train_end, 0, -(context_length + 1)):
-    chunk = timeline[max(0, end - context_length - 1):end]
+  for start, end, own_from in train_windows(train_end, context_length,
+                                            params.window_stride()):
+    window = timeline[start:end]
     Metrics.counter(NAMESPACE, "train_examples").inc()
-    yield F.TRAIN, example(chunk[:-1], chunk[-1], None)
+    Metrics.counter(NAMESPACE, "train_context_repeats").inc(own_from)
+    yield F.TRAIN, example(window[:-1], window[-1], None, own_from)
   for split, position in ((F.EVAL, length - 2), (F.TEST, length - 1)):
     Metrics.counter(NAMESPACE, f"{split}_examples").inc()
     slice_values = {slices.HISTORY_LENGTH: slices.history_length_bucket(
         position, slice_params.history_length_edges).encode(), **user_slices}
     yield split, example(timeline[max(0, position - context_length):position],
-                         timeline[position], timeline[:position], slice_values)
+                         timeline[position], timeline[:position],
+                         slice_values=slice_values)
 
 
 def with_target_popularity(serialized: bytes, tiers: Dict[bytes, str]) -> bytes:
@@ -232,8 +271,8 @@ def with_target_popularity(serialized: bytes, tiers: Dict[bytes, str]) -> bytes:
 
 class _SerializedTimelines(beam.DoFn):
   """timeline_examples as serialized examples, one output per split, and
-  the user's train counts per item on TRAIN_COUNTS (train examples
-  partition the train interactions: their items, each counted once)."""
+  the user's train counts per item on TRAIN_COUNTS (the train examples' own
+  items: each train interaction once)."""
 
   def __init__(self, params: SessionConfig, dataset: str,
                slice_params: SliceConfig):
@@ -252,9 +291,7 @@ class _SerializedTimelines(beam.DoFn):
                                             self._params, self._data,
                                             self._slice_params):
       if split == F.TRAIN:
-        feature = example.features.feature
-        for item in (list(feature[F.CONTEXT_ITEM_ID].bytes_list.value)
-                     + list(feature[F.LABEL_ITEM_ID].bytes_list.value)):
+        for item in own_items(example):
           counts[item] = counts.get(item, 0) + 1
       yield beam.pvalue.TaggedOutput(split, example.SerializeToString())
     for item_and_count in counts.items():

@@ -4,8 +4,7 @@ It reads the same Transform output as the retrieval Trainer. From the train
 split it derives what the model and its baselines need: the train mean
 rating, each item's train mean rating (the per-item-mean baseline) and each
 item's attributes (the candidate features the model looks up by id). Train
-chunks partition the train interactions, so each train rating is counted
-once. Training stops at `ranking.epochs`, after `ranking.patience` epochs
+windows overlap; their own items hold each train rating once. Training stops at `ranking.epochs`, after `ranking.patience` epochs
 without a lower eval-split RMSE, or when `ranking.max_minutes` is spent, and
 keeps the best epoch. The Model artifact holds the SavedModel, its TFLite
 conversion and training_summary.json, laid out as the retrieval model's.
@@ -43,15 +42,25 @@ class RatingTrainerSettings(settings.StepSettings):
   train: settings.SeedConfig
 
 
+def own_ratings(arrays: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+  """(item ids, ratings) of every train rating once: the train windows' own
+  items (F.OWN_ITEMS_FROM on, and the labels)."""
+  context = arrays[F.CONTEXT_ITEM_ID]
+  own = np.arange(context.shape[1])[np.newaxis] >= arrays[
+      F.OWN_ITEMS_FROM].reshape(-1, 1)
+  real = own & (context != F.PAD_ID)
+  items = np.concatenate([context[real], arrays[F.LABEL_ITEM_ID].reshape(-1)])
+  ratings = np.concatenate([arrays[F.CONTEXT_RATING_VALUE][real],
+                            arrays[F.LABEL_RATING].reshape(-1)])
+  return items.astype(np.int64), ratings
+
+
 def rating_statistics(arrays: Dict[str, np.ndarray], num_items: int
                       ) -> Tuple[float, np.ndarray]:
-  """(train mean rating, per-item mean rating [num_items]) over every rating
-  of the train chunks (contexts and labels); items without a train rating
-  get the train mean."""
-  items = np.concatenate([arrays[F.CONTEXT_ITEM_ID].reshape(-1),
-                          arrays[F.LABEL_ITEM_ID].reshape(-1)]).astype(np.int64)
-  ratings = np.concatenate([arrays[F.CONTEXT_RATING_VALUE].reshape(-1),
-                            arrays[F.LABEL_RATING].reshape(-1)])
+  """(train mean rating, per-item mean rating [num_items]) over every train
+  rating once (own_ratings); items without a train rating get the train
+  mean."""
+  items, ratings = own_ratings(arrays)
   real = items != F.PAD_ID
   items, ratings = items[real], ratings[real].astype(np.float64)
   if not len(ratings):
@@ -81,9 +90,19 @@ def attribute_table(arrays: Dict[str, np.ndarray],
   return table
 
 
-def _model_inputs(arrays: Dict[str, np.ndarray], config: fc.FeatureConfig
-                  ) -> Dict[str, np.ndarray]:
-  return {k: arrays[k] for k in input_names(config)}
+def train_feature_names(config: fc.FeatureConfig) -> List[str]:
+  """The transformed features run_fn reads: the model's inputs, the
+  windows' own items, the label's rating and, for the attribute table, the
+  item attributes of the contexts and labels."""
+  return input_names(config) + [F.OWN_ITEMS_FROM, F.LABEL_RATING] + [
+      n for f in config.item_attributes()
+      for n in (f.name, F.label_feature(f.name))]
+
+
+def model_inputs(arrays: Dict[str, np.ndarray], config: fc.FeatureConfig
+                 ) -> Dict[str, np.ndarray]:
+  """The model's inputs, with the windows' own items (training reads them)."""
+  return {k: arrays[k] for k in input_names(config) + [F.OWN_ITEMS_FROM]}
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -92,8 +111,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   keras.utils.set_random_seed(seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   attributes = config.item_attributes()
-  names = input_names(config) + [F.LABEL_RATING] + [
-      n for f in attributes for n in (f.name, F.label_feature(f.name))]
+  names = train_feature_names(config)
 
   arrays = training.to_numpy(training.read_transformed(
       fn_args.train_files, fn_args.data_accessor, tft_output, names))
@@ -106,12 +124,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       [arrays[F.LABEL_ITEM_ID].reshape(-1, 1),
        np.round(arrays[F.CONTEXT_RATING_VALUE] * 2).astype(np.int64)], axis=1)
   train = training.in_memory_dataset(
-      _model_inputs(arrays, config), arrays[F.LABEL_RATING], order_key,
+      model_inputs(arrays, config), arrays[F.LABEL_RATING], order_key,
       ranking.batch_size, shuffle=True, seed=seed)
   eval_arrays = training.to_numpy(training.read_transformed(
       fn_args.eval_files, fn_args.data_accessor, tft_output, names))
   evaluation = tf.data.Dataset.from_tensor_slices(
-      (_model_inputs(eval_arrays, config), eval_arrays[F.LABEL_RATING])
+      (model_inputs(eval_arrays, config), eval_arrays[F.LABEL_RATING])
   ).batch(256).cache()
 
   model = RatingModel(config, sizes, attributes, table, rating_mean, ranking)
@@ -120,8 +138,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       model, train, evaluation, ranking.epochs, ranking.patience,
       ranking.max_minutes, MONITOR, fn_args.model_run_dir,
       lower_is_better=True)
-  ratings = int((arrays[F.CONTEXT_ITEM_ID] != F.PAD_ID).sum()
-                + len(arrays[F.LABEL_ITEM_ID]))
+  ratings = len(own_ratings(arrays)[0])
   epochs = len(history["loss"])
   summary: Dict[str, Any] = {
       "seconds": seconds, "epochs": epochs,

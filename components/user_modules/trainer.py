@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 from components.lib import feature_config as fc
 from components.lib import features as F
 from components.lib import settings
+from components.model.causal_model import own_positions
 from components.model.dual_encoder import DualEncoder
 from components.model.export import retrieval
 from components.user_modules import training
@@ -64,7 +65,8 @@ def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
     return dataset.map(split).unbatch().padded_batch(batch_size).cache(
     ).prefetch(tf.data.AUTOTUNE)
   arrays = training.to_numpy(training.read_transformed(
-      file_pattern, data_accessor, tft_output, names + [F.LABEL_ITEM_ID]))
+      file_pattern, data_accessor, tft_output,
+      names + [F.LABEL_ITEM_ID, F.OWN_ITEMS_FROM]))
   labels = arrays.pop(F.LABEL_ITEM_ID)
   return training.in_memory_dataset(arrays, labels, labels, batch_size,
                                     shuffle, seed)
@@ -85,11 +87,18 @@ def build_model(step: TrainerSettings,
 
 
 def count_targets(dataset: tf.data.Dataset) -> int:
-  """Predictions per epoch: the real items of every context (see
-  next_item_targets: each real position has exactly one target)."""
-  return int(dataset.reduce(tf.constant(0, tf.int64), lambda total, batch: (
-      total + tf.reduce_sum(tf.cast(
-          batch[0][F.CONTEXT_ITEM_ID] != F.PAD_ID, tf.int64)))).numpy())
+  """Predictions per epoch: the real context positions whose next item is
+  one of the window's own (see next_item_targets: each real position has
+  exactly one next item)."""
+  def targets(batch):
+    features = batch[0]
+    items = features[F.CONTEXT_ITEM_ID]
+    return tf.reduce_sum(tf.cast(tf.logical_and(
+        items != F.PAD_ID, own_positions(features, items, offset=1)),
+                                 tf.int64))
+  return int(dataset.reduce(tf.constant(0, tf.int64),
+                            lambda total, batch: total + targets(batch)
+                            ).numpy())
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

@@ -51,6 +51,18 @@ def _present(values) -> tf.Tensor:
   return tf.boolean_mask(flat, tf.not_equal(flat, b""))
 
 
+def own_values(values: tf.SparseTensor, own_from: tf.Tensor,
+               per_item: int) -> tf.SparseTensor:
+  """A sequence feature's values of the example's own items (per_item
+  values each, from item `own_from` on): train windows overlap
+  (F.OWN_ITEMS_FROM), and vocabulary frequencies count every train
+  interaction once."""
+  ragged = tf.RaggedTensor.from_sparse(values)
+  index = tf.ragged.range(ragged.row_lengths())
+  start = tf.cast(own_from, index.dtype)[:, tf.newaxis] * per_item
+  return tf.ragged.boolean_mask(ragged, index >= start).to_sparse()
+
+
 def ids(values, feature: fc.Feature, vocabularies: Dict[str, Any]):
   """Raw values (dense or sparse) -> ids in the layout; '' -> PAD."""
   def lookup(raw: tf.Tensor) -> tf.Tensor:
@@ -72,12 +84,17 @@ def preprocessing_fn(inputs: Dict[str, Any],
   step = TransformSettings.parse(custom_config or {})
   config = step.features
   context_length = step.session.max_context_length
-  # One TFT vocabulary per name, over every feature that uses it.
+  # One TFT vocabulary per name, over every feature that uses it, counting
+  # each train interaction's values once.
+  own_from = inputs[F.OWN_ITEMS_FROM]
+  sequence = {f.name: f.length for f in config.sequence_features()}
   sources: Dict[str, List[tf.Tensor]] = {}
   for feature in config.all_features():
     if feature.vocabulary:
-      sources.setdefault(feature.vocabulary, []).append(
-          _present(inputs[feature.name]))
+      values = inputs[feature.name]
+      if feature.name in sequence:
+        values = own_values(values, own_from, sequence[feature.name])
+      sources.setdefault(feature.vocabulary, []).append(_present(values))
   caps = {"top_k": step.model.vocabulary_top_k or None,
           "frequency_threshold": step.model.vocabulary_min_count}
   vocabularies = {
@@ -110,4 +127,5 @@ def preprocessing_fn(inputs: Dict[str, Any],
         inputs[F.CONTEXT_RATING], context_length)
   outputs[F.HISTORY_ITEM_ID] = ids(inputs[F.HISTORY_ITEM_ID], config.label,
                                    vocabularies)
+  outputs[F.OWN_ITEMS_FROM] = own_from
   return outputs

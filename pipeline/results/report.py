@@ -256,7 +256,10 @@ def format_text(found: Dict[str, Any]) -> str:
   if sessions:
     lines.append(
         f"  sessions: {sessions['users']} users; examples train "
-        f"{sessions['train_examples']}, eval {sessions['eval_examples']}, "
+        f"{sessions['train_examples']} (windows over "
+        f"{sessions['train_interactions']} train interactions, "
+        f"{sessions.get('train_context_repeats', 0)} repeated as context), "
+        f"eval {sessions['eval_examples']}, "
         f"test {sessions['test_examples']}; dropped "
         f"{sessions['short_users_dropped']} short users "
         f"({sessions['short_user_interactions_dropped']} interactions), "

@@ -40,7 +40,8 @@ def example(context, label, history=None, user=b"u"):
 
 
 def user_examples(start, length, user):
-  """Train chunks of a user who watches items in id order from `start`."""
+  """Disjoint train windows of a user who watches items in id order from
+  `start`."""
   seq = [ITEMS[(start + i) % len(ITEMS)] for i in range(length)]
   return [example(seq[i:i + CONTEXT], seq[i + CONTEXT], user=user)
           for i in range(0, length - CONTEXT, CONTEXT + 1)]

@@ -47,10 +47,11 @@ def feature_config(item_dim=8, side_dim=4, users=True) -> fc.FeatureConfig:
 
 def session(label, context=(), ratings=None, years=None, genres=None,
             history=(), user=b"u", gender=b"F", age=25, label_rating=4.0,
-            label_year=1990, label_genres=(b"Drama",)):
+            label_year=1990, label_genres=(b"Drama",), own_from=0):
   """One session example as TFT's instance dict (raw feature names).
 
-  `genres` is one list per context item, padded to GENRE_SLOTS slots.
+  `genres` is one list per context item, padded to GENRE_SLOTS slots;
+  `own_from` is where a train window's own items start (F.OWN_ITEMS_FROM).
   """
   genres = genres if genres is not None else [[b"Drama"]] * len(context)
   return {
@@ -63,6 +64,7 @@ def session(label, context=(), ratings=None, years=None, genres=None,
       F.CONTEXT_GENRE: [g for item in genres
                         for g in (list(item) + [b""] * GENRE_SLOTS)[:GENRE_SLOTS]],
       F.HISTORY_ITEM_ID: list(history),
+      F.OWN_ITEMS_FROM: own_from,
       F.LABEL_RATING: [label_rating],
       F.label_feature(F.CONTEXT_YEAR): [label_year],
       F.label_feature(F.CONTEXT_GENRE): (

@@ -15,7 +15,7 @@ from tests.support.sessions import feature_config
 def test_session_defaults_follow_the_protocol():
   assert dataclasses.asdict(SessionConfig()) == {
       "min_rating": None, "min_timeline_length": 3,
-      "max_context_length": 50, "max_item_genres": 3}
+      "max_context_length": 50, "max_item_genres": 3, "train_stride": 0}
   with pytest.raises(TypeError):
     SessionConfig(max_context_genres=4)  # pylint: disable=unexpected-keyword-arg
 
@@ -24,6 +24,8 @@ def test_session_defaults_follow_the_protocol():
     (SessionConfig, {"min_timeline_length": 2}, "session.min_timeline_length"),
     (SessionConfig, {"max_context_length": 0}, "session.max_context_length"),
     (SessionConfig, {"max_item_genres": 0}, "session.max_item_genres"),
+    (SessionConfig, {"train_stride": 51}, "session.train_stride"),
+    (SessionConfig, {"train_stride": -1}, "session.train_stride"),
     (SliceConfig, {"history_length_edges": []}, "eval.history_length_edges"),
     (SliceConfig, {"history_length_edges": [10, 5]},
      "eval.history_length_edges"),

@@ -120,3 +120,29 @@ def test_out_of_vocabulary_targets_are_not_trained_on(loss):
   history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
                       epochs=2, verbose=0)
   assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_only_the_windows_own_items_are_targets():
+  """A window's context items before own_items_from belong to an older
+  window: the loss averages the positions predicting own items only."""
+  keras.utils.set_random_seed(0)
+  model = DualEncoder(feature_config(item_dim=16), {
+      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
+      dataclasses.replace(MODEL, encoder="attention", dropout=0.0))
+  x = batch([[3, 4, 5, 6, 0, 0], [7, 8, 0, 0, 0, 0]])
+  y = np.array([9, 10])
+  x[F.OWN_ITEMS_FROM] = np.array([3, 0])
+  queries, _ = model.encode_positions(x, training=False)
+  logits = tf.matmul(queries, model.label_encoder.candidates(),
+                     transpose_b=True)
+  # Row 0 predicts its own 6 (from position 2) and the label 9 (position
+  # 3); row 1 owns everything: 8 and the label 10.
+  wanted = [(0, 2, 6), (0, 3, 9), (1, 0, 8), (1, 1, 10)]
+  expected = np.mean([-tf.nn.log_softmax(logits[row, position])[target]
+                      for row, position, target in wanted])
+  assert float(model.training_loss((x, y))) == pytest.approx(expected,
+                                                             rel=1e-5)
+  # Without the feature every item of the window is a target.
+  del x[F.OWN_ITEMS_FROM]
+  assert float(model.training_loss((x, y))) != pytest.approx(expected,
+                                                             rel=1e-3)

@@ -1,5 +1,5 @@
 """The rating model's parts: causal pooling of the rated history, the item
-tower's attribute lookup, chunks as positions."""
+tower's attribute lookup, windows as positions."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,8 +7,10 @@ import tf_keras as keras
 
 from components.lib import feature_config as fc
 from components.lib import features as F
+from components.lib.settings import RatingModelConfig
 from components.model.rating_model import ItemTower, RatedHistoryPooling
-from components.model.rating_model import chunk_positions
+from components.model.rating_model import RatingModel, window_positions
+from tests.support.sessions import feature_config
 
 PAD = F.PAD_ID
 
@@ -56,10 +58,37 @@ def test_item_tower_looks_attributes_up_by_id():
     ItemTower(6, 6, [genre, year], table, {"genre": 5})
 
 
-def test_chunk_positions_put_the_label_after_the_padding():
-  items, ratings = chunk_positions(
+def test_window_positions_put_the_label_after_the_padding():
+  items, ratings = window_positions(
       {F.CONTEXT_ITEM_ID: tf.constant([[5, 6, PAD]]),
        F.CONTEXT_RATING_VALUE: tf.constant([[4.0, 2.0, 0.0]])},
       tf.constant([7]), tf.constant([5.0]))
   np.testing.assert_array_equal(items, [[5, 6, PAD, 7]])
   np.testing.assert_allclose(ratings, [[4.0, 2.0, 0.0, 5.0]])
+
+
+def test_a_window_trains_on_its_own_ratings_only():
+  """With only the label its own (an older window holds the whole
+  context), the training loss is the label's squared error after the whole
+  context: what evaluation computes."""
+  config = feature_config(item_dim=4, side_dim=2)
+  sizes = {"item_id": 12, "genre": 5, "user_gender": 4}
+  attributes = config.item_attributes()
+  table = np.zeros([12, sum(f.length for f in attributes)], np.int32)
+  keras.utils.set_random_seed(0)
+  model = RatingModel(config, sizes, attributes, table, 3.5,
+                      RatingModelConfig(embedding_dim=4, hidden_units=[8],
+                                        dropout=0.0))
+  x = {F.CONTEXT_ITEM_ID: np.array([[2, 3, 4], [5, 6, PAD]]),
+       F.CONTEXT_RATING_VALUE: np.array([[4.0, 1.0, 5.0], [2.0, 3.0, 0.0]],
+                                        np.float32),
+       F.LABEL_ITEM_ID: np.array([7, 8]),
+       F.USER_GENDER: np.array([[2], [3]]), F.USER_AGE: np.array([[3], [4]]),
+       F.OWN_ITEMS_FROM: np.array([3, 2])}
+  y = np.array([4.5, 2.0], np.float32)
+  label_error = np.mean((model(x).numpy() - y) ** 2)
+  assert float(model.training_loss((x, y))) == pytest.approx(label_error,
+                                                             rel=1e-5)
+  x[F.OWN_ITEMS_FROM] = np.array([0, 0])
+  assert float(model.training_loss((x, y))) != pytest.approx(label_error,
+                                                             rel=1e-3)

@@ -21,7 +21,7 @@ from components.sessionize.sessions import feature_spec
 from tests.components.sessionize.test_anomalies import anomalies_artifact
 from tests.components.sessionize.test_sessions import (
     ALICE_RATINGS, BOB_RATINGS, CAROL_RATINGS, DAVE_RATINGS, FRANK_RATINGS,
-    MOVIES, USERS, by_user, chunks, decode, serialize)
+    MOVIES, USERS, by_user, decode, serialize, windows)
 
 
 def _raw_artifact(tmp_path, raw):
@@ -65,23 +65,23 @@ def test_executor_end_to_end(tmp_path):
       {executor.SETTINGS: executor.SessionizeSettings(
           data=DataConfig(), eval=SliceConfig(),
           session=SessionConfig(max_context_length=3, max_item_genres=2,
-                                min_rating=1.5)).to_json()})
+                                min_rating=1.5, train_stride=2)).to_json()})
 
   sessions = outputs["sessions"]
   assert artifact_utils.decode_split_names(sessions.split_names) == list(
       F.SPLITS)
   # min_rating 1.5 drops alice's 6, bob's 11 and frank's 1 (all rated 1).
   # Left: alice 1 2 3 4 5 (3 train), bob 10 7 8 9 12 (3 train), carol 1 14 13
-  # (1 train), frank 15 4 6 3 2 5 7 14 13 9 11 (9 train: chunks 1 + 4 + 4);
-  # dave (2) dropped.
+  # (1 train), frank 15 4 6 3 2 5 7 14 13 9 11 (9 train: windows of 4
+  # starting at 0, 1, 3 and 5); dave (2) dropped.
   runs = by_user({split: [decode(e) for e in _read_split(sessions.uri, split)]
                   for split in F.SPLITS})
-  assert {user: chunks(train) for user, train in runs[F.TRAIN].items()} == {
-      "alice": [(["1", "2"], "3")],
-      "bob": [(["10", "7"], "8")],
-      "carol": [([], "1")],
-      "frank": [([], "15"), (["4", "6", "3"], "2"),
-                (["5", "7", "14"], "13")],
+  assert {user: windows(train) for user, train in runs[F.TRAIN].items()} == {
+      "alice": [(["1", "2"], "3", 0)],
+      "bob": [(["10", "7"], "8", 0)],
+      "carol": [([], "1", 0)],
+      "frank": [(["15", "4", "6"], "3", 0), (["4", "6", "3"], "2", 3),
+                (["3", "2", "5"], "7", 2), (["5", "7", "14"], "13", 2)],
   }
   assert {user: (e[F.CONTEXT_ITEM_ID], e[F.LABEL_ITEM_ID][0],
                  e[F.HISTORY_ITEM_ID])
@@ -95,7 +95,7 @@ def test_executor_end_to_end(tmp_path):
   assert {user: e[F.LABEL_ITEM_ID][0]
           for user, (e,) in runs[F.EVAL].items()} == {
               "alice": "4", "bob": "9", "carol": "14", "frank": "9"}
-  # Two genre slots: frank's second chunk, context 4 (none) | 6 | 3.
+  # Two genre slots: frank's second window, context 4 (none) | 6 | 3.
   assert runs[F.TRAIN]["frank"][1][F.CONTEXT_GENRE] == [
       "", "", "Crime", "Drama", "Drama", ""]
 
@@ -105,13 +105,14 @@ def test_executor_end_to_end(tmp_path):
               "short_user_interactions_dropped": 2,
               "low_rating_interactions_dropped": 3,
               "train_interactions": 3 + 3 + 1 + 9,
-              "train_examples": 1 + 1 + 1 + 3,
+              "train_examples": 1 + 1 + 1 + 4,
+              "train_context_repeats": 3 + 2 + 2,
               "eval_examples": 4, "test_examples": 4,
               # 2 (3 genres), 6 (3 genres), 15 (4 genres) > 2 slots.
               "items_with_more_genres_than_slots": 3}
   assert report == {**expected, "params": {
       "min_rating": 1.5, "min_timeline_length": 3, "max_context_length": 3,
-      "max_item_genres": 2}}
+      "max_item_genres": 2, "train_stride": 2}}
   for name, value in expected.items():
     assert sessions.get_int_custom_property(name) == value, name
 

@@ -8,9 +8,11 @@ Layout under test (components/sessionize/sessions.py): with n interactions the l
 the test target, the one before the eval target, the first n-2 train. Eval
 and test are one example each (context = up to max_context_length items just
 before the target, history = everything before it). Train interactions are
-cut into consecutive chunks of max_context_length+1 items, the last chunk
-ending at the last train interaction; each chunk is one example whose label
-is its last item and whose context is the rest.
+covered by windows of max_context_length+1 items, the newest ending at the
+last train interaction and older ones sliding back by train_stride items to
+the first; each window is one example whose label is its last item and whose
+context is the rest, and whose items from own_items_from on are its own:
+every train interaction is the own item of exactly one window.
 """
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ BOB_RATINGS = [
 BOB_TIMELINE = ["10", "7", "8", "9", "12", "11"]
 
 # carol: exactly three ratings and no user file data (CSV layout): kept, with
-# one train interaction (a chunk of one item: empty context).
+# one train interaction (a window of one item: empty context).
 CAROL_RATINGS = [
     R("carol", "13", 5.0, 30, 3000),
     R("carol", "1", 4.0, 10, 3100),
@@ -112,8 +114,8 @@ CAROL_TIMELINE = ["1", "14", "13"]
 # dave: two ratings, fewer than 3: dropped (his items stay in the catalog).
 DAVE_RATINGS = [R("dave", "2", 5.0, 5, 4000), R("dave", "3", 5.0, 6, 4100)]
 
-# erin: 14 ratings, a new timestamp each: 12 train interactions, exactly three
-# chunks of 4 with max_context_length 3.
+# erin: 14 ratings, a new timestamp each: 12 train interactions, five
+# windows of 4 with max_context_length 3 and train_stride 2.
 ERIN_ITEMS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
               "13", "14"]
 # Ratings 1 + i % 5: items 1..14 rated 1 2 3 4 5 1 2 3 4 5 1 2 3 4.
@@ -121,7 +123,7 @@ ERIN_RATINGS = [R("erin", item, float(1 + i % 5), 1000 + i, 5000 + 10 * i)
                 for i, item in enumerate(ERIN_ITEMS)]
 
 # frank: 12 ratings listed out of time order: 10 train interactions, so with
-# max_context_length 3 the chunks are 2 + 4 + 4 (the first one shorter).
+# max_context_length 3 and train_stride 2, four windows of 4.
 FRANK_RATINGS = [
     R("frank", "9", 4.5, 2100, 6000),
     R("frank", "15", 4.0, 1200, 6040),
@@ -148,24 +150,29 @@ TIMELINES = {"alice": ALICE_TIMELINE, "bob": BOB_TIMELINE,
              "frank": FRANK_TIMELINE}
 RATING_OF = {(r.user, r.item): r.rating for r in ALL_RATINGS}
 
-# Train chunks as (context, label), oldest first, written out by hand.
-# Default params (max_context_length 50): one chunk per user.
+# Train windows as (context, label, own_items_from), oldest first, written
+# out by hand. Default params (max_context_length 50): one window per user.
 DEFAULT_TRAIN = {
-    "alice": [(["1", "2", "3"], "4")],
-    "bob": [(["10", "7", "8"], "9")],
-    "carol": [([], "1")],
+    "alice": [(["1", "2", "3"], "4", 0)],
+    "bob": [(["10", "7", "8"], "9", 0)],
+    "carol": [([], "1", 0)],
     "erin": [(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"],
-              "12")],
-    "frank": [(["15", "4", "6", "3", "2", "1", "5", "7", "14"], "13")],
+              "12", 0)],
+    "frank": [(["15", "4", "6", "3", "2", "1", "5", "7", "14"], "13", 0)],
 }
-# max_context_length 3: chunks of 4, the last ending at the last train item.
+# max_context_length 3, train_stride 2: windows of 4, the newest ending at
+# the last train item, each older one 2 items earlier, the oldest at the
+# first; a window's first 2 context items are the older window's (own from
+# index 2).
 SMALL_TRAIN = {
-    "alice": [(["1", "2", "3"], "4")],
-    "bob": [(["10", "7", "8"], "9")],
-    "carol": [([], "1")],
-    "erin": [(["1", "2", "3"], "4"), (["5", "6", "7"], "8"),
-             (["9", "10", "11"], "12")],
-    "frank": [(["15"], "4"), (["6", "3", "2"], "1"), (["5", "7", "14"], "13")],
+    "alice": [(["1", "2", "3"], "4", 0)],
+    "bob": [(["10", "7", "8"], "9", 0)],
+    "carol": [([], "1", 0)],
+    "erin": [(["1", "2", "3"], "4", 0), (["3", "4", "5"], "6", 2),
+             (["5", "6", "7"], "8", 2), (["7", "8", "9"], "10", 2),
+             (["9", "10", "11"], "12", 2)],
+    "frank": [(["15", "4", "6"], "3", 0), (["6", "3", "2"], "1", 2),
+              (["2", "1", "5"], "7", 2), (["5", "7", "14"], "13", 2)],
 }
 # max_context_length 3: eval and test as (context, label, history).
 SMALL_EVAL = {
@@ -187,7 +194,8 @@ SMALL_TEST = {
     "frank": (["14", "13", "9"], "11",
               ["15", "4", "6", "3", "2", "1", "5", "7", "14", "13", "9"]),
 }
-SMALL_PARAMS = SessionConfig(max_context_length=3, max_item_genres=2)
+SMALL_PARAMS = SessionConfig(max_context_length=3, max_item_genres=2,
+                             train_stride=2)
 CONTEXT_FEATURES = (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING, F.CONTEXT_YEAR,
                     F.CONTEXT_GENRE)
 
@@ -244,7 +252,7 @@ def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
 
 
 def by_user(examples):
-  """{split: {user: [examples]}}; train examples (chunks) in timeline order
+  """{split: {user: [examples]}}; train examples (windows) in timeline order
   (their labels are distinct items of the user, placed by TIMELINES)."""
   out = {}
   for split, split_examples in examples.items():
@@ -290,17 +298,18 @@ def labels(examples):
   return [e[F.LABEL_ITEM_ID][0] for e in examples]
 
 
-def chunks(train_examples):
-  """[(context, label)] of a user's train examples, in timeline order."""
-  return [(e.get(F.CONTEXT_ITEM_ID, []), e[F.LABEL_ITEM_ID][0])
-          for e in train_examples]
+def windows(train_examples):
+  """[(context, label, own_items_from)] of a user's train examples, in
+  timeline order."""
+  return [(e.get(F.CONTEXT_ITEM_ID, []), e[F.LABEL_ITEM_ID][0],
+           e[F.OWN_ITEMS_FROM][0]) for e in train_examples]
 
 
 def train_items(train_examples):
-  """A user's train interactions as the chunks give them: each chunk's
-  context followed by its label, chunk after chunk."""
-  return [item for context, label in chunks(train_examples)
-          for item in context + [label]]
+  """A user's train interactions as the windows own them: each window's own
+  context items followed by its label, window after window."""
+  return [item for context, label, own_from in windows(train_examples)
+          for item in context[own_from:] + [label]]
 
 
 def timeline_of(runs, user):
@@ -325,7 +334,7 @@ def test_orders_each_user_by_timestamp(default_run):
 def test_equal_timestamps_keep_file_order(default_run, small_run):
   runs = default_run.runs
   assert timeline_of(runs, "bob") == BOB_TIMELINE
-  assert chunks(runs[F.TRAIN]["bob"]) == [(["10", "7", "8"], "9")]
+  assert windows(runs[F.TRAIN]["bob"]) == [(["10", "7", "8"], "9", 0)]
   (eval_example,) = runs[F.EVAL]["bob"]
   (test,) = runs[F.TEST]["bob"]
   # 12 and 11 share a timestamp; 12 comes first in the file.
@@ -382,25 +391,25 @@ def test_eval_and_test_targets_are_never_train_items(default_run, small_run):
                     + labels(run.runs[F.TEST][user]))
       assert len(targets) == 2
       # Neither a train label nor in a train context.
-      assert not targets & set(train_items(train)), user
+      assert not targets & {item for context, label, _ in windows(train)
+                            for item in context + [label]}, user
       for e in train:
         assert F.HISTORY_ITEM_ID not in e, (user, e)
 
 
-# --- Train chunks -----------------------------------------------------------------
+# --- Train windows ----------------------------------------------------------------
 
-def test_train_chunks_with_default_params(default_run):
-  # max_context_length 50 > every user's train part: one chunk per user.
-  assert {user: chunks(train)
+def test_train_windows_with_default_params(default_run):
+  # max_context_length 50 > every user's train part: one window per user.
+  assert {user: windows(train)
           for user, train in default_run.runs[F.TRAIN].items()
           } == DEFAULT_TRAIN
 
 
-def test_train_chunks_with_small_context(small_run):
-  # erin: 12 train items = 3 full chunks; frank: 10 = 2 + 4 + 4, the first
-  # chunk shorter; alice and bob: 4 = one full chunk; carol: 1 = one chunk of
-  # one item.
-  assert {user: chunks(train)
+def test_train_windows_with_small_context(small_run):
+  # erin: 12 train items = 5 windows of 4; frank: 10 = 4 windows of 4;
+  # alice and bob: 4 = one window; carol: 1 = one window of one item.
+  assert {user: windows(train)
           for user, train in small_run.runs[F.TRAIN].items()} == SMALL_TRAIN
 
 
@@ -414,18 +423,20 @@ def test_user_with_three_interactions_trains_on_the_first_item(default_run,
     assert F.HISTORY_ITEM_ID not in train
 
 
-def test_train_chunks_partition_the_train_interactions(default_run,
-                                                       small_run):
+def test_own_items_partition_the_train_interactions(default_run, small_run):
   for run, size in ((default_run, 51), (small_run, 4)):
     for user, train in run.runs[F.TRAIN].items():
-      # Contexts + labels, chunk after chunk: each train interaction exactly
+      # Own items, window after window: each train interaction exactly
       # once, in time order.
-      assert train_items(train) == TIMELINES[user][:-2], user
-      sizes = [len(context) + 1 for context, _ in chunks(train)]
-      # Only the first chunk may be shorter than max_context_length + 1.
-      assert all(s == size for s in sizes[1:]), (user, sizes)
-      assert 1 <= sizes[0] <= size, (user, sizes)
-  # Item counts over the chunks = train counts (the popularity baseline).
+      timeline = TIMELINES[user][:-2]
+      assert train_items(train) == timeline, user
+      for context, label, _ in windows(train):
+        # A window is consecutive train interactions, as many as fit.
+        items = context + [label]
+        assert len(items) == min(size, len(timeline)), (user, items)
+        start = timeline.index(items[0])
+        assert timeline[start:start + len(items)] == items, (user, items)
+  # Own item counts = train counts (the popularity baseline).
   counts = collections.Counter(
       item for train in small_run.runs[F.TRAIN].values()
       for item in train_items(train))
@@ -434,22 +445,23 @@ def test_train_chunks_partition_the_train_interactions(default_run,
       "9": 2, "10": 2, "11": 1, "12": 1, "13": 1, "14": 1, "15": 1})
 
 
-@pytest.mark.parametrize("max_context_length, train, eval_context, test_context", [
-    # Chunks of max_context_length + 1 counted back from the last train
-    # interaction (x8); eval target x9, test target x10.
-    (1, [[0], [1, 2], [3, 4], [5, 6], [7, 8]], [8], [9]),
-    (2, [[0, 1, 2], [3, 4, 5], [6, 7, 8]], [7, 8], [8, 9]),
-    (3, [[0], [1, 2, 3, 4], [5, 6, 7, 8]], [6, 7, 8], [7, 8, 9]),
-    (4, [[0, 1, 2, 3], [4, 5, 6, 7, 8]], [5, 6, 7, 8], [6, 7, 8, 9]),
-    (7, [[0], [1, 2, 3, 4, 5, 6, 7, 8]], [2, 3, 4, 5, 6, 7, 8],
+@pytest.mark.parametrize("max_context_length, windows_, eval_context, test_context", [
+    # Windows (start, end, own items from) over the 9 train interactions
+    # x0..x8 (the default stride: half the context length, at least 1);
+    # eval target x9, test target x10.
+    (1, [(0, 2, 0)] + [(s, s + 2, 1) for s in range(1, 8)], [8], [9]),
+    (2, [(0, 3, 0)] + [(s, s + 3, 2) for s in range(1, 7)], [7, 8], [8, 9]),
+    (3, [(0, 4, 0)] + [(s, s + 4, 3) for s in range(1, 6)], [6, 7, 8],
+     [7, 8, 9]),
+    (4, [(0, 5, 0), (2, 7, 3), (4, 9, 3)], [5, 6, 7, 8], [6, 7, 8, 9]),
+    (7, [(0, 8, 0), (1, 9, 7)], [2, 3, 4, 5, 6, 7, 8],
      [3, 4, 5, 6, 7, 8, 9]),
-    (8, [[0, 1, 2, 3, 4, 5, 6, 7, 8]], [1, 2, 3, 4, 5, 6, 7, 8],
-     [2, 3, 4, 5, 6, 7, 8, 9]),
-    (9, [[0, 1, 2, 3, 4, 5, 6, 7, 8]], [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    (8, [(0, 9, 0)], [1, 2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 8, 9]),
+    (9, [(0, 9, 0)], [0, 1, 2, 3, 4, 5, 6, 7, 8],
      [1, 2, 3, 4, 5, 6, 7, 8, 9]),
 ])
-def test_timeline_examples_chunk_boundaries(max_context_length, train,
-                                            eval_context, test_context):
+def test_timeline_examples_train_windows(max_context_length, windows_,
+                                         eval_context, test_context):
   # The per-user function alone (no Beam): 11 interactions x0..x10, given in
   # reverse order, with x4 and x5 sharing a timestamp (file offset decides).
   timestamps = [10, 20, 30, 40, 50, 50, 70, 80, 90, 100, 110]
@@ -463,16 +475,53 @@ def test_timeline_examples_chunk_boundaries(max_context_length, train,
       b"u", interactions, SessionConfig(max_context_length=max_context_length)):
     out[split].append(decode(example))
   names = lambda positions: [f"x{i}" for i in positions]
-  got = sorted(chunks(out[F.TRAIN]), key=lambda c: int(c[1][1:]))
-  assert got == [(names(c[:-1]), names(c[-1:])[0]) for c in train]
+  got = sorted(windows(out[F.TRAIN]), key=lambda w: int(w[1][1:]))
+  assert got == [(names(range(start, end - 1)), f"x{end - 1}", own_from)
+                 for start, end, own_from in windows_]
   (eval_example,) = out[F.EVAL]
   (test_example,) = out[F.TEST]
   assert eval_example[F.LABEL_ITEM_ID] == ["x9"]
   assert eval_example[F.CONTEXT_ITEM_ID] == names(eval_context)
   assert eval_example[F.HISTORY_ITEM_ID] == names(range(9))
+  assert eval_example[F.OWN_ITEMS_FROM] == [0]
   assert test_example[F.LABEL_ITEM_ID] == ["x10"]
   assert test_example[F.CONTEXT_ITEM_ID] == names(test_context)
   assert test_example[F.HISTORY_ITEM_ID] == names(range(10))
+
+
+def _targets(count, context_length, stride):
+  """{train interaction index: the indices of the context it is predicted
+  from} over every window of train_windows (an index may appear twice only
+  if a window owned it twice: a failure)."""
+  targets = {}
+  for start, end, own_from in sessions.train_windows(count, context_length,
+                                                     stride):
+    assert 0 <= start < end <= count and own_from <= end - start - 1
+    assert end - start == min(count, context_length + 1)
+    for index in range(start + max(own_from, 1), end):
+      assert index not in targets, (count, context_length, stride, index)
+      targets[index] = list(range(start, index))
+  return targets
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 51, 52, 53, 120, 401])
+@pytest.mark.parametrize("context_length, stride", [
+    (1, 1), (3, 2), (50, 1), (50, 25), (50, 50), (200, 100), (200, 57)])
+def test_every_train_target_is_predicted_once_from_its_recent_history(
+    count, context_length, stride):
+  """Every train interaction but the first is a target exactly once, from
+  the items just before it: all of them up to max_context_length when the
+  history is that short or the stride is 1, else at least
+  max_context_length + 1 - stride: never the few a chunk boundary leaves."""
+  targets = _targets(count, context_length, stride)
+  assert sorted(targets) == list(range(1, count))
+  for index, context in targets.items():
+    assert context == list(range(index - len(context), index))
+    full = min(index, context_length)
+    if stride == 1 or index <= context_length:
+      assert len(context) == full, (index, context)
+    else:
+      assert min(full, context_length + 1 - stride) <= len(context) <= full
 
 
 # --- Eval and test contexts ---------------------------------------------------------
@@ -540,9 +589,10 @@ def test_context_genre_slots_truncate_and_pad(default_run, small_run):
       "Sci-Fi", "", "",
       "Comedy", "Fantasy", ""]
 
-  # 2 slots. frank's chunks: context 15 | 6, 3, 2.
-  first, second, _ = small_run.runs[F.TRAIN]["frank"]
-  assert first[F.CONTEXT_GENRE] == ["Animation", "Children's"]
+  # 2 slots. frank's windows: context 15, 4, 6 | 6, 3, 2.
+  first, second, _, _ = small_run.runs[F.TRAIN]["frank"]
+  assert first[F.CONTEXT_GENRE] == ["Animation", "Children's", "", "",
+                                    "Crime", "Drama"]
   assert second[F.CONTEXT_ITEM_ID] == ["6", "3", "2"]
   assert second[F.CONTEXT_GENRE] == [
       "Crime", "Drama", "Drama", "", "Animation", "Children's"]
@@ -569,7 +619,7 @@ def test_context_ratings_and_years_align_with_items(default_run, small_run):
   (test,) = default_run.runs[F.TEST]["alice"]
   assert test[F.CONTEXT_RATING] == [5.0, 2.0, 3.0, 4.5, 4.0]
   assert test[F.CONTEXT_YEAR] == [1995, 1995, 0, 2001, 1979]
-  # frank's second chunk with max_context_length 3: context 6, 3, 2.
+  # frank's second window with max_context_length 3: context 6, 3, 2.
   second = small_run.runs[F.TRAIN]["frank"][1]
   assert second[F.CONTEXT_RATING] == [5.0, 2.0, 4.0]
   assert second[F.CONTEXT_YEAR] == [1996, 0, 1995]
@@ -626,9 +676,12 @@ def test_counters(default_run, small_run):
             "short_user_interactions_dropped": 2,
             "train_interactions": 4 + 4 + 1 + 12 + 10,
             "eval_examples": 5, "test_examples": 5}
-  assert default_run.counters == {**common, "train_examples": 5}
+  assert default_run.counters == {**common, "train_examples": 5,
+                                  "train_context_repeats": 0}
+  # erin's 4 newer windows and frank's 3 repeat 2 items each.
   assert small_run.counters == {**common,
-                                "train_examples": 1 + 1 + 1 + 3 + 3}
+                                "train_examples": 1 + 1 + 1 + 5 + 4,
+                                "train_context_repeats": 2 * (4 + 3)}
 
 
 def test_min_timeline_length_and_min_rating(tmp_path):
@@ -643,15 +696,15 @@ def test_min_timeline_length_and_min_rating(tmp_path):
   for split in F.SPLITS:
     assert set(runs[split]) == {"alice", "bob", "erin", "frank"}, split
   assert timeline_of(runs, "alice") == ["1", "4", "5"]
-  assert chunks(runs[F.TRAIN]["alice"]) == [([], "1")]
+  assert windows(runs[F.TRAIN]["alice"]) == [([], "1", 0)]
   assert timeline_of(runs, "bob") == ["8", "9", "12"]
-  assert chunks(runs[F.TRAIN]["bob"]) == [([], "8")]
+  assert windows(runs[F.TRAIN]["bob"]) == [([], "8", 0)]
   assert timeline_of(runs, "erin") == ["4", "5", "9", "10", "14"]
-  assert chunks(runs[F.TRAIN]["erin"]) == [(["4", "5"], "9")]
+  assert windows(runs[F.TRAIN]["erin"]) == [(["4", "5"], "9", 0)]
   (test,) = runs[F.TEST]["erin"]
   assert test[F.CONTEXT_ITEM_ID] == ["4", "5", "9", "10"]
   assert timeline_of(runs, "frank") == ["15", "6", "2", "7", "14", "9"]
-  assert chunks(runs[F.TRAIN]["frank"]) == [(["15", "6", "2"], "7")]
+  assert windows(runs[F.TRAIN]["frank"]) == [(["15", "6", "2"], "7", 0)]
   for split in F.SPLITS:
     for e in sum(runs[split].values(), []):
       assert all(r >= 4.0 for r in e.get(F.CONTEXT_RATING, []))
@@ -662,7 +715,7 @@ def test_min_timeline_length_and_min_rating(tmp_path):
       "short_user_interactions_dropped": 2 + 2,
       "low_rating_interactions_dropped": 3 + 3 + 1 + 0 + 9 + 6,
       "train_interactions": 1 + 1 + 3 + 4, "train_examples": 4,
-      "eval_examples": 4, "test_examples": 4}
+      "train_context_repeats": 0, "eval_examples": 4, "test_examples": 4}
 
   # min_timeline_length 12: frank (exactly 12) and erin (14) are kept.
   examples, _, counters = run_sessionize(
@@ -670,13 +723,13 @@ def test_min_timeline_length_and_min_rating(tmp_path):
   runs = by_user(examples)
   for split in F.SPLITS:
     assert set(runs[split]) == {"erin", "frank"}, split
-  assert chunks(runs[F.TRAIN]["frank"]) == DEFAULT_TRAIN["frank"]
-  assert chunks(runs[F.TRAIN]["erin"]) == DEFAULT_TRAIN["erin"]
+  assert windows(runs[F.TRAIN]["frank"]) == DEFAULT_TRAIN["frank"]
+  assert windows(runs[F.TRAIN]["erin"]) == DEFAULT_TRAIN["erin"]
   assert counters == {
       "users": 2, "short_users_dropped": 4,
       "short_user_interactions_dropped": 6 + 6 + 3 + 2,
       "train_interactions": 12 + 10, "train_examples": 2,
-      "eval_examples": 2, "test_examples": 2}
+      "train_context_repeats": 0, "eval_examples": 2, "test_examples": 2}
 
 
 def test_catalog_maps_items_to_title_genres_year(default_run):

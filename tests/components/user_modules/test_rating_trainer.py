@@ -11,15 +11,18 @@ PAD = F.PAD_ID
 
 
 def test_rating_statistics_count_every_train_rating_once():
+  # The third window repeats the first one's 3 (rated 2) as context.
   arrays = {
-      F.CONTEXT_ITEM_ID: np.array([[2, 3, PAD], [2, PAD, PAD]]),
-      F.CONTEXT_RATING_VALUE: np.array([[4.0, 2.0, 0.0], [5.0, 0.0, 0.0]]),
-      F.LABEL_ITEM_ID: np.array([3, 4]),
-      F.LABEL_RATING: np.array([1.0, 3.0]),
+      F.CONTEXT_ITEM_ID: np.array([[2, 3, PAD], [2, PAD, PAD], [3, 5, 2]]),
+      F.CONTEXT_RATING_VALUE: np.array([[4.0, 2.0, 0.0], [5.0, 0.0, 0.0],
+                                        [2.0, 2.0, 3.0]]),
+      F.LABEL_ITEM_ID: np.array([3, 4, 4]),
+      F.LABEL_RATING: np.array([1.0, 3.0, 5.0]),
+      F.OWN_ITEMS_FROM: np.array([0, 0, 1]),
   }
   mean, item_means = rating_trainer.rating_statistics(arrays, 6)
-  assert mean == pytest.approx((4 + 2 + 5 + 1 + 3) / 5)
-  np.testing.assert_allclose(item_means, [mean, mean, 4.5, 1.5, 3.0, mean],
+  assert mean == pytest.approx((4 + 2 + 5 + 1 + 3 + 2 + 3 + 5) / 8)
+  np.testing.assert_allclose(item_means, [mean, mean, 4.0, 1.5, 4.0, 2.0],
                              rtol=1e-6)
 
 

@@ -10,7 +10,7 @@ from tests.support.sessions import custom_config, feature_config, session
 CONTEXT = 3
 PAD, OOV = F.PAD_ID, F.OOV_ID
 
-# Train chunks: together they hold each train interaction once.
+# Train windows: their own items hold each train interaction once.
 TRAIN = [
     session(b"a", genres=[]),
     session(b"b", [b"a"], genres=[[b"Drama"]]),
@@ -18,6 +18,9 @@ TRAIN = [
             gender=b"M", age=56, label_rating=2.5,
             label_year=1921, label_genres=(b"War", b"Comedy", b"Drama")),
     session(b"c", [b"a", b"b", b"a"], genres=[[b"Comedy"], [], [b"War"]]),
+    # Its first two context items are an older window's: context only.
+    session(b"b", [b"c", b"c", b"a"],
+            genres=[[b"Western"], [b"Western"], [b"Drama"]], own_from=2),
 ]
 EVAL = [
     # 'z' never occurs in train: out of vocabulary everywhere.
@@ -43,13 +46,14 @@ def ids_of(output, name):
 
 def test_item_vocabulary_counts_train_interactions(transformed):
   _, _, output = transformed
-  # Contexts and labels of the train chunks: a x5, b x3, c x2.
+  # The train windows' own items: a x6, b x4, c x2 (the last window's
+  # repeated c, c and their genre are not counted).
   assert output.vocabulary_by_name("item_id") == [b"a", b"b", b"c"]
   counts_file = output.vocabulary_file_by_name(
       feature_config().label_counts_vocabulary)
   with tf.io.gfile.GFile(counts_file, "rb") as f:
     counts = dict(reversed(line.split()) for line in f.read().splitlines())
-  assert counts == {b"a": b"5", b"b": b"3", b"c": b"2"}
+  assert counts == {b"a": b"6", b"b": b"4", b"c": b"2"}
   # Genre slots padded with '' are not a genre.
   assert sorted(output.vocabulary_by_name("genre")) == [
       b"Comedy", b"Drama", b"War"]
@@ -60,7 +64,8 @@ def test_contexts_are_padded_at_the_end(transformed):
   train, _, output = transformed
   items, genres = ids_of(output, "item_id"), ids_of(output, "genre")
   assert [row[F.LABEL_ITEM_ID] for row in train] == [
-      items[b"a"], items[b"b"], items[b"a"], items[b"c"]]
+      items[b"a"], items[b"b"], items[b"a"], items[b"c"], items[b"b"]]
+  assert [row[F.OWN_ITEMS_FROM] for row in train] == [0, 0, 0, 0, 2]
   np.testing.assert_array_equal(train[0][F.CONTEXT_ITEM_ID], [PAD] * CONTEXT)
   np.testing.assert_array_equal(train[2][F.CONTEXT_ITEM_ID],
                                 [items[b"c"], items[b"b"], PAD])

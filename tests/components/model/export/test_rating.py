@@ -11,7 +11,7 @@ from components.lib.settings import RatingModelConfig
 from components.model.export import rating as rating_export
 from components.model.export import signature_names as names
 from components.model.export import tflite
-from components.model.rating_model import RatingModel, input_names
+from components.model.rating_model import RatingModel
 from components.sessionize import sessions
 from components.user_modules import rating_trainer
 from tests.support.sessions import analyze_and_transform, custom_config
@@ -52,10 +52,8 @@ def exported(tmp_path_factory):
   transformed, (transformed_test,), tft_output = analyze_and_transform(
       train, [test], custom_config(FEATURES, CONTEXT), str(tmp))
   attributes = FEATURES.item_attributes()
-  names = input_names(FEATURES) + [F.LABEL_RATING] + [
-      n for f in attributes for n in (f.name, F.label_feature(f.name))]
   arrays = {k: np.stack([np.asarray(r[k]) for r in transformed])
-            for k in names}
+            for k in rating_trainer.train_feature_names(FEATURES)}
   num_items = tft_output.vocabulary_size_by_name("item_id") + 2
   sizes = {name: tft_output.vocabulary_size_by_name(name) + 2
            for name in FEATURES.vocabularies()}
@@ -64,7 +62,7 @@ def exported(tmp_path_factory):
   keras.utils.set_random_seed(1)
   model = RatingModel(FEATURES, sizes, attributes, table, mean, MODEL)
   model.compile(optimizer=keras.optimizers.Adam(0.02))
-  inputs = {k: arrays[k] for k in input_names(FEATURES)}
+  inputs = rating_trainer.model_inputs(arrays, FEATURES)
   model.fit(tf.data.Dataset.from_tensor_slices(
       (inputs, arrays[F.LABEL_RATING])).batch(8), epochs=30, verbose=0)
   path = str(tmp / "saved_model")
