@@ -12,6 +12,7 @@ OUTPUT_DIR ?= output/sample
 endif
 ML1M_DIR ?= ../shared/data/ml-1m
 BENCH_ENCODERS ?= bow,cnn,lstm,gru,attention
+BENCH_SHAPES ?= ml-1m,first-1000-users,sparse-20pct,most-active-500,sample
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -28,14 +29,16 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: venv run run-ml1m test test-fast bench bench-aliccp clean help
+.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-aliccp clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
 	@echo "make test    - set up $(VENV) if needed and run the test suite (what CI runs)"
 	@echo "make test-fast - the test suite without the pipeline runs (tests marked e2e)"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
-	@echo "make bench   - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
+	@echo "make bench   - bench-encoders, then bench-shapes"
+	@echo "make bench-encoders - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
+	@echo "make bench-shapes - the defaults before and after adapting to the data, and tuned, on $(ML1M_DIR), cuts of it and the sample: output/bench-shapes/shapes.md"
 	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
 
 venv: $(STAMP)
@@ -61,9 +64,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) -m "not e2e"
 
-bench: $(STAMP)
+bench: bench-encoders bench-shapes
+
+bench-encoders: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
 	$(VENV)/bin/recsys bench --data-dir $(ML1M_DIR) --output-dir output/bench --encoders $(BENCH_ENCODERS)
+
+bench-shapes: $(STAMP)
+	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
+	$(VENV)/bin/recsys bench-shapes --data-dir $(ML1M_DIR) --output-dir output/bench-shapes --data-sets $(BENCH_SHAPES)
 
 bench-aliccp: $(STAMP)
 	$(VENV)/bin/recsys bench-aliccp --output-dir output/bench-aliccp

@@ -17,7 +17,7 @@ import json
 import os
 import textwrap
 import typing
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 import yaml
 
@@ -28,7 +28,7 @@ from components.lib import settings
 from components.lib.settings import (ConfigError, DataConfig, EvalConfig,
                                      ModelConfig, RankingConfig,
                                      ServingConfig, SessionConfig, TrainConfig,
-                                     setting)
+                                     TunerConfig, setting)
 
 RUNNERS = ("local", "beam")
 METADATA_BACKENDS = ("sqlite", "mysql")
@@ -41,6 +41,8 @@ FEATURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 RUN_CONFIG_FILE = "run_config.json"
 LOG_FILE = os.path.join("logs", "run.log")
 TIMINGS_FILE = "component_timings.json"
+# RunConfig's record of what a run adapted to its data.
+ADAPTED = "adapted"
 
 
 @dataclasses.dataclass
@@ -86,6 +88,10 @@ class RunConfig:
       ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
       "arguments of every component's Beam job (DirectRunner, Flink, Spark "
       "or Dataflow flags; --beam-arg replaces them)")
+  adapt: bool = setting(
+      True, "recsys run adapts the settings left unset to the data's shape "
+      "before it starts (context length, loss, patience; "
+      "pipeline/adaptive.py), printing and recording each decision")
   metadata: MetadataConfig = _section(MetadataConfig)
   data: DataConfig = _section(DataConfig)
   session: SessionConfig = _section(SessionConfig)
@@ -94,6 +100,10 @@ class RunConfig:
   eval: EvalConfig = _section(EvalConfig)
   ranking: RankingConfig = _section(RankingConfig)
   serving: ServingConfig = _section(ServingConfig)
+  tuner: TunerConfig = _section(TunerConfig)
+  # What the run adapted to its data, {setting: why} (pipeline/adaptive.py):
+  # recorded, never set.
+  adapted: Dict[str, str] = dataclasses.field(default_factory=dict)
 
   # --- derived locations -------------------------------------------------
   @property
@@ -231,6 +241,10 @@ def _check_type(value: Any, hint: Any, field: str) -> Any:
   if hint is Any:
     return value
   origin = typing.get_origin(hint)
+  if origin in (dict, Dict):
+    if not isinstance(value, dict):
+      raise ConfigError(f"{field}: expected a mapping, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
   if origin is typing.Union:  # Optional[X]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if value is None:
@@ -305,6 +319,44 @@ def resolve_path(path: str, base_dir: Optional[str] = None) -> str:
   return os.path.normpath(os.path.join(base_dir or os.getcwd(), path))
 
 
+def _sources(path: Optional[str], overrides: Optional[List[str]],
+             values: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  """The nested mappings a config is built from, in the order they apply:
+  the file, the --set overrides, the explicit values."""
+  sources = []
+  if path:
+    try:
+      with open(path, encoding="utf-8") as f:
+        from_file = yaml.safe_load(f) or {}
+    except OSError as e:
+      raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except yaml.YAMLError as e:
+      raise ConfigError(f"config file {path} is not valid YAML/JSON: {e}") from e
+    if not isinstance(from_file, dict):
+      raise ConfigError(f"config file {path}: expected a mapping at the top")
+    sources.append(from_file)
+  if overrides:
+    sources.append(parse_overrides(overrides))
+  if values:
+    sources.append(values)
+  return sources
+
+
+def given_settings(path: Optional[str] = None,
+                   overrides: Optional[List[str]] = None,
+                   values: Optional[Dict[str, Any]] = None) -> Set[str]:
+  """The dotted names of the settings the file, the overrides and the
+  values give (what load_config would not leave at its default)."""
+  def names(mapping, prefix=""):
+    for key, value in mapping.items():
+      if isinstance(value, dict) and key != ADAPTED:
+        yield from names(value, f"{prefix}{key}.")
+      else:
+        yield f"{prefix}{key}"
+  return {name for source in _sources(path, overrides, values)
+          for name in names(source)}
+
+
 def load_config(path: Optional[str] = None,
                 overrides: Optional[List[str]] = None,
                 values: Optional[Dict[str, Any]] = None,
@@ -319,21 +371,10 @@ def load_config(path: Optional[str] = None,
   that the recorded config and MLMD artifact URIs are absolute.
   """
   config = RunConfig()
-  if path:
-    try:
-      with open(path, encoding="utf-8") as f:
-        from_file = yaml.safe_load(f) or {}
-    except OSError as e:
-      raise ConfigError(f"cannot read config file {path}: {e}") from e
-    except yaml.YAMLError as e:
-      raise ConfigError(f"config file {path} is not valid YAML/JSON: {e}") from e
-    if not isinstance(from_file, dict):
-      raise ConfigError(f"config file {path}: expected a mapping at the top")
-    _apply(config, from_file)
-  if overrides:
-    _apply(config, parse_overrides(overrides))
-  if values:
-    _apply(config, values)
+  for source in _sources(path, overrides, values):
+    if ADAPTED in source:
+      raise ConfigError(f"{ADAPTED}: recorded by a run, not a setting")
+    _apply(config, source)
   config.output_dir = resolve_path(config.output_dir, base_dir)
   config.data.data_dir = resolve_path(config.data.data_dir, base_dir)
   if config.push_dir:

@@ -101,6 +101,18 @@ class FeatureConfig:
     return [f for f in self.sequence_features()
             if f.name not in (F.CONTEXT_ITEM_ID, F.CONTEXT_RATING)]
 
+  def with_item_embedding_dim(self, dim: int) -> "FeatureConfig":
+    """A copy whose item embeddings (the label's, and every feature of its
+    vocabulary) are `dim` wide."""
+    def resized(feature: Feature) -> Feature:
+      return (dataclasses.replace(feature, embedding_dim=dim)
+              if feature.vocabulary == self.label.vocabulary else feature)
+    return FeatureConfig(
+        groups=tuple(dataclasses.replace(
+            g, features=tuple(resized(f) for f in g.features))
+                     for g in self.groups),
+        label=resized(self.label))
+
   @property
   def label_counts_vocabulary(self) -> str:
     """The TFT vocabulary of the label's items with their train counts."""

@@ -19,6 +19,10 @@ TRAINING_SUMMARY = "training_summary.json"
 MODEL_SETTINGS = "model_settings.json"
 # The TwoStageEvaluation artifact.
 TWO_STAGE_METRICS = "two_stage_metrics.json"
+# What TFX's Tuner writes (tuner.enabled): its TunerResults artifact (every
+# trial's score and values) and its HyperParameters artifact (the best).
+TUNER_RESULTS = "tuner_results.json"
+BEST_HYPERPARAMETERS = "best_hyperparameters.txt"
 
 # --- The pushed bundle: <push dir>/<version>/ ---------------------------------
 # model.tflite (TFLITE_MODEL), items.json (CATALOG, retrieval only), and:

@@ -166,6 +166,10 @@ class ModelConfig(VocabularyConfig):
   attention_layers: int = setting(2, "attention: Transformer blocks")
   attention_heads: int = setting(
       1, "attention: heads (attention_units must be a multiple)")
+  context_window: int = setting(
+      0, "attention, bow: the most recent items before each position the "
+      "encoder reads (0: the whole context, up to "
+      "session.max_context_length); what the Tuner's context length sets")
 
   def check(self, prefix: str) -> None:
     super().check(prefix)
@@ -177,6 +181,8 @@ class ModelConfig(VocabularyConfig):
     _require(self.attention_units % self.attention_heads == 0,
              f"{prefix}.attention_units",
              "must be a multiple of attention_heads")
+    _require(self.context_window >= 0, f"{prefix}.context_window",
+             "must be >= 0 (0: the whole context)")
 
 
 @dataclasses.dataclass
@@ -208,6 +214,27 @@ class TrainConfig(SeedConfig):
     _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
     _one_of(self.loss, f"{prefix}.loss", ("softmax", "sampled_softmax"))
     _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+
+
+@dataclasses.dataclass
+class TunerConfig(Section):
+  enabled: bool = setting(
+      False, "a TFX Tuner searches the retrieval model's learning rate, "
+      "dropout, item embedding width, encoder depth and context length on "
+      "the eval split before the Trainer, which trains with the best "
+      "(KerasTuner random search; the first trial is the settings as given)")
+  trials: int = setting(8, "tuner: trials at most")
+  max_minutes: float = setting(
+      60.0, "tuner: wall-time budget of the search; each trial trains at "
+      "most max_minutes / trials")
+
+  def check(self, prefix: str) -> None:
+    _require(self.trials >= 1, f"{prefix}.trials", "must be >= 1")
+    _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+
+  @property
+  def trial_minutes(self) -> float:
+    return self.max_minutes / self.trials
 
 
 @dataclasses.dataclass
@@ -328,8 +355,8 @@ def describe(obj, prefix: str = "") -> Iterator[Tuple[str, Any, str]]:
     name = f"{prefix}{field.name}"
     if dataclasses.is_dataclass(value):
       yield from describe(value, f"{name}.")
-    else:
-      yield name, value, field.metadata.get("help", "")
+    elif "help" in field.metadata:  # else a record of the run, not a setting
+      yield name, value, field.metadata["help"]
 
 
 def format_value(value: Any) -> str:

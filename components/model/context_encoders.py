@@ -28,10 +28,13 @@ def _zero_padding(sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
   return sequence * tf.cast(mask, sequence.dtype)[..., tf.newaxis]
 
 
-def causal_attention_mask(mask: tf.Tensor) -> tf.Tensor:
-  """[batch, length, length]: query t may attend to real items 0..t."""
+def causal_attention_mask(mask: tf.Tensor, window: int = 0) -> tf.Tensor:
+  """[batch, length, length]: query t may attend to real items 0..t, or with
+  `window` to the `window` most recent of them (t - window + 1..t)."""
   length = tf.shape(mask)[1]
-  causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
+  # Row t (query), column j (key): keep j <= t, and t - j < window.
+  causal = tf.linalg.band_part(tf.ones([length, length], tf.bool),
+                               window - 1 if window else -1, 0)
   return tf.logical_and(causal[tf.newaxis], mask[:, tf.newaxis, :])
 
 
@@ -48,13 +51,28 @@ class ContextEncoder(keras.layers.Layer):
                      newest_position(mask), batch_dims=1)
 
 
+def _window_sum(values: tf.Tensor, window: int) -> tf.Tensor:
+  """Running sums over axis 1: of everything so far, or of the last
+  `window` positions."""
+  total = tf.cumsum(values, axis=1)
+  if not window:
+    return total
+  earlier = tf.pad(total[:, :-window], [[0, 0], [window, 0], [0, 0]])
+  return total - earlier
+
+
 class BagOfWordsEncoder(ContextEncoder):
-  """Mean of the context so far: order-insensitive, causal running mean."""
+  """Mean of the context so far (or of its `window` most recent items):
+  order-insensitive, a causal running mean."""
+
+  def __init__(self, window: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    self.window = window
 
   def call(self, sequence, mask, training=None):
     weights = tf.cast(mask, sequence.dtype)[..., tf.newaxis]
-    total = tf.cumsum(sequence * weights, axis=1)
-    return total / tf.maximum(tf.cumsum(weights, axis=1), 1.0)
+    total = _window_sum(sequence * weights, self.window)
+    return total / tf.maximum(_window_sum(weights, self.window), 1.0)
 
 
 class CNNEncoder(ContextEncoder):
@@ -111,12 +129,15 @@ class SelfAttentionEncoder(ContextEncoder):
   """Causal Transformer blocks with learned positions (as SASRec).
 
   Pre-layer-norm blocks: x += attention(norm(x)); x += feed_forward(norm(x)).
-  A position attends to itself and earlier real items only.
+  A position attends to itself and earlier real items only, with `window`
+  to its `window` most recent ones.
   """
 
   def __init__(self, max_length: int, units: int = 64, layers: int = 2,
-               heads: int = 1, dropout: float = 0.2, **kwargs):
+               heads: int = 1, dropout: float = 0.2, window: int = 0,
+               **kwargs):
     super().__init__(**kwargs)
+    self.window = window
     self.project = keras.layers.Dense(units)
     self.positions = keras.layers.Embedding(max_length, units,
                                             name="position_embedding")
@@ -153,21 +174,27 @@ class SelfAttentionEncoder(ContextEncoder):
 
   def call(self, sequence, mask, training=None):
     x = self._embed(sequence, mask, training)
-    attend = causal_attention_mask(mask)
+    attend = causal_attention_mask(mask, self.window)
     for index in range(len(self.attention)):
       x = _zero_padding(self._block(index, x, attend, training), mask)
     return self.final_norm(x)
 
   def newest(self, sequence, mask):
-    """The last block only at the newest item, which sees every real item:
-    half the work of `call` for two blocks (serving latency)."""
+    """The last block only at the newest item, which sees every real item
+    (in its window): half the work of `call` for two blocks (serving
+    latency)."""
     x = self._embed(sequence, mask, training=False)
-    attend = causal_attention_mask(mask)
+    attend = causal_attention_mask(mask, self.window)
     last = len(self.attention) - 1
     for index in range(last):
       x = _zero_padding(self._block(index, x, attend, training=False), mask)
-    x = self._block(last, x, mask[:, tf.newaxis, :], training=False,
-                    position=newest_position(mask))
+    newest = newest_position(mask)
+    keys = mask  # the newest item's row of `attend`: every real item so far
+    if self.window:
+      index = tf.range(tf.shape(mask)[1])[tf.newaxis]
+      keys = tf.logical_and(keys, index > (newest - self.window)[:, tf.newaxis])
+    x = self._block(last, x, keys[:, tf.newaxis, :], training=False,
+                    position=newest)
     return self.final_norm(x)[:, 0]
 
 
@@ -176,7 +203,7 @@ def build_context_encoder(name: str, context_length: int,
   """The encoder `name` with its settings from the model config."""
   c = model_config
   builders = {
-      "bow": BagOfWordsEncoder,
+      "bow": lambda: BagOfWordsEncoder(c.context_window),
       "cnn": lambda: CNNEncoder(c.cnn_filters, c.cnn_kernel_size,
                                 c.cnn_layers, c.cnn_dilated, c.dropout),
       "lstm": lambda: RNNEncoder("lstm", c.rnn_units, c.rnn_layers,
@@ -184,7 +211,7 @@ def build_context_encoder(name: str, context_length: int,
       "gru": lambda: RNNEncoder("gru", c.rnn_units, c.rnn_layers, c.dropout),
       "attention": lambda: SelfAttentionEncoder(
           context_length, c.attention_units, c.attention_layers,
-          c.attention_heads, c.dropout),
+          c.attention_heads, c.dropout, c.context_window),
   }
   if name not in builders:
     raise ValueError(f"unknown context encoder {name!r}; known: "

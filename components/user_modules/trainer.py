@@ -2,8 +2,9 @@
 it.
 
 Hyperparameters and the feature config come from the run's config (Trainer
-custom_config, `TrainerSettings`), so the Model artifact records exactly
-what made it. Training stops at `train.epochs`, when the eval split's
+custom_config, `TrainerSettings`), with the Tuner's best hyperparameters in
+place when the pipeline tunes (hyperparameters.py), and the Model artifact
+records exactly what made it. Training stops at `train.epochs`, when the eval split's
 NDCG@10 (history excluded) has not improved for `train.patience` epochs, or
 when `train.max_minutes` is spent, and keeps the best epoch's weights. The
 Model artifact holds the SavedModel (Format-Serving, evaluated by TFMA), its
@@ -27,6 +28,7 @@ from components.lib import settings
 from components.model.causal_model import own_positions
 from components.model.dual_encoder import DualEncoder
 from components.model.export import retrieval
+from components.user_modules import hyperparameters
 from components.user_modules import training
 
 MONITOR = "val_ndcg_at_10"
@@ -101,17 +103,25 @@ def count_targets(dataset: tf.data.Dataset) -> int:
                             ).numpy())
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
-  step = TrainerSettings.parse(fn_args.custom_config)
-  train_settings = step.train
-  keras.utils.set_random_seed(train_settings.seed)
+def datasets(step: TrainerSettings, fn_args: tfx.components.FnArgs):
+  """(Transform output, train batches, eval batches) of a Trainer's or a
+  Tuner's inputs, with the random seed set."""
+  keras.utils.set_random_seed(step.train.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-
   train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output,
-                       step.features, train_settings.batch_size, shuffle=True,
-                       seed=train_settings.seed)
+                       step.features, step.train.batch_size, shuffle=True,
+                       seed=step.train.seed)
   evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor,
                             tft_output, step.features, 256, with_history=True)
+  return tft_output, train, evaluation
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  step = TrainerSettings.parse(fn_args.custom_config)
+  if fn_args.hyperparameters:  # the Tuner's best
+    step = hyperparameters.apply(step, fn_args.hyperparameters["values"])
+  train_settings = step.train
+  tft_output, train, evaluation = datasets(step, fn_args)
   model = build_model(step, tft_output)
   history, keep_best, seconds = training.fit(
       model, train, evaluation, train_settings.epochs,

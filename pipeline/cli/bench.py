@@ -4,6 +4,7 @@ import os
 
 from components.lib.feature_config import SEQUENCE_ENCODERS
 from components.lib.settings import DataConfig
+from pipeline.bench import shapes
 from pipeline.config import ConfigError
 
 
@@ -24,6 +25,24 @@ def cmd_bench(args) -> int:
                            queries=args.queries)
   print(bench.markdown(result))
   print(f"written: {os.path.join(args.output_dir, 'bench.md')} and bench.json")
+  return 0
+
+
+def cmd_bench_shapes(args) -> int:
+  names = [n for n in args.data_sets.split(",") if n]
+  profiles = [p for p in args.profiles.split(",") if p]
+  for given, known, flag in ((names, shapes.DATA_SETS, "--data-sets"),
+                             (profiles, tuple(shapes.PROFILES), "--profiles")):
+    unknown = set(given) - set(known)
+    if unknown:
+      raise ConfigError(f"{flag}: unknown {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(known)})")
+  os.makedirs(args.output_dir, exist_ok=True)
+  result = shapes.run_shapes(os.path.abspath(args.data_dir),
+                             os.path.abspath(args.output_dir), names, profiles)
+  print(shapes.markdown(result))
+  print(f"written: {os.path.join(args.output_dir, 'shapes.md')} and "
+        "shapes.json")
   return 0
 
 
@@ -74,6 +93,24 @@ def add_commands(commands) -> None:
                      help="only measure the TFLite size and latency of the "
                      "models in OUTPUT_DIR/bench.json again")
   bench.set_defaults(func=cmd_bench)
+
+  parser = commands.add_parser(
+      "bench-shapes", help="the defaults on data sets of other shapes",
+      description="Cut data sets of other shapes from the ML-1M subset in "
+      "DIR (pipeline/bench/shapes.py; written under OUTPUT_DIR/data, nothing "
+      "committed), and run the pipeline on each and on the embedded sample "
+      "with each profile: the defaults before they adapted to the data, the "
+      "adapted defaults, and those with the Tuner. Writes shapes.md and "
+      "shapes.json: HR@10 and NDCG@10 from TFMA beside most popular.")
+  parser.add_argument("--data-dir", required=True, metavar="DIR",
+                      help="the ML-1M subset")
+  parser.add_argument("--output-dir", default="output/bench-shapes",
+                      metavar="DIR")
+  parser.add_argument("--data-sets", default=",".join(shapes.DATA_SETS),
+                      help="comma-separated (default: all)")
+  parser.add_argument("--profiles", default=",".join(shapes.PROFILES),
+                      help="comma-separated (default: all three)")
+  parser.set_defaults(func=cmd_bench_shapes)
 
   scale = commands.add_parser(
       "bench-aliccp", help="Ali-CCP ingestion and sessionization at scale",

@@ -3,7 +3,7 @@ import argparse
 from typing import Optional
 
 from components.lib.session_data import DATASETS
-from pipeline.config import RunConfig, help_text, load_config
+from pipeline.config import RunConfig, given_settings, help_text, load_config
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -42,8 +42,11 @@ def command(commands, name: str, summary: str, description: str,
       formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def resolve_config(args, base_dir: Optional[str] = None) -> RunConfig:
-  """The RunConfig of a command's --config, --set and options."""
+def resolve_config(args, base_dir: Optional[str] = None,
+                   adapt: bool = False) -> RunConfig:
+  """The RunConfig of a command's --config, --set and options; with `adapt`
+  the settings they leave unset are adapted to the data
+  (pipeline/adaptive.py)."""
   values = {}
   if getattr(args, "data_dir", None):
     values.setdefault("data", {})["data_dir"] = args.data_dir
@@ -55,4 +58,9 @@ def resolve_config(args, base_dir: Optional[str] = None) -> RunConfig:
     values["runner"] = args.runner
   if getattr(args, "beam_args", None):
     values["beam_args"] = args.beam_args
-  return load_config(args.config, args.overrides, values, base_dir=base_dir)
+  config = load_config(args.config, args.overrides, values, base_dir=base_dir)
+  if not adapt:
+    return config
+  from pipeline import adaptive  # pylint: disable=import-outside-toplevel
+  return adaptive.adapt(config, given_settings(args.config, args.overrides,
+                                               values))

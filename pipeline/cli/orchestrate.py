@@ -65,10 +65,13 @@ def _format_two_stage(metrics: Dict[str, Any], order) -> List[str]:
 def cmd_run(args) -> int:
   # pylint: disable=import-outside-toplevel
   from components.user_modules.evaluation import REPORTED_METRICS
+  from pipeline import adaptive
   from pipeline.runners import local
-  config = options.resolve_config(args)
+  config = options.resolve_config(args, adapt=True)
   print(f"[recsys] data {config.data.data_dir} -> {config.output_dir} "
         f"({config.runner} runner)")
+  for line in adaptive.describe(config):
+    print(f"[recsys] {line}")
   summary = local.run(config, quiet=True)
   print(f"[recsys] pipeline finished in {summary['seconds']:.1f} s (config "
         f"{summary['config'].digest()}, as `recsys runs` lists it)")

@@ -38,7 +38,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_config(args) -> int:
-  print(options.resolve_config(args).to_json())
+  print(options.resolve_config(args, adapt=True).to_json())
   return 0
 
 
@@ -72,7 +72,8 @@ def add_commands(commands) -> None:
 
   show = options.command(
       commands, "config", "print the resolved configuration",
-      "Print the configuration a run would use, as JSON.")
+      "Print the configuration a run would use, as JSON: the settings "
+      "left unset adapted to the data (`adapted` says how and why).")
   show.add_argument("--data-dir", metavar="DIR")
   show.add_argument("--output-dir", metavar="DIR")
   options.add_config_options(show)

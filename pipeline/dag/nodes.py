@@ -18,3 +18,5 @@ RETRIEVAL = Stage("Trainer", "latest_blessed_model", "Evaluator",
 RANKING = Stage("rating_trainer", "latest_blessed_rating_model",
                 "rating_evaluator", "rating_pusher")
 TWO_STAGE_EVALUATOR = "two_stage_evaluator"
+# TFX's default id of the Tuner (tuner.enabled).
+TUNER = "Tuner"

@@ -20,6 +20,7 @@ from components.user_modules import evaluation
 from components.user_modules.rating_trainer import RatingTrainerSettings
 from components.user_modules.trainer import TrainerSettings
 from components.user_modules.transform import TransformSettings
+from components.user_modules.tuner import TunerSettings
 from pipeline import PROJECT_ROOT
 from pipeline.config import RunConfig
 from pipeline.dag import nodes
@@ -37,11 +38,27 @@ def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
   return os.path.join(schemas_dir, dataset, "schema.pbtxt")
 
 
-def _trainer(module: str, transform, step) -> tfx.components.Trainer:
+def _trainer(module: str, transform, step,
+             hyperparameters=None) -> tfx.components.Trainer:
   """A Trainer of `module`.run_fn on the Transform output: train split to
-  fit, eval split to stop early; `step` is the module's settings."""
+  fit, eval split to stop early; `step` is the module's settings, and
+  `hyperparameters` the Tuner's best when the pipeline tunes."""
   return tfx.components.Trainer(
       run_fn=f"{module}.run_fn",
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      hyperparameters=hyperparameters,
+      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+      custom_config={**step.to_dict(), "code_version": code_version(module)})
+
+
+def _tuner(transform, step: TunerSettings) -> tfx.components.Tuner:
+  """TFX's Tuner of the retrieval model (tuner.py), on the same data as its
+  Trainer."""
+  module = f"{_USER_MODULES}.tuner"
+  return tfx.components.Tuner(
+      tuner_fn=f"{module}.tuner_fn",
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
@@ -124,10 +141,17 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       disable_statistics=True,
       custom_config={**config.step_settings(TransformSettings).to_dict(),
                      "code_version": code_version(transform_module)})
-  trainer = _trainer(f"{_USER_MODULES}.trainer", transform,
-                     config.step_settings(TrainerSettings))
   components = [example_gen, statistics_gen, schema_gen, example_validator,
-                sessionize, transform, trainer]
+                sessionize, transform]
+  best_hyperparameters = None
+  if config.tuner.enabled:
+    tuner = _tuner(transform, config.step_settings(TunerSettings))
+    components.append(tuner)
+    best_hyperparameters = tuner.outputs["best_hyperparameters"]
+  trainer = _trainer(f"{_USER_MODULES}.trainer", transform,
+                     config.step_settings(TrainerSettings),
+                     best_hyperparameters)
+  components.append(trainer)
   components += _evaluate_and_push(
       nodes.RETRIEVAL, trainer, sessions,
       evaluation.eval_config(config.eval.min_hit_rate_at_10,

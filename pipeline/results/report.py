@@ -156,7 +156,21 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
                       if nodes.RANKING.trainer in found_outputs else None)
   two = output(nodes.TWO_STAGE_EVALUATOR, "evaluation")
   found["two_stage"] = two and read_metrics(two.uri)
+  found["tuning"] = tuning_facts(output(nodes.TUNER, "tuner_results"),
+                                 output(nodes.TUNER, "best_hyperparameters"))
   return found
+
+
+def tuning_facts(results, best) -> Optional[Dict[str, Any]]:
+  """The Tuner's trials (score and values each, best first) and the best
+  values the Trainer applied; None when the run did not tune."""
+  if results is None:
+    return None
+  trials = _read_json(os.path.join(results.uri, layout.TUNER_RESULTS)) or []
+  found_best = best and _read_json(
+      os.path.join(best.uri, layout.BEST_HYPERPARAMETERS))
+  return {"trials": sorted(trials, key=lambda t: -t["score"]),
+          "best": (found_best or {}).get("values", {})}
 
 
 # --- text ---------------------------------------------------------------------
@@ -266,6 +280,10 @@ def format_text(found: Dict[str, Any]) -> str:
         f"{sessions['low_rating_interactions_dropped']} low-rated "
         "interactions")
 
+  tuning = found.get("tuning")
+  if tuning:
+    lines += ["", tuning_text(tuning)]
+
   training = found.get("training")
   if training:
     lines += ["", "Training",
@@ -311,6 +329,18 @@ def format_text(found: Dict[str, Any]) -> str:
   if found.get("two_stage"):
     lines += ["", ""] + two_stage_text(found["two_stage"])
   return "\n".join(lines)
+
+
+def tuning_text(tuning: Dict[str, Any]) -> str:
+  """The Tuner's trials as a table, best first."""
+  trials = tuning["trials"]
+  names_ = sorted({k for t in trials for k in t} - {"trial_id", "score"})
+  rows = [[t["trial_id"], _number(t["score"])] + [
+      f"{t[n]:.4g}" if isinstance(t.get(n), float) else str(t.get(n, "-"))
+      for n in names_] for t in trials]
+  return "\n".join(
+      [f"Tuning (TFX Tuner: {len(trials)} trials, eval NDCG@10; the Trainer "
+       "used the best)"] + _table(["trial", "NDCG@10"] + names_, rows))
 
 
 def _pushed_lines(pushed) -> List[str]:

@@ -95,8 +95,9 @@ def test_config_file_errors(tmp_path):
 def test_every_setting_is_recorded():
   recorded = json.loads(RunConfig().to_json())
   assert set(recorded) == {"name", "output_dir", "push_dir", "runner",
-                           "beam_args", "metadata", "data", "session", "model",
-                           "train", "eval", "ranking", "serving"}
+                           "beam_args", "adapt", "metadata", "data",
+                           "session", "model", "train", "eval", "ranking",
+                           "serving", "tuner", "adapted"}
 
 
 def test_readme_settings_table_is_the_definitions_table():

@@ -90,6 +90,8 @@ def run_aliccp_sample(output_dir: str):
                "group_bucket_bytes": 1_000_000},
       # Eight epochs reach eval HR@10 0.15 (popularity: below 0.05).
       "train": {"epochs": 8},
+      # The Tuner with two short trials before the Trainer.
+      "tuner": {"enabled": True, "trials": 2, "max_minutes": 2.0},
       "output_dir": output_dir})
   return config, local.run(config)
 

@@ -1,5 +1,7 @@
 """Context encoders: one causal encoding per position, padding that never
 matters, the newest position, order sensitivity."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -90,3 +92,27 @@ def test_masked_mean_ignores_padding_and_handles_empty():
   mask = tf.constant([[True, True, False], [False, False, False]])
   np.testing.assert_allclose(masked_mean(sequence, mask),
                              [[2.0, 3.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("name", ["attention", "bow"])
+def test_a_context_window_reads_only_the_most_recent_items(name):
+  """With context_window 2 a position is what the encoder gives the last
+  two items alone (attention: one block, whose window is the receptive
+  field)."""
+  config = dataclasses.replace(MODEL, context_window=2, attention_layers=1,
+                               dropout=0.0)
+  keras.utils.set_random_seed(1)
+  layer = build_context_encoder(name, LENGTH, config)
+  sequence, mask = sequence_and_mask([5, 6])
+  windowed = layer(sequence, mask).numpy()
+  changed = tf.concat([sequence[:, :2] * -3.0, sequence[:, 2:]], axis=1)
+  # Items 0 and 1 are outside the window of positions 3 and later.
+  np.testing.assert_allclose(layer(changed, mask)[:, 3:5], windowed[:, 3:5],
+                             atol=1e-5)
+  assert not np.allclose(layer(changed, mask)[:, 2], windowed[:, 2])
+  np.testing.assert_allclose(layer.newest(sequence, mask),
+                             windowed[[0, 1], [4, 5]], atol=1e-5)
+  if name == "bow":  # the mean of the two most recent items
+    np.testing.assert_allclose(windowed[:, 4],
+                               (sequence[:, 3] + sequence[:, 4]) / 2,
+                               atol=1e-5)

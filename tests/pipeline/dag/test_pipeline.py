@@ -98,6 +98,17 @@ def test_a_setting_re_runs_only_the_steps_that_read_it(override, rerun,
       "latest_blessed_model", "latest_blessed_rating_model"} == rerun
 
 
+def test_the_tuner_feeds_the_trainer_its_best_hyperparameters(tmp_path):
+  _, upstream = _cache_keys([], tmp_path)
+  assert "Tuner" not in upstream
+  keys, upstream = _cache_keys(["tuner.enabled=true"], tmp_path)
+  assert upstream["Tuner"] == {"Transform"}
+  assert upstream["Trainer"] == {"Transform", "Tuner"}
+  # The Tuner's own settings are in its key, not in the Trainer's.
+  changed, _ = _cache_keys(["tuner.enabled=true", "tuner.trials=3"], tmp_path)
+  assert {name for name in keys if keys[name] != changed[name]} == {"Tuner"}
+
+
 def test_beam_args_are_in_the_cache_key_of_the_beam_steps(tmp_path):
   """TFX keys a Beam step's cache on its executor spec, which holds the
   Beam arguments: another worker count re-runs ingestion and everything

@@ -13,6 +13,7 @@ from components.lib import layout
 from components.lib import session_data as D
 from components.model.export import signature_names as names
 from components.model.export import tflite
+from pipeline.results import report
 
 
 def _report(config, component, artifact, name):
@@ -86,3 +87,29 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(aliccp_run):
   np.testing.assert_allclose(scores[:10],
                              saved[names.TOP_SCORES].numpy()[0][:10],
                              rtol=1e-4, atol=1e-4)
+
+
+def test_the_tuner_searched_and_the_trainer_used_the_best(aliccp_run):
+  """Two trials (tuner.trials): the settings as given first, then a random
+  draw; the Trainer trained with the better one's values."""
+  config, summary = aliccp_run
+  assert ["Tuner", "Trainer"] == [c["name"] for c in summary["components"]
+                                  if c["name"] in ("Tuner", "Trainer")]
+  tuning = report.facts(config)["tuning"]
+  trials = tuning["trials"]
+  assert len(trials) == 2
+  assert trials[0]["score"] >= trials[1]["score"] > 0
+  (given,) = [t for t in trials if t["trial_id"] == "0"]
+  assert given["learning_rate"] == config.train.learning_rate
+  assert given["context_length"] == config.session.max_context_length
+  best = tuning["best"]
+  assert best == {k: v for k, v in trials[0].items()
+                  if k not in ("trial_id", "score")}
+  settings = _report(config, "Trainer", "model", layout.MODEL_SETTINGS)
+  assert settings["train"]["learning_rate"] == best["learning_rate"]
+  assert settings["model"]["dropout"] == best["dropout"]
+  assert settings["features"]["label"]["embedding_dim"] == best[
+      "embedding_dim"]
+  text = report.format_text(report.facts(config))
+  assert "Tuning (TFX Tuner: 2 trials, eval NDCG@10; the Trainer used the " \
+         "best)" in text
