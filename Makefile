@@ -12,7 +12,7 @@ OUTPUT_DIR ?= output/sample
 endif
 ML1M_DIR ?= ../shared/data/ml-1m
 BENCH_ENCODERS ?= bow,cnn,lstm,gru,attention
-BENCH_SHAPES ?= ml-1m,first-1000-users,sparse-20pct,most-active-500,sample
+BENCH_SHAPES ?= ml-1m,first-1000-users,sparse-20pct,most-active-500,sample,catalog-10k
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2

@@ -98,8 +98,10 @@ def generate(seed: int = 7, num_users: int = 600, num_series: int = 260,
   return movies, users, ratings
 
 
-def write(out_dir: str, seed: int = 7) -> None:
-  movies, users, ratings = generate(seed)
+def write(out_dir: str, seed: int = 7, **shape) -> None:
+  """Writes the three files; `shape` passes generate's sizes (the bench's
+  large catalog)."""
+  movies, users, ratings = generate(seed, **shape)
   os.makedirs(out_dir, exist_ok=True)
 
   def dump(name, rows):

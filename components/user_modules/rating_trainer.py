@@ -109,7 +109,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   step = RatingTrainerSettings.parse(fn_args.custom_config)
   ranking, config, seed = step.ranking, step.features, step.train.seed
   keras.utils.set_random_seed(seed)
-  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   attributes = config.item_attributes()
   names = train_feature_names(config)
 

@@ -107,7 +107,7 @@ def datasets(step: TrainerSettings, fn_args: tfx.components.FnArgs):
   """(Transform output, train batches, eval batches) of a Trainer's or a
   Tuner's inputs, with the random seed set."""
   keras.utils.set_random_seed(step.train.seed)
-  tft_output = tft.TFTransformOutput(fn_args.transform_output)
+  tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output,
                        step.features, step.train.batch_size, shuffle=True,
                        seed=step.train.seed)

@@ -12,10 +12,15 @@ committed), and on the embedded sample. Every cut is deterministic.
   the same catalog).
 * most-active-500: the 500 users with the most ratings (very long
   histories).
+
+Beside them, a large catalog the subset does not have: catalog-10k, written
+by the embedded sample's generator (data/make_sample.py: series of movies,
+genre tastes, a sequential habit) with 2,000 users and about 10,000 movies.
 """
 import collections
 import dataclasses
 import datetime
+import importlib.util
 import json
 import os
 import shutil
@@ -86,19 +91,38 @@ def write_cut(ml1m_dir: str, out_dir: str, name: str) -> str:
   return target
 
 
-DATA_SETS = (ML1M,) + tuple(CUTS) + (SAMPLE,)
+CATALOG_10K = "catalog-10k"
+DATA_SETS = (ML1M,) + tuple(CUTS) + (SAMPLE, CATALOG_10K)
+# The generator's sizes for about 10,000 rated movies (2.95 parts per
+# series, nine in ten of them rated).
+CATALOG_10K_SHAPE = {"num_users": 2000, "num_series": 3800,
+                     "mean_ratings": 80}
+
+
+def write_catalog_10k(out_dir: str) -> str:
+  """The large synthetic catalog, from the sample's generator (data/ is no
+  package: it is loaded from its file)."""
+  path = os.path.join(PROJECT_ROOT, "data", "make_sample.py")
+  spec = importlib.util.spec_from_file_location("make_sample", path)
+  generator = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(generator)
+  target = os.path.join(out_dir, CATALOG_10K)
+  generator.write(target, seed=SEED, **CATALOG_10K_SHAPE)
+  return target
 
 
 def data_sets(ml1m_dir: str, out_dir: str,
               names: Sequence[str] = DATA_SETS) -> Dict[str, str]:
-  """{name: data directory} of `names`: the subset itself, cuts of it
-  (written under out_dir) and the embedded sample."""
+  """{name: data directory} of `names`: the subset itself, cuts of it and
+  the large catalog (written under out_dir), and the embedded sample."""
   sets = {}
   for name in names:
     if name == ML1M:
       sets[name] = ml1m_dir
     elif name == SAMPLE:
       sets[name] = os.path.join(PROJECT_ROOT, "data", "sample")
+    elif name == CATALOG_10K:
+      sets[name] = write_catalog_10k(out_dir)
     else:
       sets[name] = write_cut(ml1m_dir, out_dir, name)
   return sets
