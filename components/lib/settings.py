@@ -197,7 +197,9 @@ class TrainConfig(SeedConfig):
       100, "upper bound on epochs; training usually stops earlier "
       "(patience, max_minutes)")
   batch_size: int = setting(64, "training sequences (examples) per batch")
-  learning_rate: float = setting(0.001, "Adam's learning rate")
+  learning_rate: float = setting(
+      0.002, "Adam's learning rate (the encoders get further within "
+      "train.max_minutes than at 0.001: README, make bench)")
   loss: str = setting(
       "softmax", "softmax (full, exact) or sampled_softmax (logQ-corrected, "
       "for large catalogs)")

@@ -134,13 +134,14 @@ def data_sets(ml1m_dir: str, out_dir: str,
 # benched with `make run-ml1m`), and no blessing against an earlier
 # profile's model in the same pipeline.
 COMMON = {"ranking": {"enabled": False}, "eval": {"max_hit_rate_drop": 1.0}}
-# How each profile differs: the defaults before the defaults adapted to the
-# data (a fixed context of 50 cut into disjoint chunks: windows one item
-# apart are the closest the windowed layout has), the adapted defaults, and
-# those with the Tuner.
+# How each profile differs: the defaults as they were before they adapted
+# to the data (a fixed context of 50 cut into disjoint chunks -- windows that
+# overlap by one item are the closest the windowed layout has -- Adam at
+# 0.001, batch 64), the adapted defaults, and those with the Tuner.
 PROFILES = {
     "before": {"adapt": False,
-               "session": {"max_context_length": 50, "train_stride": 50}},
+               "session": {"max_context_length": 50, "train_stride": 50},
+               "train": {"learning_rate": 0.001, "batch_size": 64}},
     "default": {},
     "tuned": {"tuner": {"enabled": True}},
 }
@@ -175,6 +176,7 @@ def run_profile(profile: str, data_dir: str, output_dir: str
   from components.model.export import signature_names as names
   from components.user_modules.evaluation import REPORTED_METRICS
   from pipeline.runners import local
+  started = time.monotonic()
   config = profile_config(profile, data_dir, output_dir)
   summary = local.run(config, quiet=True)
   metrics, training = summary["metrics"], summary["training"]
@@ -189,37 +191,60 @@ def run_profile(profile: str, data_dir: str, output_dir: str
       "epochs": training["epochs"],
       "epoch_seconds": training["seconds"] / training["epochs"],
       "adapted": dict(config.adapted),
+      "run_minutes": (time.monotonic() - started) / 60.0,
   }
 
 
+def _recorded(output_dir: str) -> Dict[str, Dict[str, object]]:
+  """{data set: entry} of an earlier bench's shapes.json in output_dir."""
+  path = os.path.join(output_dir, "shapes.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {entry["name"]: entry for entry in json.load(f)["data_sets"]}
+
+
 def run_shapes(ml1m_dir: str, output_dir: str, names: Sequence[str],
-               profiles: Sequence[str] = tuple(PROFILES)) -> Dict[str, object]:
-  """Every data set `names` names, each with every profile, one pipeline
-  (output directory) per data set so profiles share its cached steps;
-  bench.json after every run."""
+               profiles: Sequence[str] = tuple(PROFILES),
+               resume: bool = False) -> Dict[str, object]:
+  """Every data set `names` names, each with every profile in `profiles`,
+  one pipeline (output directory) per data set so profiles share its cached
+  steps; shapes.json after every run. The rows of other data sets and
+  profiles in an earlier shapes.json are kept (`--data-sets ml-1m
+  --profiles tuned` adds those runs to a table); `resume` also keeps the
+  named ones an interrupted bench recorded instead of running them again."""
   # pylint: disable=import-outside-toplevel
   from components.lib.settings import DataConfig, SessionConfig
   from pipeline import profile as data_profile
   from pipeline.bench.machine import machine
-  started = time.monotonic()
+  recorded = _recorded(output_dir)
   sets = data_sets(ml1m_dir, os.path.join(output_dir, "data"), names)
   result: Dict[str, object] = {
       "date": datetime.date.today().isoformat(), "machine": machine(),
       "data_sets": []}
-  for name, data_dir in sets.items():
-    found = data_profile.profile(DataConfig(data_dir=data_dir),
-                                 SessionConfig())
-    # As bench.json reads back (quantiles keyed by strings).
-    entry = {"name": name, "runs": [],
-             "shape": json.loads(json.dumps(dataclasses.asdict(found)))}
+  for name in (n for n in DATA_SETS if n in sets or n in recorded):
+    earlier = recorded.get(name, {"runs": []})
+    rows = {row["profile"]: row for row in earlier["runs"]}
+    if name in sets:
+      found = data_profile.profile(DataConfig(data_dir=sets[name]),
+                                   SessionConfig())
+      # As shapes.json reads back (quantiles keyed by strings).
+      shape = json.loads(json.dumps(dataclasses.asdict(found)))
+    else:
+      shape = earlier["shape"]
+    entry = {"name": name, "shape": shape, "runs": []}
     result["data_sets"].append(entry)
-    for profile in profiles:
-      print(f"[bench] {name}: {profile}", flush=True)
-      row = run_profile(profile, data_dir, os.path.join(output_dir, name))
-      entry["runs"].append(row)
-      print(f"[bench] {name}: {profile}: HR@10 {row['hit_rate@10']:.4f}, "
-            f"NDCG@10 {row['ndcg@10']:.4f}", flush=True)
-      result["bench_minutes"] = (time.monotonic() - started) / 60.0
+    for profile in PROFILES:
+      if name in sets and profile in profiles and not (
+          resume and profile in rows):
+        print(f"[bench] {name}: {profile}", flush=True)
+        rows[profile] = run_profile(profile, sets[name],
+                                    os.path.join(output_dir, name))
+        print(f"[bench] {name}: {profile}: HR@10 "
+              f"{rows[profile]['hit_rate@10']:.4f}, NDCG@10 "
+              f"{rows[profile]['ndcg@10']:.4f}", flush=True)
+      if profile in rows:
+        entry["runs"].append(rows[profile])
       write(output_dir, result)
   return result
 
@@ -231,12 +256,17 @@ def write(output_dir: str, result: Dict[str, object]) -> None:
     f.write(markdown(result))
 
 
+def _run_minutes(result: Dict[str, object]) -> float:
+  return sum(row.get("run_minutes", 0.0) for entry in result["data_sets"]
+             for row in entry["runs"])
+
+
 def markdown(result: Dict[str, object]) -> str:
   """One row per data set: its shape, most popular, and HR@10 / NDCG@10 of
   each profile, the adapted default's change against the one before."""
   lines = [f"{result['date']}, {result['machine']}; test split of each data "
-           "set under PROTOCOL.md; the whole bench took "
-           f"{result.get('bench_minutes', 0):.0f} min", "",
+           "set under PROTOCOL.md; its "
+           f"pipeline runs took {_run_minutes(result):.0f} min", "",
            "| data set | users | items | interactions | p80 history | "
            "most popular | before | default (L, loss) | change | tuned |",
            "|" + "---|" * 10]

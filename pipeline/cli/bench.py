@@ -39,7 +39,8 @@ def cmd_bench_shapes(args) -> int:
                         f"(known: {', '.join(known)})")
   os.makedirs(args.output_dir, exist_ok=True)
   result = shapes.run_shapes(os.path.abspath(args.data_dir),
-                             os.path.abspath(args.output_dir), names, profiles)
+                             os.path.abspath(args.output_dir), names, profiles,
+                             resume=args.resume)
   print(shapes.markdown(result))
   print(f"written: {os.path.join(args.output_dir, 'shapes.md')} and "
         "shapes.json")
@@ -101,7 +102,9 @@ def add_commands(commands) -> None:
       "committed), and run the pipeline on each and on the embedded sample "
       "with each profile: the defaults before they adapted to the data, the "
       "adapted defaults, and those with the Tuner. Writes shapes.md and "
-      "shapes.json: HR@10 and NDCG@10 from TFMA beside most popular.")
+      "shapes.json: HR@10 and NDCG@10 from TFMA beside most popular. Rows "
+      "of other data sets and profiles already in OUTPUT_DIR/shapes.json are "
+      "kept.")
   parser.add_argument("--data-dir", required=True, metavar="DIR",
                       help="the ML-1M subset")
   parser.add_argument("--output-dir", default="output/bench-shapes",
@@ -110,6 +113,10 @@ def add_commands(commands) -> None:
                       help="comma-separated (default: all)")
   parser.add_argument("--profiles", default=",".join(shapes.PROFILES),
                       help="comma-separated (default: all three)")
+  parser.add_argument("--resume", action="store_true",
+                      help="keep the runs of the named data sets and "
+                      "profiles already in OUTPUT_DIR/shapes.json (an "
+                      "interrupted bench) instead of running them again")
   parser.set_defaults(func=cmd_bench_shapes)
 
   scale = commands.add_parser(

@@ -27,6 +27,21 @@ def test_context_length_follows_the_long_histories(p80, length):
       "session.max_context_length"]
 
 
+@pytest.mark.parametrize("length, batch", [
+    (200, 16), (150, 24), (100, 32), (60, 56), (50, 64), (10, 64)])
+def test_batches_hold_the_same_items_at_every_context_length(length, batch):
+  adapted = adaptive.adapt(load_config(), set(), shape(p80=length))
+  assert adapted.train.batch_size == batch
+  # A context length the user gives sets the batch as well.
+  given_length = adaptive.adapt(
+      load_config(overrides=[f"session.max_context_length={length}"]),
+      {"session.max_context_length"}, shape(p80=3))
+  assert given_length.train.batch_size == batch
+  kept = adaptive.adapt(load_config(overrides=["train.batch_size=8"]),
+                        {"train.batch_size"}, shape(p80=length))
+  assert kept.train.batch_size == 8
+
+
 @pytest.mark.parametrize("items, loss", [
     (3600, "softmax"), (adaptive.SAMPLED_SOFTMAX_ITEMS, "softmax"),
     (adaptive.SAMPLED_SOFTMAX_ITEMS + 1, "sampled_softmax"),
@@ -56,7 +71,8 @@ def test_given_settings_are_never_adapted(tmp_path):
   assert adapted.session.max_context_length == 30
   assert adapted.train.loss == "sampled_softmax"
   assert adapted.train.patience == adaptive.SMALL_EVAL_PATIENCE
-  assert set(adapted.adapted) == {"data", "train.patience"}
+  assert set(adapted.adapted) == {"data", "train.batch_size", "train.patience"}
+  assert adapted.train.batch_size == 64  # from the given context of 30
   # adapt=false: nothing changes, nothing is recorded.
   off = load_config(overrides=["adapt=false"])
   assert adaptive.adapt(off, {"adapt"}, shape(users=100)) == off

@@ -1,5 +1,6 @@
 """The data sets of other shapes cut at bench time, and their table."""
 import collections
+import json
 
 from pipeline.bench import shapes
 
@@ -53,7 +54,7 @@ def test_table_compares_the_default_with_the_one_before():
     return {"profile": profile, "hit_rate@10": hr, "ndcg@10": hr / 2,
             "most_popular": {"hit_rate@10": 0.04, "ndcg@10": 0.02},
             "context_length": 200, "loss": "softmax"}
-  result = {"date": "2026-12-05", "machine": "m", "bench_minutes": 90,
+  result = {"date": "2026-12-05", "machine": "m",
             "data_sets": [{"name": "ml-1m", "shape": {
                 "users": 2999, "items": 3615, "interactions": 487650,
                 "history_quantiles": {"50": 87, "80": 243, "90": 401}},
@@ -63,3 +64,37 @@ def test_table_compares_the_default_with_the_one_before():
   assert ("| ml-1m | 2,999 | 3,615 | 487,650 | 243 | 0.0400 / 0.0200 | "
           "0.2500 / 0.1250 | 0.3000 / 0.1500 (L=200, softmax) | +20% | "
           "0.3100 / 0.1550 |") in table
+
+
+def test_rows_of_other_runs_are_kept_and_resume_skips_recorded_ones(
+    tmp_path, monkeypatch):
+  runs = []
+
+  def row(profile, minutes):
+    return {"profile": profile, "hit_rate@10": 0.2, "ndcg@10": 0.1,
+            "most_popular": {"hit_rate@10": 0.04, "ndcg@10": 0.02},
+            "context_length": 50, "loss": "softmax", "run_minutes": minutes}
+
+  def run_profile(profile, data_dir, output_dir):
+    runs.append(profile)
+    return row(profile, 1.5)
+  monkeypatch.setattr(shapes, "run_profile", run_profile)
+  earlier = {"name": "ml-1m", "shape": {
+      "users": 2999, "items": 3615, "interactions": 487650,
+      "history_quantiles": {"50": 87, "80": 243, "90": 401}},
+             "runs": [row("before", 30.0)]}
+  (tmp_path / "shapes.json").write_text(json.dumps({"data_sets": [earlier]}))
+
+  result = shapes.run_shapes("unused", str(tmp_path), ["sample"], ["default"])
+  assert runs == ["default"]
+  assert [(e["name"], [r["profile"] for r in e["runs"]])
+          for e in result["data_sets"]] == [("ml-1m", ["before"]),
+                                            ("sample", ["default"])]
+  assert result["data_sets"][0] == earlier
+  assert "its pipeline runs took 32 min" in (tmp_path / "shapes.md").read_text()
+
+  shapes.run_shapes("unused", str(tmp_path), ["sample"],
+                    ["before", "default"], resume=True)
+  assert runs == ["default", "before"]
+  shapes.run_shapes("unused", str(tmp_path), ["sample"], ["default"])
+  assert runs == ["default", "before", "default"]
