@@ -222,7 +222,9 @@ def run_shapes(ml1m_dir: str, output_dir: str, names: Sequence[str],
   result: Dict[str, object] = {
       "date": datetime.date.today().isoformat(), "machine": machine(),
       "data_sets": []}
-  for name in (n for n in DATA_SETS if n in sets or n in recorded):
+  # The named data sets in the order given, then the others kept; the
+  # table lists them in DATA_SETS order.
+  for name in list(sets) + [n for n in recorded if n not in sets]:
     earlier = recorded.get(name, {"runs": []})
     rows = {row["profile"]: row for row in earlier["runs"]}
     if name in sets:
@@ -234,6 +236,7 @@ def run_shapes(ml1m_dir: str, output_dir: str, names: Sequence[str],
       shape = earlier["shape"]
     entry = {"name": name, "shape": shape, "runs": []}
     result["data_sets"].append(entry)
+    result["data_sets"].sort(key=lambda e: DATA_SETS.index(e["name"]))
     for profile in PROFILES:
       if name in sets and profile in profiles and not (
           resume and profile in rows):
