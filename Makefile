@@ -13,6 +13,7 @@ endif
 ML1M_DIR ?= ../shared/data/ml-1m
 BENCH_ENCODERS ?= bow,cnn,lstm,gru,attention
 BENCH_SHAPES ?= ml-1m,first-1000-users,sparse-20pct,most-active-500,sample,catalog-10k
+BENCH_PROFILES ?= before,default,tuned
 
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -72,7 +73,7 @@ bench-encoders: $(STAMP)
 
 bench-shapes: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
-	$(VENV)/bin/recsys bench-shapes --data-dir $(ML1M_DIR) --output-dir output/bench-shapes --data-sets $(BENCH_SHAPES)
+	$(VENV)/bin/recsys bench-shapes --data-dir $(ML1M_DIR) --output-dir output/bench-shapes --data-sets $(BENCH_SHAPES) --profiles $(BENCH_PROFILES)
 
 bench-aliccp: $(STAMP)
 	$(VENV)/bin/recsys bench-aliccp --output-dir output/bench-aliccp
