@@ -222,11 +222,9 @@ def run_shapes(ml1m_dir: str, output_dir: str, names: Sequence[str],
   result: Dict[str, object] = {
       "date": datetime.date.today().isoformat(), "machine": machine(),
       "data_sets": []}
-  # The named data sets in the order given, then the others kept; the
-  # table lists them in DATA_SETS order.
-  for name in list(sets) + [n for n in recorded if n not in sets]:
+  rows: Dict[str, Dict[str, Dict[str, object]]] = {}
+  for name in sorted(set(sets) | set(recorded), key=DATA_SETS.index):
     earlier = recorded.get(name, {"runs": []})
-    rows = {row["profile"]: row for row in earlier["runs"]}
     if name in sets:
       found = data_profile.profile(DataConfig(data_dir=sets[name]),
                                    SessionConfig())
@@ -234,21 +232,27 @@ def run_shapes(ml1m_dir: str, output_dir: str, names: Sequence[str],
       shape = json.loads(json.dumps(dataclasses.asdict(found)))
     else:
       shape = earlier["shape"]
-    entry = {"name": name, "shape": shape, "runs": []}
-    result["data_sets"].append(entry)
-    result["data_sets"].sort(key=lambda e: DATA_SETS.index(e["name"]))
-    for profile in PROFILES:
-      if name in sets and profile in profiles and not (
-          resume and profile in rows):
-        print(f"[bench] {name}: {profile}", flush=True)
-        rows[profile] = run_profile(profile, sets[name],
-                                    os.path.join(output_dir, name))
-        print(f"[bench] {name}: {profile}: HR@10 "
-              f"{rows[profile]['hit_rate@10']:.4f}, NDCG@10 "
-              f"{rows[profile]['ndcg@10']:.4f}", flush=True)
-      if profile in rows:
-        entry["runs"].append(rows[profile])
-      write(output_dir, result)
+    rows[name] = {row["profile"]: row for row in earlier["runs"]}
+    result["data_sets"].append({"name": name, "shape": shape, "runs": []})
+
+  def record() -> None:
+    """Every row known so far, the earlier ones included, in the files."""
+    for entry in result["data_sets"]:
+      known = rows[entry["name"]]
+      entry["runs"] = [known[p] for p in PROFILES if p in known]
+    write(output_dir, result)
+  record()
+  # The named data sets in the order given.
+  for name in sets:
+    for profile in profiles:
+      if resume and profile in rows[name]:
+        continue
+      print(f"[bench] {name}: {profile}", flush=True)
+      row = run_profile(profile, sets[name], os.path.join(output_dir, name))
+      rows[name][profile] = row
+      print(f"[bench] {name}: {profile}: HR@10 {row['hit_rate@10']:.4f}, "
+            f"NDCG@10 {row['ndcg@10']:.4f}", flush=True)
+      record()
   return result
 
 

@@ -2,6 +2,8 @@
 import collections
 import json
 
+import pytest
+
 from pipeline.bench import shapes
 
 
@@ -98,3 +100,18 @@ def test_rows_of_other_runs_are_kept_and_resume_skips_recorded_ones(
   assert runs == ["default", "before"]
   shapes.run_shapes("unused", str(tmp_path), ["sample"], ["default"])
   assert runs == ["default", "before", "default"]
+
+
+def test_an_interrupted_bench_loses_no_row(tmp_path, monkeypatch):
+  def interrupted(profile, data_dir, output_dir):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(shapes, "run_profile", interrupted)
+  earlier = {"name": "ml-1m", "shape": {"users": 2999}, "runs": [
+      {"profile": "before"}]}
+  (tmp_path / "shapes.json").write_text(json.dumps({"data_sets": [earlier]}))
+  monkeypatch.setattr(shapes, "markdown", lambda result: "")
+  with pytest.raises(KeyboardInterrupt):
+    shapes.run_shapes("unused", str(tmp_path), ["sample"], ["tuned"])
+  kept = json.loads((tmp_path / "shapes.json").read_text())["data_sets"]
+  assert [e["name"] for e in kept] == ["ml-1m", "sample"]
+  assert kept[0] == earlier
