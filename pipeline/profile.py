@@ -14,7 +14,7 @@ them.
 import collections
 import dataclasses
 import os
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -75,18 +75,26 @@ def _lines(path: str, encoding: str, skip_first: bool = False,
       yield raw.decode(encoding, errors="replace").rstrip("\r\n")
 
 
+def _parsed(lines: Iterator[str], parse: Callable[[str], Any]
+            ) -> Iterator[Any]:
+  """The lines `parse` accepts. The others are left to ExampleGen, which
+  counts and reports them: the profile only needs the data's shape."""
+  for line in lines:
+    if not line.strip():
+      continue
+    try:
+      yield parse(line)
+    except (MalformedLineError, ValueError):
+      continue
+
+
 def _movielens(data_dir: str, session: SessionConfig) -> DataProfile:
   files = M.detect_files(data_dir)
   per_user: Dict[str, int] = collections.Counter()
   items = set()
-  for line in _lines(files.ratings, files.format.encoding,
-                     skip_first=files.format.header):
-    if not line.strip():
-      continue
-    try:
-      rating = files.format.parse_rating(line)
-    except (MalformedLineError, ValueError):
-      continue
+  for rating in _parsed(_lines(files.ratings, files.format.encoding,
+                               skip_first=files.format.header),
+                        files.format.parse_rating):
     if session.min_rating is not None and rating.rating < session.min_rating:
       continue
     per_user[rating.user_id] += 1
@@ -97,21 +105,15 @@ def _movielens(data_dir: str, session: SessionConfig) -> DataProfile:
 def _aliccp(data_dir: str, session: SessionConfig) -> DataProfile:
   skeleton, common = A.detect_files(data_dir)["train"]
   user_of = {}
-  for line in _lines(common, "utf-8", max_bytes=MAX_ALICCP_BYTES):
-    try:
-      row = A.parse_common_features(line)
-    except (MalformedLineError, ValueError):
-      continue
+  for row in _parsed(_lines(common, "utf-8", max_bytes=MAX_ALICCP_BYTES),
+                     A.parse_common_features):
     users = A.named_features(row.features, A.USER_FIELDS).get("user_id")
     if users:
       user_of[row.key] = users[0]
   clicks: Dict[float, int] = collections.Counter()
   items = set()
-  for line in _lines(skeleton, "utf-8", max_bytes=MAX_ALICCP_BYTES):
-    try:
-      row = A.parse_skeleton(line)
-    except (MalformedLineError, ValueError):
-      continue
+  for row in _parsed(_lines(skeleton, "utf-8", max_bytes=MAX_ALICCP_BYTES),
+                     A.parse_skeleton):
     item = A.named_features(row.features, A.SKELETON_FIELDS).get("item_id")
     if row.click and item and row.key in user_of:
       clicks[user_of[row.key]] += 1
