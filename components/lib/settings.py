@@ -152,7 +152,8 @@ class ModelConfig(VocabularyConfig):
       "", "feature groups: a shipped config (movielens_features, "
       "movielens_ids, aliccp_features in pipeline/features/), a YAML file, or "
       "the config itself as a mapping; empty: the data set's own")
-  dropout: float = setting(0.2, "dropout of the context encoder")
+  dropout: float = setting(
+      0.1, "dropout of the context encoder (ML-1M subset: README)")
   share_item_embeddings: bool = setting(
       True, "the context's item ids use the label's embedding table when "
       "vocabulary and width match")
@@ -200,6 +201,9 @@ class TrainConfig(SeedConfig):
   learning_rate: float = setting(
       0.002, "Adam's learning rate (the encoders get further within "
       "train.max_minutes than at 0.001: README, make bench)")
+  learning_rate_decay: float = setting(
+      0.97, "the learning rate is multiplied by this after every epoch (1: "
+      "constant; ML-1M subset, 20 minutes: README)")
   loss: str = setting(
       "softmax", "softmax (full, exact) or sampled_softmax (logQ-corrected, "
       "for large catalogs)")
@@ -214,6 +218,8 @@ class TrainConfig(SeedConfig):
     for name in ("epochs", "batch_size", "num_negatives", "patience"):
       _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
     _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
+    _require(0 < self.learning_rate_decay <= 1, f"{prefix}.learning_rate_decay",
+             "must be within (0, 1]")
     _one_of(self.loss, f"{prefix}.loss", ("softmax", "sampled_softmax"))
     _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
 

@@ -88,6 +88,18 @@ def build_model(step: TrainerSettings,
   return model
 
 
+def fit(step: TrainerSettings, model: DualEncoder, train: tf.data.Dataset,
+        evaluation: tf.data.Dataset, max_minutes: float, log_dir: str):
+  """training.fit with the train settings (the Trainer's and each Tuner
+  trial's): early stopping on the eval NDCG@10, the decaying learning
+  rate."""
+  t = step.train
+  return training.fit(
+      model, train, evaluation, t.epochs, t.patience, max_minutes, MONITOR,
+      log_dir, schedule=[training.decaying(t.learning_rate,
+                                           t.learning_rate_decay)])
+
+
 def count_targets(dataset: tf.data.Dataset) -> int:
   """Predictions per epoch: the real context positions whose next item is
   one of the window's own (see next_item_targets: each real position has
@@ -123,10 +135,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   train_settings = step.train
   tft_output, train, evaluation = datasets(step, fn_args)
   model = build_model(step, tft_output)
-  history, keep_best, seconds = training.fit(
-      model, train, evaluation, train_settings.epochs,
-      train_settings.patience, train_settings.max_minutes, MONITOR,
-      fn_args.model_run_dir)
+  history, keep_best, seconds = fit(step, model, train, evaluation,
+                                    train_settings.max_minutes,
+                                    fn_args.model_run_dir)
   epochs = len(history["loss"])
   targets = count_targets(train) * epochs
   summary = {

@@ -146,18 +146,29 @@ class KeepBest(keras.callbacks.Callback):
       self.model.set_weights(self.best_weights)
 
 
+def decaying(learning_rate: float, decay: float) -> keras.callbacks.Callback:
+  """Sets Adam's learning rate to learning_rate * decay ** epoch before each
+  epoch: an exponential decay that is the same whatever the data size or
+  the time an epoch takes, so a seeded run repeats."""
+  return keras.callbacks.LearningRateScheduler(
+      lambda epoch, _: learning_rate * decay ** epoch)
+
+
 def fit(model: keras.Model, train: tf.data.Dataset,
         evaluation: tf.data.Dataset, epochs: int, patience: int,
         max_minutes: float, monitor: str, log_dir: str,
-        lower_is_better: bool = False) -> Tuple[Dict[str, Any], KeepBest, float]:
-  """Fits with early stopping on `monitor`, the time budget and TensorBoard
-  logs; returns (history, the KeepBest callback, seconds)."""
+        lower_is_better: bool = False,
+        schedule: Sequence[keras.callbacks.Callback] = ()
+        ) -> Tuple[Dict[str, Any], KeepBest, float]:
+  """Fits with early stopping on `monitor`, the time budget, TensorBoard
+  logs and the `schedule` callbacks (the learning rate's); returns
+  (history, the KeepBest callback, seconds)."""
   keep_best = KeepBest(monitor, patience, lower_is_better)
   started = time.monotonic()
   history = model.fit(
       train, validation_data=evaluation, epochs=epochs, verbose=2,
       callbacks=[
-          keep_best, TimeBudget(max_minutes),
+          keep_best, TimeBudget(max_minutes), *schedule,
           # Batch summaries are written from the batch hooks, which Keras
           # calls only with write_steps_per_second.
           keras.callbacks.TensorBoard(log_dir=log_dir,

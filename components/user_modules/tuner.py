@@ -25,7 +25,6 @@ from tfx import v1 as tfx
 from components.lib import settings
 from components.user_modules import hyperparameters
 from components.user_modules import trainer
-from components.user_modules import training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +61,9 @@ class _Search(keras_tuner.engine.base_tuner.BaseTuner):
   def run_trial(self, trial, train, evaluation):
     step = hyperparameters.apply(self.step, trial.hyperparameters.values)
     model = trainer.build_model(step, self.tft_output)
-    _, keep_best, _ = training.fit(
-        model, train, evaluation, step.train.epochs, step.train.patience,
-        self.step.tuner.trial_minutes, trainer.MONITOR,
-        self.get_trial_dir(trial.trial_id))
+    _, keep_best, _ = trainer.fit(step, model, train, evaluation,
+                                  self.step.tuner.trial_minutes,
+                                  self.get_trial_dir(trial.trial_id))
     return {trainer.MONITOR: keep_best.best}
 
   def save_model(self, trial_id, model, step=0):

@@ -22,6 +22,7 @@ import dataclasses
 import datetime
 import importlib.util
 import json
+import math
 import os
 import shutil
 import time
@@ -136,12 +137,15 @@ def data_sets(ml1m_dir: str, out_dir: str,
 COMMON = {"ranking": {"enabled": False}, "eval": {"max_hit_rate_drop": 1.0}}
 # How each profile differs: the defaults as they were before they adapted
 # to the data (a fixed context of 50 cut into disjoint chunks -- windows that
-# overlap by one item are the closest the windowed layout has -- Adam at
-# 0.001, batch 64), the adapted defaults, and those with the Tuner.
+# overlap by one item are the closest the windowed layout has -- Adam at a
+# constant 0.001, batch 64, dropout 0.2), the adapted defaults, and those
+# with the Tuner.
 PROFILES = {
     "before": {"adapt": False,
                "session": {"max_context_length": 50, "train_stride": 50},
-               "train": {"learning_rate": 0.001, "batch_size": 64}},
+               "model": {"dropout": 0.2},
+               "train": {"learning_rate": 0.001, "learning_rate_decay": 1.0,
+                         "batch_size": 64}},
     "default": {},
     "tuned": {"tuner": {"enabled": True}},
 }
@@ -268,14 +272,25 @@ def _run_minutes(result: Dict[str, object]) -> float:
              for row in entry["runs"])
 
 
+def change_error(hit_rate: float, users: int) -> float:
+  """One standard error of the relative change between two HR@10 measured
+  on the same `users` test users, as a share of `hit_rate`: each is a mean
+  of one hit or miss per user (binomial), and their difference has the
+  variance of two independent ones at most. A change within one or two of
+  these is what another seed could give."""
+  return math.sqrt(2.0 * hit_rate * (1.0 - hit_rate) / users) / hit_rate
+
+
 def markdown(result: Dict[str, object]) -> str:
   """One row per data set: its shape, most popular, and HR@10 / NDCG@10 of
-  each profile, the adapted default's change against the one before."""
+  each profile, the adapted default's change against the one before (with
+  one standard error: `change_error`)."""
   lines = [f"{result['date']}, {result['machine']}; test split of each data "
            "set under PROTOCOL.md; its "
            f"pipeline runs took {_run_minutes(result):.0f} min", "",
            "| data set | users | items | interactions | p80 history | "
-           "most popular | before | default (L, loss) | change | tuned |",
+           "most popular | before | default (L, loss) | change (±1 s.e.) | "
+           "tuned |",
            "|" + "---|" * 10]
   for entry in result["data_sets"]:
     shape = entry["shape"]
@@ -289,7 +304,8 @@ def markdown(result: Dict[str, object]) -> str:
       r = runs.get(profile)
       return (f"{r['hit_rate@10']:.4f} / {r['ndcg@10']:.4f}" if r else "–")
     default, before = runs.get("default"), runs.get("before")
-    change = (f"{default['hit_rate@10'] / before['hit_rate@10'] - 1:+.0%}"
+    change = (f"{default['hit_rate@10'] / before['hit_rate@10'] - 1:+.0%} "
+              f"(±{change_error(before['hit_rate@10'], shape['users']):.0%})"
               if default and before else "–")
     setting = (f" (L={default['context_length']}, {default['loss']})"
                if default else "")

@@ -1,7 +1,10 @@
-"""Trainer input: the training order does not depend on how Beam wrote it."""
+"""Trainer input and fitting: the training order does not depend on how Beam
+wrote it; the learning rate's schedule."""
 import numpy as np
+import pytest
+import tf_keras as keras
 
-from components.user_modules.training import canonical_order
+from components.user_modules.training import canonical_order, decaying
 
 
 def _examples(count=200, seed=3):
@@ -47,3 +50,15 @@ def test_the_order_is_a_permutation_and_not_sorted_by_label():
   assert sorted(order.tolist()) == list(range(500))
   # Hash-ordered: well mixed, so the labels do not come out sorted.
   assert not np.all(np.diff(labels[order]) >= 0)
+
+
+def test_the_learning_rate_decays_by_epoch_from_the_given_rate():
+  model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+  model.compile(optimizer=keras.optimizers.Adam(0.5), loss="mse")
+  seen = []
+  record = keras.callbacks.LambdaCallback(
+      on_epoch_begin=lambda epoch, logs: seen.append(
+          float(keras.backend.get_value(model.optimizer.learning_rate))))
+  model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0,
+            callbacks=[decaying(0.01, 0.5), record])
+  assert seen == pytest.approx([0.01, 0.005, 0.0025])

@@ -64,8 +64,16 @@ def test_table_compares_the_default_with_the_one_before():
                                     run("tuned", 0.31)]}]}
   table = shapes.markdown(result)
   assert ("| ml-1m | 2,999 | 3,615 | 487,650 | 243 | 0.0400 / 0.0200 | "
-          "0.2500 / 0.1250 | 0.3000 / 0.1500 (L=200, softmax) | +20% | "
+          "0.2500 / 0.1250 | 0.3000 / 0.1500 (L=200, softmax) | +20% (±4%) | "
           "0.3100 / 0.1550 |") in table
+
+
+def test_change_error_is_the_binomial_error_of_a_difference():
+  # HR@10 0.25 on 2,999 users: sqrt(2 * 0.25 * 0.75 / 2999) / 0.25.
+  assert shapes.change_error(0.25, 2999) == pytest.approx(0.0447, abs=1e-4)
+  # A quarter of the users: twice the error.
+  assert shapes.change_error(0.25, 2999 // 4) == pytest.approx(
+      2 * shapes.change_error(0.25, 2999), rel=1e-3)
 
 
 def test_rows_of_other_runs_are_kept_and_resume_skips_recorded_ones(
