@@ -174,7 +174,11 @@ def fit(model: keras.Model, train: tf.data.Dataset,
           keras.callbacks.TensorBoard(log_dir=log_dir,
                                       update_freq=TENSORBOARD_EVERY,
                                       write_steps_per_second=True)])
-  return history.history, keep_best, time.monotonic() - started
+  # Plain floats (Keras logs the learning rate as a numpy float): the
+  # history goes into training_summary.json.
+  plain = {name: [float(v) for v in values]
+           for name, values in history.history.items()}
+  return plain, keep_best, time.monotonic() - started
 
 
 def write_model_files(serving_model_dir: str, summary: Dict[str, Any],

@@ -1,10 +1,13 @@
 """Trainer input and fitting: the training order does not depend on how Beam
 wrote it; the learning rate's schedule."""
+import json
+
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
-from components.user_modules.training import canonical_order, decaying
+from components.user_modules.training import canonical_order, decaying, fit
 
 
 def _examples(count=200, seed=3):
@@ -52,13 +55,14 @@ def test_the_order_is_a_permutation_and_not_sorted_by_label():
   assert not np.all(np.diff(labels[order]) >= 0)
 
 
-def test_the_learning_rate_decays_by_epoch_from_the_given_rate():
+def test_the_learning_rate_decays_by_epoch_and_the_history_is_json(tmp_path):
   model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
   model.compile(optimizer=keras.optimizers.Adam(0.5), loss="mse")
-  seen = []
-  record = keras.callbacks.LambdaCallback(
-      on_epoch_begin=lambda epoch, logs: seen.append(
-          float(keras.backend.get_value(model.optimizer.learning_rate))))
-  model.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0,
-            callbacks=[decaying(0.01, 0.5), record])
-  assert seen == pytest.approx([0.01, 0.005, 0.0025])
+  data = tf.data.Dataset.from_tensor_slices(
+      (np.ones((4, 2)), np.ones((4, 1)))).batch(2)
+  history, _, _ = fit(model, data, data, epochs=3, patience=3,
+                      max_minutes=10, monitor="val_loss",
+                      log_dir=str(tmp_path), lower_is_better=True,
+                      schedule=[decaying(0.01, 0.5)])
+  assert history["lr"] == pytest.approx([0.01, 0.005, 0.0025])
+  assert json.loads(json.dumps(history)) == history
