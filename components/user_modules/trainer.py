@@ -132,11 +132,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   step = TrainerSettings.parse(fn_args.custom_config)
   if fn_args.hyperparameters:  # the Tuner's best
     step = hyperparameters.apply(step, fn_args.hyperparameters["values"])
-  train_settings = step.train
   tft_output, train, evaluation = datasets(step, fn_args)
   model = build_model(step, tft_output)
   history, keep_best, seconds = fit(step, model, train, evaluation,
-                                    train_settings.max_minutes,
+                                    step.train.max_minutes,
                                     fn_args.model_run_dir)
   epochs = len(history["loss"])
   targets = count_targets(train) * epochs
