@@ -93,12 +93,15 @@ def bucketize(values, start: float, width: float, count: int):
 
   Bucket b holds [start + b*width, start + (b+1)*width); values outside clip
   to the first or last bucket; a value <= 0 means "missing" (an unrated item,
-  an unknown year) and maps to OOV. Float arithmetic on purpose: TFLite has
-  builtin float floor but no int64 floor division.
+  an unknown year) and maps to OOV. The boundaries are an attribute of one
+  Bucketize op, which TFLite keeps as the BUCKETIZE op's options: a
+  conversion with float16 weights rounds float constant tensors (0.2 would
+  become 0.19995), never these, so a value on a boundary lands in the same
+  bucket in every converted file as in training.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   values = tf.cast(values, tf.float32)
-  bucket = tf.clip_by_value(tf.floor((values - start) / width), 0.0,
-                            count - 1.0)
+  bucket = tf.raw_ops.Bucketize(
+      input=values, boundaries=[start + b * width for b in range(1, count)])
   return tf.where(values > 0, tf.cast(bucket, tf.int64) + NUM_RESERVED_IDS,
                   tf.constant(OOV_ID, tf.int64))

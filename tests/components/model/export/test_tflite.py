@@ -41,3 +41,38 @@ def test_tflite_uses_builtin_ops_only(retrieval_export):
   ops = {d["op_name"] for d in interpreter._get_ops_details()}  # pylint: disable=protected-access
   assert not any(op.startswith("Flex") for op in ops), ops
   assert "HASHTABLE_FIND" in ops or "HASHTABLE_LOOKUP" in ops, ops
+
+
+class _Bucketized(tf.Module):
+  """Bucket ids of numbers and their embeddings: float16 conversion has
+  weights to round, and the bucket boundaries must not be among them."""
+
+  def __init__(self, start: float, width: float, count: int):
+    super().__init__()
+    self.buckets = (start, width, count)
+    self.table = tf.Variable(np.random.default_rng(0).normal(
+        size=(count + F.NUM_RESERVED_IDS, 8)).astype(np.float32))
+
+  @tf.function(input_signature=[tf.TensorSpec([1, None], tf.float32, "x")])
+  def serve(self, x):
+    ids = F.bucketize(x, *self.buckets)
+    return {"ids": ids, "embeddings": tf.gather(self.table, ids)}
+
+
+def test_float16_weights_keep_every_bucket_boundary(tmp_path):
+  # A ratings-like and a years-like feature, each read on every boundary
+  # (where a rounded boundary moves the value to the neighbouring bucket).
+  for start, width, count in [(0.2, 0.2, 25), (1919.0, 1.0, 100)]:
+    module = _Bucketized(start, width, count)
+    path = str(tmp_path / f"model-{count}")
+    tf.saved_model.save(module, path, signatures={
+        tflite.SERVING: module.serve.get_concrete_function()})
+    values = np.array([[start + b * width for b in range(-1, count + 2)]],
+                      np.float32)
+    want = module.serve(tf.constant(values))["ids"].numpy()
+    for float16 in (False, True):
+      interpreter = tf.lite.Interpreter(
+          model_content=tflite.convert(path, float16_weights=float16))
+      runner = interpreter.get_signature_runner(tflite.SERVING)
+      np.testing.assert_array_equal(runner(x=values)["ids"], want,
+                                    err_msg=f"float16={float16}")
