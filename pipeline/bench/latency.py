@@ -1,35 +1,98 @@
 """Latency of a pushed retrieval model through the TFLite interpreter, one
-query at a time as on a device (`recsys latency`, and the bench's column)."""
+query at a time as on a device (`recsys latency`, and the bench's column).
+
+Two figures per query: `invoke()` alone (what the graph costs, inputs set
+beforehand, as an app that fills its buffers and then calls the
+interpreter) and end to end through `TFLiteRecommender.recommend` (input
+preparation in Python, the call, reading and decoding the outputs). Absolute
+times on a shared machine move between runs, so `invoke()` is also given as
+a ratio to the fixed reference workload of `../shared/ondevice/reference.py`
+(the TFLite on-device reference's LSTM shape), timed in the same process,
+interleaved query by query, on one thread.
+"""
+import contextlib
+import importlib.util
 import json
+import math
 import os
 import statistics
+import tempfile
 import time
-from typing import Any, Dict, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from components.lib import layout
 from components.model.export.tflite import TFLiteRecommender
+from pipeline import PROJECT_ROOT
+
+REFERENCE_SCRIPT = os.path.join(os.path.dirname(PROJECT_ROOT), "shared",
+                                "ondevice", "reference.py")
+
+
+def _timed_ms(call: Callable[[], Any]) -> float:
+  started = time.perf_counter()
+  call()
+  return (time.perf_counter() - started) * 1000.0
+
+
+def _spread(name: str, times: List[float]) -> Dict[str, float]:
+  """Median, p90 (nearest rank) and max."""
+  times = sorted(times)
+  return {f"{name}_median_ms": statistics.median(times),
+          f"{name}_p90_ms": times[math.ceil(0.9 * len(times)) - 1],
+          f"{name}_max_ms": times[-1]}
+
+
+@contextlib.contextmanager
+def reference_workload(script: str = REFERENCE_SCRIPT
+                       ) -> Iterator[Optional[tf.lite.Interpreter]]:
+  """The reference model built by `script` in a temporary directory, on one
+  thread, its inputs set and invoked once (the script's own preparation);
+  None when the script is absent (e.g. outside the project's checkout)."""
+  if not os.path.exists(script):
+    yield None
+    return
+  spec = importlib.util.spec_from_file_location("ondevice_reference", script)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  with tempfile.TemporaryDirectory(prefix="recsys-reference-") as tmp:
+    path = os.path.join(tmp, "reference.tflite")
+    module.build(path)
+    yield module._prepared(path, np.random.default_rng(0))  # pylint: disable=protected-access
 
 
 def measure_latency(recommender: TFLiteRecommender,
-                    histories: Sequence[Sequence[str]]) -> Dict[str, float]:
-  """Milliseconds per query, one query at a time (as on a device)."""
-  recommender.recommend(histories[0])  # first call allocates tensors
-  times = []
+                    histories: Sequence[Sequence[str]],
+                    reference: Optional[tf.lite.Interpreter] = None
+                    ) -> Dict[str, float]:
+  """Milliseconds per query, one query at a time (as on a device): each
+  query's `invoke()` with its inputs set beforehand, then the same query
+  end to end; the reference's `invoke()` interleaved when given."""
+  recommender.recommend(histories[0])  # the first call warms the kernels
+  invoke, end_to_end, reference_ms = [], [], []
   for history in histories:
-    started = time.perf_counter()
-    recommender.recommend(history)
-    times.append((time.perf_counter() - started) * 1000.0)
-  times.sort()
-  return {"queries": len(times), "median_ms": statistics.median(times),
-          "p90_ms": times[int(0.9 * (len(times) - 1))], "max_ms": times[-1]}
+    if reference is not None:
+      reference_ms.append(_timed_ms(reference.invoke))
+    recommender.set_inputs(history)
+    invoke.append(_timed_ms(recommender.interpreter.invoke))
+    end_to_end.append(_timed_ms(lambda h=history: recommender.recommend(h)))
+  result = {"queries": len(histories), **_spread("invoke", invoke),
+            **_spread("end_to_end", end_to_end)}
+  if reference_ms:
+    result["reference_median_ms"] = statistics.median(reference_ms)
+    result["invoke_ratio"] = (result["invoke_median_ms"]
+                              / result["reference_median_ms"])
+  return result
 
 
 def measure_pushed_model(version_dir: str, queries: int, threads: int = 1,
-                         seed: int = 0) -> Dict[str, Any]:
+                         seed: int = 0, reference_script: str = REFERENCE_SCRIPT
+                         ) -> Dict[str, Any]:
   """Latency of a pushed version on random full-length histories drawn from
-  its catalog, with its path, size and context length."""
+  its catalog, with its path, size and context length, beside the reference
+  workload when its script is there."""
   path = os.path.join(version_dir, layout.TFLITE_MODEL)
   recommender = TFLiteRecommender(path, num_threads=threads)
   with open(os.path.join(version_dir, layout.CATALOG), encoding="utf-8") as f:
@@ -37,6 +100,9 @@ def measure_pushed_model(version_dir: str, queries: int, threads: int = 1,
   rng = np.random.default_rng(seed)
   histories = [list(rng.choice(items, size=recommender.context_length,
                                replace=False)) for _ in range(queries)]
+  with reference_workload(reference_script) as reference:
+    measured = measure_latency(recommender, histories, reference)
   return {"path": path, "bytes": os.path.getsize(path),
           "context_length": recommender.context_length,
-          **measure_latency(recommender, histories)}
+          "reference": reference_script if reference is not None else None,
+          **measured}

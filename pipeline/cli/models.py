@@ -101,14 +101,27 @@ def cmd_recommend(args) -> int:
 def cmd_latency(args) -> int:
   from pipeline.bench import latency  # pylint: disable=import-outside-toplevel
   result = latency.measure_pushed_model(latest_version(args.model),
-                                        args.queries, args.threads, args.seed)
+                                        args.queries, args.threads, args.seed,
+                                        args.reference or
+                                        latency.REFERENCE_SCRIPT)
   if args.json:
     print(json.dumps(result))
     return 0
   print(f"model {result['path']} ({result['bytes']:,} bytes), "
         f"{args.threads} thread(s), {result['queries']} queries of "
-        f"{result['context_length']} items: median {result['median_ms']:.3f} "
-        f"ms, p90 {result['p90_ms']:.3f} ms, max {result['max_ms']:.3f} ms")
+        f"{result['context_length']} items")
+  for name, what in [("invoke", "invoke()"),
+                     ("end_to_end", "end to end (recommend)")]:
+    print(f"  {what}: median {result[name + '_median_ms']:.3f} ms, p90 "
+          f"{result[name + '_p90_ms']:.3f} ms, max "
+          f"{result[name + '_max_ms']:.3f} ms")
+  if result["reference"]:
+    print(f"  reference workload invoke(): median "
+          f"{result['reference_median_ms']:.3f} ms; invoke() "
+          f"{result['invoke_ratio']:.2f}x the reference")
+  else:
+    print(f"  no reference workload ({args.reference or latency.REFERENCE_SCRIPT}"
+          " not found): no ratio")
   return 0
 
 
@@ -142,8 +155,11 @@ def add_commands(commands) -> None:
   latency = commands.add_parser(
       "latency", help="time queries through a pushed TFLite model",
       description="Run random full-length histories from the catalog through "
-      "model.tflite one query at a time (tf.lite.Interpreter) and print the "
-      "median, p90 and max milliseconds per query.")
+      "model.tflite one query at a time (tf.lite.Interpreter, inputs set "
+      "before each timed invoke()) and print the median, p90 and max "
+      "milliseconds of invoke() and of the whole recommend() call, and "
+      "invoke() as a ratio to the reference workload timed in the same "
+      "process, interleaved.")
   latency.add_argument("--model", required=True, metavar="DIR",
                        help="a pushed version directory, or the push root")
   latency.add_argument("--queries", type=int, default=1000)
@@ -151,4 +167,7 @@ def add_commands(commands) -> None:
   latency.add_argument("--json", action="store_true",
                        help="print the figures as one JSON object")
   latency.add_argument("--seed", type=int, default=0)
+  latency.add_argument("--reference", metavar="SCRIPT",
+                       help="the reference workload's script (default: "
+                       "../shared/ondevice/reference.py beside the project)")
   latency.set_defaults(func=cmd_latency)

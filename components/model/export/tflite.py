@@ -102,6 +102,17 @@ class TFLiteRecommender:
     {"context_rating": [4.0, 5.0], "context_genre": [["Drama"], []]};
     `user`: user features by input name. Missing ones are "unknown".
     """
+    self.set_inputs(item_ids, features, user)
+    self.interpreter.invoke()
+    ids = self.interpreter.get_tensor(self._outputs[TOP_ITEM_IDS])[0]
+    scores = self.interpreter.get_tensor(self._outputs[TOP_SCORES])[0]
+    return [i.decode("utf-8") for i in ids], scores
+
+  def set_inputs(self, item_ids: Sequence[str],
+                 features: Optional[Dict[str, Sequence]] = None,
+                 user: Optional[Dict[str, object]] = None) -> None:
+    """The input tensors of one query (`recommend`'s arguments), without
+    invoking: what an app prepares before each call."""
     features = features or {}
     n = len(item_ids)
     for name, values in features.items():
@@ -128,10 +139,6 @@ class TFLiteRecommender:
       self.interpreter.set_tensor(self._input_index[name], np.array(
           [values], dtype=object if dtype in (np.bytes_, np.object_)
           else dtype))
-    self.interpreter.invoke()
-    ids = self.interpreter.get_tensor(self._outputs[TOP_ITEM_IDS])[0]
-    scores = self.interpreter.get_tensor(self._outputs[TOP_SCORES])[0]
-    return [i.decode("utf-8") for i in ids], scores
 
 
 class TFLiteRater:

@@ -3,6 +3,7 @@ models, the way an app calls them (one model, or retrieval re-ordered by the
 rating model)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -37,7 +38,11 @@ def test_recommend_and_latency_commands_use_the_pushed_model(sample_runs):
       recsys + ["latency", "--model", first["pushed"], "--queries", "50"],
       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, check=True)
   assert "1 thread(s), 50 queries" in result.stdout
-  assert "median" in result.stdout
+  assert "  invoke(): median " in result.stdout
+  assert "  end to end (recommend): median " in result.stdout
+  # ../shared is beside the project in CI and here.
+  assert re.search(r"invoke\(\) \d+\.\d\dx the reference", result.stdout), (
+      result.stdout)
 
 
 def test_recommend_two_stage_reorders_by_the_rating_model(sample_runs, capsys):
