@@ -100,10 +100,10 @@ def cmd_recommend(args) -> int:
 
 def cmd_latency(args) -> int:
   from pipeline.bench import latency  # pylint: disable=import-outside-toplevel
+  reference = args.reference or latency.REFERENCE_SCRIPT
   result = latency.measure_pushed_model(latest_version(args.model),
                                         args.queries, args.threads, args.seed,
-                                        args.reference or
-                                        latency.REFERENCE_SCRIPT)
+                                        reference)
   if args.json:
     print(json.dumps(result))
     return 0
@@ -120,8 +120,7 @@ def cmd_latency(args) -> int:
           f"{result['reference_median_ms']:.3f} ms; invoke() "
           f"{result['invoke_ratio']:.2f}x the reference")
   else:
-    print(f"  no reference workload ({args.reference or latency.REFERENCE_SCRIPT}"
-          " not found): no ratio")
+    print(f"  no reference workload ({reference} not found): no ratio")
   return 0
 
 
