@@ -37,6 +37,10 @@ DEFAULT_FEATURES = {"movielens": "movielens_features",
                     "aliccp": "aliccp_features"}
 FEATURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "features")
+# Shipped profiles: settings applied before the user's (pipeline/profiles/).
+PROFILES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "profiles")
+DEFAULT_PROFILE = "ondevice"
 # The run layout in the output directory.
 RUN_CONFIG_FILE = "run_config.json"
 LOG_FILE = os.path.join("logs", "run.log")
@@ -74,6 +78,11 @@ def _section(cls):
 
 @dataclasses.dataclass
 class RunConfig:
+  profile: str = setting(
+      DEFAULT_PROFILE, "shipped settings applied before the config file and "
+      "--set (pipeline/profiles/): ondevice (the pushed model sized for a "
+      "phone: README, On the device), quality (the long-history model: best "
+      "test metrics, larger and slower)")
   name: str = setting("recsys", "pipeline name (its runs in ML Metadata)")
   output_dir: str = setting(
       "output/sample", "pipeline root, metadata store, logs and pushed models")
@@ -171,6 +180,8 @@ class RunConfig:
       else:
         raise fc.FeatureConfigError(f"expected a name, a path or a mapping, "
                                     f"got {features!r}")
+      if self.model.item_embedding_dim:
+        config = config.with_item_embedding_dim(self.model.item_embedding_dim)
       fc.validate(config, self.session.max_item_genres, self.data.dataset)
     except fc.FeatureConfigError as e:
       raise ConfigError(f"model.features: {e}") from None
@@ -322,7 +333,8 @@ def resolve_path(path: str, base_dir: Optional[str] = None) -> str:
 def _sources(path: Optional[str], overrides: Optional[List[str]],
              values: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
   """The nested mappings a config is built from, in the order they apply:
-  the file, the --set overrides, the explicit values."""
+  the profile they name (default DEFAULT_PROFILE), the file, the --set
+  overrides, the explicit values."""
   sources = []
   if path:
     try:
@@ -339,7 +351,25 @@ def _sources(path: Optional[str], overrides: Optional[List[str]],
     sources.append(parse_overrides(overrides))
   if values:
     sources.append(values)
-  return sources
+  profile = DEFAULT_PROFILE
+  for source in sources:
+    profile = source.get("profile", profile)
+  return [profile_settings(profile)] + sources
+
+
+def shipped_profiles() -> List[str]:
+  return sorted(f[:-5] for f in os.listdir(PROFILES_DIR)
+                if f.endswith(".yaml"))
+
+
+def profile_settings(name: str) -> Dict[str, Any]:
+  """The settings of a shipped profile (pipeline/profiles/NAME.yaml)."""
+  path = os.path.join(PROFILES_DIR, f"{name}.yaml")
+  if not isinstance(name, str) or not os.path.exists(path):
+    raise ConfigError(f"profile: {name!r} is not one of "
+                      f"{', '.join(shipped_profiles())}")
+  with open(path, encoding="utf-8") as f:
+    return yaml.safe_load(f) or {}
 
 
 def given_settings(path: Optional[str] = None,
@@ -361,7 +391,8 @@ def load_config(path: Optional[str] = None,
                 overrides: Optional[List[str]] = None,
                 values: Optional[Dict[str, Any]] = None,
                 base_dir: Optional[str] = None) -> RunConfig:
-  """Defaults <- config file <- --set overrides <- explicit values.
+  """Defaults <- profile <- config file <- --set overrides <- explicit
+  values.
 
   `values` is a nested mapping like the file's (the CLI's --data-dir and
   --output-dir arrive this way).

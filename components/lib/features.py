@@ -88,6 +88,12 @@ def vocabulary_ids(lookup_result):
                   lookup_result + NUM_RESERVED_IDS)
 
 
+def bucket_boundaries(start: float, width: float, count: int):
+  """The lower bounds of buckets 1..count-1 (bucketize; the on-device
+  input mapping ships them)."""
+  return [start + b * width for b in range(1, count)]
+
+
 def bucketize(values, start: float, width: float, count: int):
   """Fixed-width buckets of numbers, in the id layout.
 
@@ -102,6 +108,6 @@ def bucketize(values, start: float, width: float, count: int):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   values = tf.cast(values, tf.float32)
   bucket = tf.raw_ops.Bucketize(
-      input=values, boundaries=[start + b * width for b in range(1, count)])
+      input=values, boundaries=bucket_boundaries(start, width, count))
   return tf.where(values > 0, tf.cast(bucket, tf.int64) + NUM_RESERVED_IDS,
                   tf.constant(OOV_ID, tf.int64))

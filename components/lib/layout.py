@@ -15,6 +15,14 @@ CATALOG = "items.json"
 # training summary and the settings that made the model.
 TFLITE_DIR = "Format-TFLite"
 TFLITE_MODEL = "model.tflite"
+# Beside a retrieval model.tflite (in the artifact and the bundle): how an app
+# maps raw values to the model's index inputs (input_mapping.py).
+INPUT_MAPPING = "input_mapping.json"
+# In a retrieval Model's Format-TFLite: the SavedModel of the on-device
+# signature alone and the train examples that calibrate int8 quantization,
+# from which model.tflite is converted (again, by the benchmarks).
+ONDEVICE_SAVED_MODEL = "ondevice_saved_model"
+REPRESENTATIVE_INPUTS = "representative_inputs.npz"
 TRAINING_SUMMARY = "training_summary.json"
 MODEL_SETTINGS = "model_settings.json"
 # The TwoStageEvaluation artifact.

@@ -154,6 +154,9 @@ class ModelConfig(VocabularyConfig):
       "the config itself as a mapping; empty: the data set's own")
   dropout: float = setting(
       0.1, "dropout of the context encoder (ML-1M subset: README)")
+  item_embedding_dim: int = setting(
+      0, "width of the item embeddings (the label's and the context items'; "
+      "0: as the feature config says)")
   share_item_embeddings: bool = setting(
       True, "the context's item ids use the label's embedding table when "
       "vocabulary and width match")
@@ -184,6 +187,8 @@ class ModelConfig(VocabularyConfig):
              "must be a multiple of attention_heads")
     _require(self.context_window >= 0, f"{prefix}.context_window",
              "must be >= 0 (0: the whole context)")
+    _require(self.item_embedding_dim >= 0, f"{prefix}.item_embedding_dim",
+             "must be >= 0 (0: the feature config's)")
 
 
 @dataclasses.dataclass
@@ -335,14 +340,28 @@ class RankingConfig(RatingModelConfig):
              f"{prefix}.two_stage_candidates", "must be counts >= 1")
 
 
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
 @dataclasses.dataclass
 class ServingConfig(Section):
   top_k: int = setting(
       100, "recommendations the serving signature and the TFLite model "
       "return (and the candidates the rating model rates)")
+  quantization: str = setting(
+      "float16", "weights of the retrieval model's model.tflite: none "
+      "(float32), float16 (half the bytes; bucket boundaries stay exact), "
+      "dynamic (int8 weights, float activations), int8 (full integer, "
+      "calibrated on train examples); the file is evaluated either way")
+  max_tflite_drop: float = setting(
+      0.005, "model.tflite is pushed only if its test HR@10 (through the "
+      "TFLite interpreter) is at most this far below the SavedModel's (TFMA)")
 
   def check(self, prefix: str) -> None:
     _require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
+    _one_of(self.quantization, f"{prefix}.quantization", QUANTIZATIONS)
+    _require(self.max_tflite_drop >= 0, f"{prefix}.max_tflite_drop",
+             "must be >= 0")
 
 
 # --- Listing the settings (help, README) --------------------------------------

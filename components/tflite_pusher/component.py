@@ -19,6 +19,9 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
       # JSON {name in metadata.json: evaluation output}; empty: retrieval's.
       executor.METRIC_OUTPUTS: component_spec.ExecutionParameter(
           type=str, optional=True),
+      # Largest HR@10 drop of model.tflite from the SavedModel (with examples).
+      executor.MAX_TFLITE_DROP: component_spec.ExecutionParameter(
+          type=float, optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -31,6 +34,9 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
           type=standard_artifacts.ModelEvaluation, optional=True),
       "catalog": component_spec.ChannelParameter(type=ItemCatalog,
                                                  optional=True),
+      # The session examples: model.tflite is evaluated on their test split.
+      "examples": component_spec.ChannelParameter(
+          type=standard_artifacts.Examples, optional=True),
   }
   OUTPUTS = {
       "pushed_model": component_spec.ChannelParameter(
@@ -39,7 +45,8 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
 
 
 class TFLitePusher(base_component.BaseComponent):
-  """Pushes model.tflite + SavedModel + metadata.json when blessed."""
+  """Evaluates model.tflite (given `examples`), then pushes it with the
+  SavedModel and metadata.json when blessed and the file holds up."""
 
   SPEC_CLASS = TFLitePusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -49,10 +56,13 @@ class TFLitePusher(base_component.BaseComponent):
                evaluation: Optional[types.BaseChannel] = None,
                catalog: Optional[types.BaseChannel] = None,
                code_version: str = "",
-               metric_outputs: Optional[Dict[str, str]] = None):
+               metric_outputs: Optional[Dict[str, str]] = None,
+               examples: Optional[types.BaseChannel] = None,
+               max_tflite_drop: float = 0.0):
     super().__init__(spec=TFLitePusherSpec(
         model=model, model_blessing=model_blessing, evaluation=evaluation,
-        catalog=catalog, code_version=code_version,
+        catalog=catalog, examples=examples, code_version=code_version,
         **{executor.PUSH_DIR: push_dir,
-           executor.METRIC_OUTPUTS: json.dumps(metric_outputs or {})},
+           executor.METRIC_OUTPUTS: json.dumps(metric_outputs or {}),
+           executor.MAX_TFLITE_DROP: max_tflite_drop},
         pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

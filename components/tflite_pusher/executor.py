@@ -1,25 +1,34 @@
-"""The executor of TFLitePusher: publishes a blessed model as a versioned
-on-device bundle.
+"""The executor of TFLitePusher: evaluates the converted model.tflite, then
+publishes a blessed model as a versioned on-device bundle.
 
-TFX's Pusher copies a SavedModel; an app needs more: the TFLite file, the item
-catalog, and a metadata.json that says what the model takes and returns and
-how good it was. Each push is a new integer version directory
-(<push_dir>/<version>/) with
+TFX's Pusher copies a SavedModel; an app needs more: the TFLite file, the
+mapping of raw ids to its inputs, the item catalog, and a metadata.json that
+says what the model takes and returns and how good it was. Each push is a
+new integer version directory (<push_dir>/<version>/) with
 
-    model.tflite    serving_default converted with builtin ops only
-    saved_model/    the SavedModel (serving_default, evaluate, ...)
-    items.json      the item catalog (id -> title, genres, year)
-    metadata.json   version, metrics, blessing, K, input and output spec,
-                    the model it came from and the settings that made it
-                    (what its Trainer received), the data set
+    model.tflite        the on-device model (retrieval: `ondevice`, index
+                        inputs at a batch of one; rating: serving_default)
+    input_mapping.json  raw values -> the model's indices (retrieval)
+    saved_model/        the SavedModel (serving_default, evaluate, ...)
+    items.json          the item catalog (id -> title, genres, year)
+    metadata.json       version, metrics (TFMA's, and the TFLite file's own),
+                        blessing, K, input and output spec, the model it came
+                        from and the settings that made it, the data set
 
-It is assembled in a staging directory and renamed into place in one step, so
-a failing run never leaves a half-pushed model. An unblessed model is not
-pushed (the artifact records pushed = 0). A model that is already the newest
-version (a re-run whose Trainer was cached, re-evaluated against itself as
-the baseline) is not pushed twice: the artifact records that version. The
-reason for the blessing (TFMA's validation) is recorded on the artifact
-(`blessing_reason`) and in metadata.json.
+With the test examples given (retrieval), the first step evaluates
+model.tflite itself through the TFLite interpreter (file_evaluation.py); a
+file whose HR@10 is more than `max_tflite_drop` below the SavedModel's TFMA
+figure is not pushed, and the reason gives both. The file's figures are
+written beside the PushedModel artifact (tflite_evaluation.json) and on it.
+
+The bundle is assembled in a staging directory and renamed into place in one
+step, so a failing run never leaves a half-pushed model. An unblessed model
+is not pushed (the artifact records pushed = 0). A model that is already the
+newest version (a re-run whose Trainer was cached, re-evaluated against
+itself as the baseline) is not pushed twice: the artifact records that
+version. The reason for the blessing (TFMA's validation) is recorded on the
+artifact (`blessing_reason`) and in metadata.json; the reason a blessed model
+was not pushed in `not_pushed_reason`.
 """
 import datetime
 import json
@@ -37,12 +46,17 @@ from tfx.utils import io_utils
 from tfx.utils import path_utils
 
 from components.artifacts import ItemCatalog
+from components.lib import features as F
 from components.lib import layout
 from components.model.export import signature_names as names
+from components.tflite_pusher import file_evaluation
 from components.user_modules import evaluation
 
 PUSH_DIR = "push_dir"
 METRIC_OUTPUTS = "metric_outputs"
+MAX_TFLITE_DROP = "max_tflite_drop"
+# Beside the PushedModel artifact: the TFLite file's test metrics.
+TFLITE_EVALUATION = "tflite_evaluation.json"
 # metadata.json's metrics: {name: the evaluation's output} (the retrieval
 # model's; the rating model's are given with `metric_outputs`).
 RETRIEVAL_METRICS = {"model": names.SCORES,
@@ -55,14 +69,16 @@ def _dtype_name(dtype) -> str:
 
 
 def signature_spec(tflite_path: str) -> Dict[str, Any]:
-  """Inputs and outputs of the TFLite serving signature, as an app sees them.
+  """The signature of the TFLite file and its inputs and outputs, as an app
+  sees them.
 
-  The model is run once on empty inputs (the retrieval model must give the
-  most popular items), so a bundle whose model cannot run is never pushed and the
-  output shapes are the ones a call returns.
+  The model is run once on empty inputs (all padding: the retrieval model
+  must give the most popular items), so a bundle whose model cannot run is
+  never pushed and the output shapes are the ones a call returns.
   """
   interpreter = tf.lite.Interpreter(model_path=tflite_path)
-  runner = interpreter.get_signature_runner(names.SERVING)
+  (signature,) = interpreter.get_signature_list()
+  runner = interpreter.get_signature_runner(signature)
   inputs = runner.get_input_details()
   # A dynamic width (-1: the rating model's candidates) is run with one.
   empty = {name: np.zeros([1, max(1, int(d["shape_signature"][-1]))],
@@ -73,11 +89,12 @@ def signature_spec(tflite_path: str) -> Dict[str, Any]:
       empty[name][:] = b""
   outputs = runner(**empty)
   return {
+      "signature": signature,
       "inputs": {name: {"dtype": _dtype_name(d["dtype"]),
                         "shape": [int(x) for x in d["shape_signature"]]}
                  for name, d in sorted(inputs.items())},
       "outputs": {name: {"dtype": _dtype_name(value.dtype),
-                         "shape": [-1] + list(value.shape[1:])}
+                         "shape": [int(x) for x in value.shape]}
                   for name, value in sorted(outputs.items())},
   }
 
@@ -120,18 +137,30 @@ def _model_settings(model_uri: str) -> Optional[Dict[str, Any]]:
 
 def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
          metrics: Dict[str, Dict[str, float]],
-         blessing: Optional[Dict[str, Any]] = None) -> str:
+         blessing: Optional[Dict[str, Any]] = None,
+         tflite_evaluation: Optional[Dict[str, Any]] = None) -> str:
   """Stages the bundle and renames it into <push_dir>/<version>; returns it.
-  `catalog` is the ItemCatalog shipped beside a retrieval model."""
+  `catalog` is the ItemCatalog shipped beside a retrieval model,
+  `tflite_evaluation` the file's own test metrics."""
   tf.io.gfile.makedirs(push_dir)
   version = _new_version(push_dir)
   staging = os.path.join(push_dir, f".staging-{version}")
   target = os.path.join(push_dir, str(version))
+  tflite_dir = os.path.join(model_uri, layout.TFLITE_DIR)
   try:
     tf.io.gfile.makedirs(staging)
     tflite_path = os.path.join(staging, layout.TFLITE_MODEL)
-    tf.io.gfile.copy(os.path.join(model_uri, layout.TFLITE_DIR,
-                                  layout.TFLITE_MODEL), tflite_path)
+    tf.io.gfile.copy(os.path.join(tflite_dir, layout.TFLITE_MODEL),
+                     tflite_path)
+    mapping = {}
+    mapping_path = os.path.join(tflite_dir, layout.INPUT_MAPPING)
+    if tf.io.gfile.exists(mapping_path):
+      tf.io.gfile.copy(mapping_path,
+                       os.path.join(staging, layout.INPUT_MAPPING))
+      with tf.io.gfile.GFile(mapping_path) as f:
+        raw = json.load(f)
+      mapping = {"input_mapping": layout.INPUT_MAPPING, "top_k": raw["top_k"],
+                 "context_length": raw["context_length"]}
     io_utils.copy_dir(path_utils.serving_model_path(model_uri),
                       os.path.join(staging, layout.BUNDLE_SAVED_MODEL))
     dataset = {}
@@ -140,17 +169,16 @@ def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
                        os.path.join(staging, layout.CATALOG))
       dataset = {"dataset": catalog.get_string_custom_property(
           ItemCatalog.DATASET_PROPERTY)}
-    spec = signature_spec(tflite_path)
     metadata = {
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
-        **({"top_k": spec["outputs"][names.TOP_ITEM_IDS]["shape"][-1]}
-           if names.TOP_ITEM_IDS in spec["outputs"] else {}),
-        "signature": names.SERVING,
-        **spec,
+        **mapping,
+        **signature_spec(tflite_path),
         "tflite_bytes": tf.io.gfile.stat(tflite_path).length,
         "metrics": metrics,
+        **({"tflite_evaluation": tflite_evaluation} if tflite_evaluation
+           else {}),
         "blessing": blessing or {},
         "model_uri": model_uri,
         **dataset,
@@ -166,6 +194,35 @@ def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
   return target
 
 
+def evaluate_tflite(model_uri: str, sessions: types.Artifact,
+                    output_uri: str) -> Dict[str, Any]:
+  """The model's model.tflite on the test split (file_evaluation.py), written
+  to <output_uri>/tflite_evaluation.json."""
+  pattern = os.path.join(artifact_utils.get_split_uri([sessions], F.TEST), "*")
+  records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern)),
+                                    compression_type="GZIP")
+  tflite_dir = os.path.join(model_uri, layout.TFLITE_DIR)
+  found = file_evaluation.evaluate_file(
+      os.path.join(tflite_dir, layout.TFLITE_MODEL),
+      (r.numpy() for r in records),
+      os.path.join(tflite_dir, layout.INPUT_MAPPING))
+  found["tflite_bytes"] = tf.io.gfile.stat(
+      os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
+  tf.io.gfile.makedirs(output_uri)
+  with tf.io.gfile.GFile(os.path.join(output_uri, TFLITE_EVALUATION), "w") as f:
+    f.write(json.dumps(found, indent=2, sort_keys=True))
+  return found
+
+
+def read_tflite_evaluation(pushed_uri: str) -> Optional[Dict[str, Any]]:
+  """What evaluate_tflite wrote beside a PushedModel (None: nothing)."""
+  path = os.path.join(pushed_uri, TFLITE_EVALUATION)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
 class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -174,17 +231,37 @@ class Executor(base_executor.BaseExecutor):
     pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
     blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
     blessed = bool(blessing.get_int_custom_property("blessed"))
+    model = artifact_utils.get_single_instance(input_dict["model"])
     evaluation_uri = (artifact_utils.get_single_uri(input_dict["evaluation"])
                       if input_dict.get("evaluation") else None)
     reason = (evaluation.blessing_reason(evaluation_uri) if evaluation_uri
               else "")
     pushed.set_string_custom_property("blessing_reason", reason)
+    outputs = evaluation.read_metrics(evaluation_uri) if evaluation_uri else {}
+    tflite_evaluation = None
+    if input_dict.get("examples"):
+      tflite_evaluation = evaluate_tflite(
+          model.uri, artifact_utils.get_single_instance(input_dict["examples"]),
+          pushed.uri)
+      hit_rate = tflite_evaluation["overall"][file_evaluation.HIT_RATE_AT_10]
+      pushed.set_float_custom_property("tflite_hit_rate_at_10", hit_rate)
+      logging.info("model.tflite on the test split: %s",
+                   json.dumps(tflite_evaluation["overall"]))
     if not blessed:
       logging.warning("Model not blessed by the Evaluator (%s); nothing "
                       "pushed.", reason)
       pushed.set_int_custom_property("pushed", 0)
       return
-    model = artifact_utils.get_single_instance(input_dict["model"])
+    if tflite_evaluation is not None:
+      refusal = file_evaluation.push_refusal(
+          tflite_evaluation["overall"][file_evaluation.HIT_RATE_AT_10],
+          outputs.get(names.SCORES, {}).get(file_evaluation.HIT_RATE_AT_10),
+          float(exec_properties.get(MAX_TFLITE_DROP) or 0.0))
+      if refusal:
+        logging.warning("Not pushed: %s", refusal)
+        pushed.set_string_custom_property("not_pushed_reason", refusal)
+        pushed.set_int_custom_property("pushed", 0)
+        return
     push_dir = exec_properties[PUSH_DIR]
     target = newest_version(push_dir)
     if target and pushed_model_uri(target) == model.uri:
@@ -192,7 +269,6 @@ class Executor(base_executor.BaseExecutor):
     else:
       metrics = {}
       if evaluation_uri:
-        outputs = evaluation.read_metrics(evaluation_uri)
         shown = json.loads(exec_properties.get(METRIC_OUTPUTS) or "{}") or (
             RETRIEVAL_METRICS)
         metrics = {name: outputs.get(output, {})
@@ -201,7 +277,8 @@ class Executor(base_executor.BaseExecutor):
                  if input_dict.get("catalog") else None)
       baseline = blessing.get_string_custom_property("baseline_model") or None
       target = push(model.uri, push_dir, catalog, metrics,
-                    {"reason": reason, "baseline_model": baseline})
+                    {"reason": reason, "baseline_model": baseline},
+                    tflite_evaluation)
       logging.info("Pushed %s", target)
     pushed.set_int_custom_property("pushed", 1)
     pushed.set_string_custom_property("pushed_destination", target)

@@ -29,10 +29,9 @@ from components.lib import features as F
 from components.lib import layout
 from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.export import signature_names as names
+from components.user_modules.evaluation import rank_metrics
 
 CANDIDATES = "candidates"
-REPORTED_K = (1, 5, 10)
-NDCG_K = 10
 RETRIEVAL = "retrieval"
 TWO_STAGE = "two_stage"
 _BATCH = 256
@@ -57,14 +56,6 @@ def reordered_ranks(ranks: np.ndarray, top_ids: np.ndarray,
   target_rating = np.where(is_target, rated, 0.0).sum(axis=1)
   within = (valid & (rated >= target_rating[:, np.newaxis])).sum(axis=1) - 1
   return np.where(found, within, np.maximum(ranks, n))
-
-
-def rank_metrics(ranks: np.ndarray) -> Dict[str, float]:
-  """HR@k and NDCG@10 with one target per user."""
-  metrics = {f"hit_rate@{k}": float(np.mean(ranks < k)) for k in REPORTED_K}
-  gains = np.where(ranks < NDCG_K, 1.0 / np.log2(ranks + 2.0), 0.0)
-  metrics[f"ndcg@{NDCG_K}"] = float(np.mean(gains))
-  return metrics
 
 
 def evaluate(examples: tf.data.Dataset, retrieval, rating,

@@ -47,6 +47,16 @@ def target_rank(scores: np.ndarray, target: int) -> int:
   return int(np.count_nonzero(scores >= scores[target])) - 1
 
 
+def rank_metrics(ranks: np.ndarray) -> Dict[str, float]:
+  """The reported metrics (HR@k, NDCG@10) of target ranks, one target per
+  user, as the TFMA metrics derive them (for evaluations outside TFMA)."""
+  ranks = np.asarray(ranks)
+  metrics = {f"hit_rate@{k}": float(np.mean(ranks < k)) for k in REPORTED_K}
+  gains = np.where(ranks < NDCG_K, 1.0 / np.log2(ranks + 2.0), 0.0)
+  metrics[f"ndcg@{NDCG_K}"] = float(np.mean(gains))
+  return metrics
+
+
 class _ArraySumCombiner(beam.CombineFn):
   """A statistic that is a sum of per-example arrays, under one metric key:
   subclasses say what an example adds."""

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 from components.lib import feature_config as fc
 from components.lib import features as F
 from components.lib import settings
+from components.model.export import tflite
 from components.model.export.rating import RatingExport
 from components.model.rating_model import RatingModel, input_names
 from components.user_modules import training
@@ -154,4 +155,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   RatingExport(model, tft_output, config, step.session.max_context_length,
                item_means, rating_mean, candidates).save(
                    fn_args.serving_model_dir)
-  training.write_model_files(fn_args.serving_model_dir, summary, step)
+  training.write_model_files(fn_args.serving_model_dir, summary, step,
+                             tflite.convert(fn_args.serving_model_dir))

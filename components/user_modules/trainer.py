@@ -15,8 +15,11 @@ training.TENSORBOARD_EVERY batches.
 """
 import dataclasses
 import json
+import os
+from typing import Dict, Iterator, Sequence
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -24,14 +27,18 @@ from tfx import v1 as tfx
 
 from components.lib import feature_config as fc
 from components.lib import features as F
+from components.lib import layout
 from components.lib import settings
 from components.model.causal_model import own_positions
 from components.model.dual_encoder import DualEncoder
 from components.model.export import retrieval
+from components.model.export import tflite
 from components.user_modules import hyperparameters
 from components.user_modules import training
 
 MONITOR = "val_ndcg_at_10"
+# Train examples that calibrate int8 quantization (serving.quantization).
+REPRESENTATIVE_EXAMPLES = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +155,27 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   }
   logging.info("Training summary: %s", json.dumps(summary))
 
-  retrieval.RecommenderExport(
+  export = retrieval.RecommenderExport(
       model, tft_output, step.features,
       context_length=step.session.max_context_length,
-      top_k=step.serving.top_k).save(fn_args.serving_model_dir)
-  training.write_model_files(fn_args.serving_model_dir, summary, step)
+      top_k=step.serving.top_k)
+  export.save(fn_args.serving_model_dir)
+  tflite_dir = training.tflite_dir(fn_args.serving_model_dir)
+  mapping = export.input_mapping()
+  export.ondevice.save(os.path.join(tflite_dir, layout.ONDEVICE_SAVED_MODEL))
+  tflite.save_representative(
+      representative_inputs(train, list(mapping.inputs)),
+      os.path.join(tflite_dir, layout.REPRESENTATIVE_INPUTS))
+  training.write_model_files(
+      fn_args.serving_model_dir, summary, step,
+      tflite.convert_ondevice(tflite_dir, step.serving.quantization), mapping)
+
+
+def representative_inputs(dataset: tf.data.Dataset, names: Sequence[str],
+                          count: int = REPRESENTATIVE_EXAMPLES
+                          ) -> Iterator[Dict[str, np.ndarray]]:
+  """The first `count` train examples as `ondevice` inputs, one at a time:
+  what int8 quantization calibrates its activation ranges on."""
+  for features, _ in dataset.unbatch().take(count):
+    yield {name: features[name].numpy()[np.newaxis].astype(np.int32)
+           for name in names}

@@ -7,7 +7,7 @@ TensorBoard logs, and the files a Model artifact holds beside its SavedModel
 import json
 import os
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -20,7 +20,7 @@ from components.lib import feature_config as fc
 from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
-from components.model.export import tflite
+from components.model.export.input_mapping import InputMapping
 
 TENSORBOARD_EVERY = 20  # batches between train-loss summaries
 # Examples read per parse call.
@@ -181,17 +181,28 @@ def fit(model: keras.Model, train: tf.data.Dataset,
   return plain, keep_best, time.monotonic() - started
 
 
+def tflite_dir(serving_model_dir: str) -> str:
+  """The Model artifact's Format-TFLite directory (created)."""
+  path = os.path.join(os.path.dirname(serving_model_dir), layout.TFLITE_DIR)
+  tf.io.gfile.makedirs(path)
+  return path
+
+
 def write_model_files(serving_model_dir: str, summary: Dict[str, Any],
-                      step: settings.StepSettings) -> None:
-  """Beside the saved SavedModel: its TFLite conversion, the training
-  summary, and the settings the Trainer received (the pushed bundle records
-  them)."""
+                      step: settings.StepSettings, tflite_model: bytes,
+                      input_mapping: Optional[InputMapping] = None) -> None:
+  """Beside the saved SavedModel: its TFLite conversion (with the input
+  mapping of an index-input model), the training summary, and the settings
+  the Trainer received (the pushed bundle records them)."""
   model_dir = os.path.dirname(serving_model_dir)
-  tf.io.gfile.makedirs(os.path.join(model_dir, layout.TFLITE_DIR))
-  with tf.io.gfile.GFile(os.path.join(model_dir, layout.TFLITE_DIR,
+  with tf.io.gfile.GFile(os.path.join(tflite_dir(serving_model_dir),
                                       layout.TFLITE_MODEL), "wb") as f:
-    f.write(tflite.convert(serving_model_dir))
-  for name, content in ((layout.TRAINING_SUMMARY, summary),
-                        (layout.MODEL_SETTINGS, step.to_dict())):
+    f.write(tflite_model)
+  files = [(layout.TRAINING_SUMMARY, summary),
+           (layout.MODEL_SETTINGS, step.to_dict())]
+  if input_mapping is not None:
+    files.append((os.path.join(layout.TFLITE_DIR, layout.INPUT_MAPPING),
+                  input_mapping.to_dict()))
+  for name, content in files:
     with tf.io.gfile.GFile(os.path.join(model_dir, name), "w") as f:
       f.write(json.dumps(content, indent=2, sort_keys=True))

@@ -16,10 +16,8 @@ import sys
 import time
 from typing import Any, Dict, List, Sequence
 
-from components.lib import layout
 from components.lib.feature_config import SEQUENCE_ENCODERS
 from components.model.export import signature_names as names
-from components.model.export import tflite
 from components.user_modules.evaluation import REPORTED_METRICS
 from pipeline import PROJECT_ROOT
 from pipeline.config import load_config
@@ -35,7 +33,8 @@ LATENCY_PROCESSES = 5
 
 def tflite_facts(version_dir: str, queries: int,
                  processes: int = LATENCY_PROCESSES) -> Dict[str, Any]:
-  """Size (float32, and with float16 weights) and latency of a pushed model.
+  """Size and latency of a pushed model.tflite (its quantization is the
+  run's serving.quantization, its quality the file's evaluation).
 
   Latency is measured by `recsys latency` in fresh processes, as an app
   would run the model: timed inside the bench process, which holds a whole
@@ -53,11 +52,7 @@ def tflite_facts(version_dir: str, queries: int,
         check=True, capture_output=True, text=True,
         cwd=PROJECT_ROOT)
     runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
-  float16 = tflite.convert(
-      os.path.join(version_dir, layout.BUNDLE_SAVED_MODEL),
-      float16_weights=True)
   return {"tflite_bytes": runs[0]["bytes"],
-          "tflite_float16_bytes": len(float16),
           "latency_median_ms": statistics.median(
               r["end_to_end_median_ms"] for r in runs),
           "latency_p90_ms": statistics.median(
@@ -159,7 +154,7 @@ def _spread(row: Dict[str, Any]) -> str:
 
 def markdown(result: Dict[str, Any]) -> str:
   head = ("| model | HR@1 | HR@5 | HR@10 | HR@50 | NDCG@10 | train min | "
-          "epochs | predictions/s | TFLite bytes (float16) | latency ms "
+          "epochs | predictions/s | TFLite bytes | latency ms "
           "(range) |")
   lines = [f"{result['date']}, {result['machine']}; "
            f"test split of {result['data_dir']} under PROTOCOL.md; "
@@ -171,7 +166,7 @@ def markdown(result: Dict[str, Any]) -> str:
         + " | ".join(f"{r[m]:.4f}" for m in REPORTED_METRICS)
         + f" | {r['train_minutes']:.1f} | {r['epochs']} | "
         f"{r['train_predictions_per_second']:,.0f} | "
-        f"{r['tflite_bytes']:,} ({r['tflite_float16_bytes']:,}) | "
+        f"{r['tflite_bytes']:,} | "
         f"{r['latency_median_ms']:.3f} ({_spread(r)}) |")
   popular = result["most_popular"]
   lines.append("| most popular | " + " | ".join(

@@ -80,7 +80,7 @@ def add_commands(commands) -> None:
       description="Run the whole pipeline once per context encoder with its "
       "bench config (pipeline/bench/configs/ENCODER.yaml) and write bench.md "
       "and bench.json: HR@1/5/10/50 and NDCG@10 from TFMA, training time and "
-      "throughput, TFLite size (float32 and float16 weights) and median "
+      "throughput, TFLite size (as pushed: serving.quantization) and median "
       "latency per query with one thread, and the most-popular baseline. "
       "Rows of other encoders already in OUTPUT_DIR/bench.json (same data) "
       "are kept, so `--encoders lstm` adds LSTM to an existing table.")

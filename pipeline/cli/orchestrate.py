@@ -43,13 +43,20 @@ def _print_stage(summary: Dict[str, Any], outputs, order) -> None:
     print(f"  evaluation: {summary['evaluation']}")
     print("\n".join(_format_metrics(summary.get("metrics", {}), outputs,
                                     order)))
+  tflite = summary.get("tflite")
+  if tflite:
+    shown = "  ".join(f"{k}={tflite['overall'][k]:.4f}" for k in order
+                      if k in tflite["overall"])
+    print(f"    {'model.tflite':<13} {shown}  ({tflite['tflite_bytes']:,} "
+          "bytes, through the TFLite interpreter)")
   reason = summary.get("blessing_reason")
   print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
         + (f" ({reason})" if reason else ""))
   if summary.get("pushed"):
     print(f"  pushed:     {summary['pushed']}")
   else:
-    print("  pushed:     nothing (model not blessed)")
+    print("  pushed:     nothing (" + summary.get(
+        "not_pushed_reason", "model not blessed") + ")")
 
 
 def _format_two_stage(metrics: Dict[str, Any], order) -> List[str]:

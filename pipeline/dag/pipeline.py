@@ -156,7 +156,8 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       nodes.RETRIEVAL, trainer, sessions,
       evaluation.eval_config(config.eval.min_hit_rate_at_10,
                              config.eval.max_hit_rate_drop),
-      config.serving_dir, catalog=sessionize.outputs["catalog"])
+      config.serving_dir, catalog=sessionize.outputs["catalog"],
+      examples=sessions, max_tflite_drop=config.serving.max_tflite_drop)
   if config.has_ranking:
     rating_trainer = _trainer(
         f"{_USER_MODULES}.rating_trainer", transform,

@@ -88,8 +88,9 @@ def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
 def outcome(outputs: Dict[str, Dict[str, Any]],
             stage: nodes.Stage = nodes.RETRIEVAL) -> Dict[str, Any]:
   """A stage's metrics, blessing (and its reason, as the Pusher recorded
-  it) and push destination (None: not pushed) among a run's outputs (by
-  node); keys only for the artifacts present."""
+  it), the TFLite file's own evaluation, and push destination (None: not
+  pushed, and why when blessed) among a run's outputs (by node); keys only
+  for the artifacts present."""
   from components.user_modules.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
   result: Dict[str, Any] = {}
   evaluator = outputs.get(stage.evaluator, {})
@@ -102,6 +103,12 @@ def outcome(outputs: Dict[str, Dict[str, Any]],
     result["pushed"] = (property_value(pushed, "pushed_destination")
                         if property_value(pushed, "pushed") else None)
     result["blessing_reason"] = property_value(pushed, "blessing_reason")
+    if property_value(pushed, "not_pushed_reason"):
+      result["not_pushed_reason"] = property_value(pushed, "not_pushed_reason")
+    from components.tflite_pusher.executor import read_tflite_evaluation  # pylint: disable=import-outside-toplevel
+    tflite = read_tflite_evaluation(pushed.uri)
+    if tflite:
+      result["tflite"] = tflite
   return result
 
 

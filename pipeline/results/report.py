@@ -19,6 +19,7 @@ from components.lib import layout
 from components.lib import slices
 from components.model.export import signature_names as names
 from components.sessionize.anomalies import describe
+from components.tflite_pusher.executor import read_tflite_evaluation
 from components.two_stage_evaluator.executor import read_metrics
 from components.user_modules import evaluation
 from pipeline.config import ConfigError, RunConfig
@@ -119,6 +120,9 @@ def _stage_facts(node_outputs, stage: nodes.Stage) -> Dict[str, Any]:
                                                   "baseline_model_id")}
   pushed = output(stage.pusher, "pushed_model")
   found["pushed"] = None
+  found["tflite"] = pushed and read_tflite_evaluation(pushed.uri)
+  found["not_pushed_reason"] = pushed and outputs.property_value(
+      pushed, "not_pushed_reason")
   if pushed is not None and outputs.property_value(pushed, "pushed"):
     path = outputs.property_value(pushed, "pushed_destination")
     found["pushed"] = {
@@ -318,17 +322,45 @@ def format_text(found: Dict[str, Any]) -> str:
         previous = feature
       lines += _table(["slice", "value", "users"] + header, table_rows)
 
+  if found.get("tflite"):
+    lines += [""] + tflite_text(found["tflite"], (slices_found or {}).get(
+        (), {}).get(evaluation.CANDIDATE, {}).get(names.SCORES, {}))
   blessing = found.get("blessing")
   if blessing:
     lines += ["", "Blessing: " + ("blessed" if blessing["blessed"] else
                                   "NOT blessed"),
               f"  {blessing['reason']}"]
   lines += _pushed_lines(found.get("pushed"))
+  if found.get("not_pushed_reason"):
+    lines.append(f"  not pushed: {found['not_pushed_reason']}")
   if found.get("ranking"):
     lines += ["", ""] + ranking_text(found["ranking"])
   if found.get("two_stage"):
     lines += ["", ""] + two_stage_text(found["two_stage"])
   return "\n".join(lines)
+
+
+def tflite_text(tflite: Dict[str, Any], saved_model: Dict[str, Any]
+                ) -> List[str]:
+  """The pushed file's own test metrics beside the SavedModel's, and its
+  HR@10 by slice."""
+  lines = [f"model.tflite on the test split ({tflite['users']} users, "
+           f"{tflite['tflite_bytes']:,} bytes, through the TFLite "
+           "interpreter)"]
+  rows = [[label, _number(saved_model.get(name)),
+           _number(tflite["overall"].get(name))]
+          for name, label in METRIC_LABELS]
+  lines += _table(["metric", "SavedModel (TFMA)", "model.tflite"], rows)
+  rows, previous = [], None
+  for feature, values in tflite.get("slices", {}).items():
+    for value, metrics in values.items():
+      rows.append([feature if feature != previous else "", value,
+                   str(metrics["users"]), _number(metrics["hit_rate@10"])])
+      previous = feature
+  if rows:
+    lines += ["", "model.tflite HR@10 by slice"]
+    lines += _table(["slice", "value", "users", "HR@10"], rows)
+  return lines
 
 
 def tuning_text(tuning: Dict[str, Any]) -> str:

@@ -31,6 +31,8 @@ def run_row(store, run, executions) -> Dict[str, Any]:
       "encoder": config and config.model.encoder,
       "hit_rate@10": result.get("metrics", {}).get(names.SCORES, {}).get(
           "hit_rate@10"),
+      "tflite_hit_rate@10": result.get("tflite", {}).get("overall", {}).get(
+          "hit_rate@10"),
       "rmse": rating.get(names.RATING, {}).get("rmse"),
       "blessed": result.get("blessed"), "pushed": result.get("pushed")}
 
@@ -53,11 +55,12 @@ def _cell(value: Optional[Any]) -> str:
 
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
-  header = ["run", "started (UTC)", "config", "encoder", "HR@10", "blessed",
-            "rating RMSE", "cached", "pushed"]
+  header = ["run", "started (UTC)", "config", "encoder", "HR@10",
+            "TFLite HR@10", "blessed", "rating RMSE", "cached", "pushed"]
   lines = [[_cell(r["run"]), _cell(r["started"]), _cell(r["digest"]),
-            _cell(r["encoder"]),
-            _cell(r["hit_rate@10"]), _cell(r["blessed"]), _cell(r["rmse"]),
+            _cell(r["encoder"]), _cell(r["hit_rate@10"]),
+            _cell(r["tflite_hit_rate@10"]), _cell(r["blessed"]),
+            _cell(r["rmse"]),
             f"{r['cached']}/{r['components']}", _cell(r["pushed"])]
            for r in rows]
   widths = [max(len(x) for x in column) for column in zip(header, *lines)]

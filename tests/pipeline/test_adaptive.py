@@ -94,7 +94,8 @@ def test_the_record_travels_with_the_config_but_is_not_a_setting():
 def test_recsys_config_shows_the_adapted_settings(tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "pipeline.cli", "config", "--data-dir", SAMPLE,
-       "--output-dir", str(tmp_path), "--set", "train.loss=softmax"],
+       "--output-dir", str(tmp_path), "--set", "train.loss=softmax",
+       "--set", "profile=quality"],
       capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
       check=True)
   config = json.loads(result.stdout)

@@ -6,7 +6,8 @@ import pytest
 
 from components.lib import settings
 from pipeline import PROJECT_ROOT
-from pipeline.config import (ConfigError, RunConfig, from_json, load_config,
+from pipeline.config import (ConfigError, RunConfig, from_json, given_settings,
+                             load_config,
                              parse_overrides)
 
 README_TABLE_START = "<!-- settings: generated from the definitions -->"
@@ -94,10 +95,33 @@ def test_config_file_errors(tmp_path):
 
 def test_every_setting_is_recorded():
   recorded = json.loads(RunConfig().to_json())
-  assert set(recorded) == {"name", "output_dir", "push_dir", "runner",
+  assert set(recorded) == {"profile", "name", "output_dir", "push_dir",
+                           "runner",
                            "beam_args", "adapt", "metadata", "data",
                            "session", "model", "train", "eval", "ranking",
                            "serving", "tuner", "adapted"}
+
+
+def test_a_profile_applies_before_the_users_settings():
+  ondevice = load_config()
+  assert ondevice.profile == "ondevice"
+  assert ondevice.model.item_embedding_dim == 32
+  assert ondevice.feature_config().label.embedding_dim == 32
+  # A profile's settings count as given: the data does not adapt them.
+  assert "session.max_context_length" in given_settings()
+  quality = load_config(overrides=["profile=quality",
+                                   "model.attention_units=48"])
+  assert quality.model.item_embedding_dim == 0
+  assert quality.feature_config().label.embedding_dim == 64
+  assert quality.model.attention_units == 48
+  assert "session.max_context_length" not in given_settings(
+      overrides=["profile=quality"])
+  # The user's settings win over the profile's.
+  assert load_config(overrides=["model.item_embedding_dim=16"]).model.\
+      item_embedding_dim == 16
+  with pytest.raises(ConfigError, match="profile: 'tiny' is not one of "
+                     "ondevice, quality"):
+    load_config(overrides=["profile=tiny"])
 
 
 def test_readme_settings_table_is_the_definitions_table():

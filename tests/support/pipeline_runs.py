@@ -96,12 +96,17 @@ def run_aliccp_sample(output_dir: str):
   return config, local.run(config)
 
 
-def split_records(config: RunConfig) -> tf.data.Dataset:
-  """The serialized test-split session examples of a run."""
+def split_records_dir(config: RunConfig) -> str:
+  """The test split of a run's sessions artifact."""
   root = os.path.join(config.pipeline_root, "Sessionize", "sessions")
   (sessions_dir,) = [os.path.join(root, d) for d in os.listdir(root)]
+  return os.path.join(sessions_dir, "Split-test")
+
+
+def split_records(config: RunConfig) -> tf.data.Dataset:
+  """The serialized test-split session examples of a run."""
   return tf.data.TFRecordDataset(
-      tf.io.gfile.glob(os.path.join(sessions_dir, "Split-test", "*")),
+      tf.io.gfile.glob(os.path.join(split_records_dir(config), "*")),
       compression_type="GZIP")
 
 

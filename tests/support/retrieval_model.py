@@ -12,8 +12,10 @@ from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
 from components.model.export import retrieval
+from components.model.export import tflite
 from components.user_modules import training
-from components.user_modules.trainer import TrainerSettings, build_model
+from components.user_modules.trainer import (TrainerSettings, build_model,
+                                             representative_inputs)
 from tests.support.sessions import GENRE_SLOTS, analyze_and_transform
 from tests.support.sessions import custom_config, feature_config, session
 
@@ -29,7 +31,7 @@ SETTINGS = TrainerSettings(
     model=settings.ModelConfig(encoder="attention", dropout=0.0,
                                attention_units=16, attention_layers=1),
     train=settings.TrainConfig(learning_rate=0.02, num_negatives=8),
-    serving=settings.ServingConfig(top_k=TOP_K))
+    serving=settings.ServingConfig(top_k=TOP_K, quantization="none"))
 
 
 def example(context, label, history=None, user=b"u"):
@@ -69,13 +71,25 @@ def export(tmp) -> dict:
   # Laid out as the Trainer lays out its Model artifact.
   model_uri = str(tmp / "model")
   path = path_utils.serving_model_path(model_uri)
-  retrieval.RecommenderExport(model, tft_output, FEATURES, CONTEXT,
-                              TOP_K).save(path)
-  training.write_model_files(path, {"epochs": 40}, SETTINGS)
+  exporter = retrieval.RecommenderExport(model, tft_output, FEATURES, CONTEXT,
+                                         TOP_K)
+  exporter.save(path)
+  tflite_dir = training.tflite_dir(path)
+  mapping = exporter.input_mapping()
+  exporter.ondevice.save(os.path.join(tflite_dir,
+                                      layout.ONDEVICE_SAVED_MODEL))
+  tflite.save_representative(
+      representative_inputs(tf.data.Dataset.from_tensor_slices((x, y)).batch(8),
+                            list(mapping.inputs)),
+      os.path.join(tflite_dir, layout.REPRESENTATIVE_INPUTS))
+  training.write_model_files(
+      path, {"epochs": 40}, SETTINGS,
+      tflite.convert_ondevice(tflite_dir, SETTINGS.serving.quantization),
+      mapping)
   return {"saved_model": tf.saved_model.load(path), "saved_model_path": path,
           "model_uri": model_uri,
-          "tflite": os.path.join(model_uri, layout.TFLITE_DIR,
-                                 layout.TFLITE_MODEL),
+          "tflite": os.path.join(tflite_dir, layout.TFLITE_MODEL),
+          "tflite_dir": tflite_dir,
           "test": test, "tft_output": tft_output, "train": train}
 
 
@@ -107,3 +121,26 @@ def serve(loaded, contexts):
   return loaded.signatures["serving_default"](**raw_inputs(contexts))
 
 
+
+
+def serialized_examples(exported, examples):
+  """Session examples (instance dicts) as the pipeline writes them."""
+  spec = exported["tft_output"].raw_feature_spec()
+  serialized = []
+  for example in examples:
+    feature = {}
+    for name, values in example.items():
+      values = values if isinstance(values, list) else [values]
+      dtype = spec[name].dtype if name in spec else tf.string
+      if dtype == tf.string:
+        feature[name] = tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=values))
+      elif dtype == tf.float32:
+        feature[name] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=values))
+      else:
+        feature[name] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=values))
+    serialized.append(tf.train.Example(features=tf.train.Features(
+        feature=feature)).SerializeToString())
+  return serialized

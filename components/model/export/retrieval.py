@@ -6,12 +6,23 @@
   attributes), and returns the top-K raw item ids and scores, the context's
   own items excluded; an empty context gets the most popular items. It
   converts to TFLite with builtin ops only (signatures.py).
+`OnDeviceExport` is what model.tflite holds: the same model on vocabulary
+  indices (int32, a static batch of one), which the app maps from raw values
+  with the bundle's input_mapping.json (`input_mapping`); it returns the
+  indices and scores of the top K + context length items, the context's own
+  among them (the caller drops those: a scatter over the catalog per query
+  is work the phone need not do), and `scores`, the whole catalog's, which
+  the TFLite evaluation ranks. Popularity for an empty context is scaled to
+  shares of the train interactions, so the output range (which full-integer
+  quantization fits a scale to) stays the model's.
 * `evaluate` takes serialized session examples, applies the TFT graph that
   training used, and returns scores over the whole catalog with the user's
   history excluded (filter-seen), beside the most-popular baseline's scores
   under the same exclusion: TFMA ranks both with the same metrics.
 * `transform_features` gives TFMA the transformed label.
 """
+from typing import Dict
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,10 +31,14 @@ from components.lib import feature_config as fc
 from components.lib import features as F
 from components.model.catalog_ranking import exclude_items
 from components.model.dual_encoder import DualEncoder
+from components.model.export import input_mapping
 from components.model.export import signatures
-from components.model.export.signature_names import (POPULARITY_SCORES,
+from components.model.export.signature_names import (ONDEVICE,
+                                                     POPULARITY_SCORES,
                                                      SCORES, SERVING,
-                                                     TOP_ITEM_IDS, TOP_SCORES)
+                                                     TOP_ITEM_IDS,
+                                                     TOP_ITEM_INDICES,
+                                                     TOP_SCORES)
 
 
 def read_item_counts(tft_output: tft.TFTransformOutput,
@@ -42,6 +57,38 @@ def read_item_counts(tft_output: tft.TFTransformOutput,
   return counts
 
 
+class OnDeviceExport(tf.Module):
+  """The `ondevice` signature, saved as a SavedModel of its own for the
+  TFLite conversion: the full export's string tables would come along (their
+  initializer runs in the converted file, and its string tensors are dynamic,
+  which makes XNNPACK refuse the whole graph)."""
+
+  def __init__(self, model: DualEncoder, popularity_shares: np.ndarray,
+               widths: Dict[str, int], top_k: int, context_length: int):
+    super().__init__()
+    self.model = model
+    self.popularity_shares = tf.constant(popularity_shares, tf.float32)
+    self.top = top_k + context_length  # the context's own may be among them
+    self.call = tf.function(self._call, input_signature=[{
+        name: tf.TensorSpec([1, width], tf.int32, name)
+        for name, width in widths.items()}])
+
+  def save(self, path: str) -> None:
+    tf.saved_model.save(self, path, signatures={
+        ONDEVICE: self.call.get_concrete_function()})
+
+  def _call(self, inputs):
+    scores = self.model({name: tf.cast(values, tf.int64)
+                         for name, values in inputs.items()})
+    empty = tf.reduce_all(tf.equal(inputs[F.CONTEXT_ITEM_ID], F.PAD_ID),
+                          axis=1, keepdims=True)
+    scores = tf.where(empty, self.popularity_shares[tf.newaxis], scores)
+    catalog = scores[:, F.NUM_RESERVED_IDS:]
+    top = tf.math.top_k(catalog, k=min(self.top, int(catalog.shape[1])))
+    return {TOP_ITEM_INDICES: top.indices + F.NUM_RESERVED_IDS,
+            TOP_SCORES: top.values, SCORES: scores}
+
+
 class RecommenderExport(signatures.ExportModule):
   """Everything the SavedModel serves: model, TFT graph, lookups, baseline."""
 
@@ -53,11 +100,21 @@ class RecommenderExport(signatures.ExportModule):
     self.item_ids = tf.constant([b"<pad>", b"<oov>"] + items, tf.string)
     self.popularity = tf.constant(read_item_counts(tft_output, config))
     self.top_k = min(top_k, len(items))
+    self.context_length = context_length
+    counts = read_item_counts(tft_output, config)
+    popularity_shares = counts / max(counts.sum(), 1.0)
+    self._vocabularies = {name: [v.decode("utf-8") for v in
+                                 tft_output.vocabulary_by_name(name)]
+                          for name in config.vocabularies()}
 
+    widths = {f.name: f.length * (context_length if g.kind == fc.SEQUENCE
+                                  else 1)
+              for g in config.groups for f in g.features}
     self.serve = tf.function(self._serve, input_signature=[{
-        f.name: signatures.input_spec(
-            f, f.length * (context_length if g.kind == fc.SEQUENCE else 1))
+        f.name: signatures.input_spec(f, widths[f.name])
         for g in config.groups for f in g.features}])
+    self.ondevice = OnDeviceExport(model, popularity_shares, widths,
+                                   self.top_k, context_length)
     examples = [signatures.EXAMPLES]
     self.evaluate = tf.function(self._evaluate, input_signature=examples)
     self.transform_features = tf.function(self._transform_features,
@@ -66,6 +123,23 @@ class RecommenderExport(signatures.ExportModule):
   def signature_functions(self):
     return {SERVING: self.serve, "evaluate": self.evaluate,
             "transform_features": self.transform_features}
+
+  def input_mapping(self) -> input_mapping.InputMapping:
+    """How an app maps raw values to `ondevice`'s inputs."""
+    inputs = []
+    for group in self._config.groups:
+      for f in group.features:
+        inputs.append(input_mapping.Input(
+            name=f.name, slots=f.length,
+            kind=(input_mapping.SEQUENCE if group.kind == fc.SEQUENCE
+                  else input_mapping.STATIC),
+            vocabulary=f.vocabulary,
+            boundaries=tuple(float(np.float32(b)) for b in F.bucket_boundaries(
+                f.buckets.start, f.buckets.width, f.buckets.count))
+            if f.buckets else ()))
+    return input_mapping.InputMapping(
+        inputs, self._vocabularies, self._config.label.vocabulary,
+        self.context_length, self.top_k)
 
   def _serve(self, inputs):
     items = self.raw_ids(self._config.label, inputs[F.CONTEXT_ITEM_ID])

@@ -3,6 +3,9 @@ TFMA evaluates and the reports read. Plain constants (no TensorFlow), so the
 command line and the reports can use them without loading the model code."""
 
 SERVING = "serving_default"
+# The retrieval model's on-device signature (model.tflite): vocabulary
+# indices in, indices out, at a static batch of one (input_mapping.py).
+ONDEVICE = "ondevice"
 
 # The retrieval model: `serving_default` returns the top K raw ids and their
 # scores; `evaluate` scores the catalog, and the most-popular baseline beside.
@@ -10,6 +13,9 @@ TOP_ITEM_IDS = "top_item_ids"
 TOP_SCORES = "top_scores"
 SCORES = "scores"
 POPULARITY_SCORES = "popularity_scores"
+# `ondevice` returns the indices of its top items (the context's own items
+# among them: the caller drops those) and their scores, beside `scores`.
+TOP_ITEM_INDICES = "top_item_indices"
 
 # The rating model: `serving_default` rates candidate raw ids; `evaluate`
 # predicts the label's rating beside the two baselines it must beat.

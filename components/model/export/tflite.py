@@ -1,22 +1,29 @@
-"""TFLite conversion of the serving signature, and the on-device call.
+"""TFLite conversion, and calling the converted models as an app does.
 
 Conversion allows TFLite builtin ops only (no TF Select): the model then runs
-with the plain TFLite runtime an app ships. `TFLiteRecommender` calls the
-converted model the way an app does: a history of raw item ids (with their
-position features, e.g. ratings, genres and years), padded or cut to the
-model's context length.
+with the plain TFLite runtime an app ships. The retrieval model's file holds
+its `ondevice` signature (vocabulary indices, a static batch of one);
+`TFLiteRecommender` calls it as an app does, mapping a history of raw item ids
+(with their position features, e.g. ratings, genres and years) with the
+model's input_mapping.json. The rating model's file holds its string-input
+`serving_default` (`TFLiteRater`).
 """
 import contextlib
+import io
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from components.lib import features as F
+from components.lib import layout
+from components.model.export.input_mapping import InputMapping
 from components.model.export.signature_names import (CANDIDATE_ITEM_ID,
-                                                     RATINGS, SERVING,
-                                                     TOP_ITEM_IDS, TOP_SCORES)
+                                                     ONDEVICE, RATINGS,
+                                                     SCORES, SERVING,
+                                                     TOP_ITEM_INDICES,
+                                                     TOP_SCORES)
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
@@ -33,20 +40,74 @@ def _native_stderr_silenced():
     os.close(devnull)
 
 
-def convert(saved_model_dir: str, float16_weights: bool = False) -> bytes:
-  """Converts the SavedModel's serving_default signature; builtin ops only.
+class QuantizationError(ValueError):
+  """A quantization the model's graph does not allow; the message says why."""
 
-  With `float16_weights` the weights are stored as float16 (about half the
-  size) and dequantized when the model is loaded.
+
+def convert(saved_model_dir: str, signature: str = SERVING,
+            quantization: str = "none",
+            representative: Optional[Callable[[], Iterator[Dict[str, np.ndarray]]]]
+            = None) -> bytes:
+  """Converts one signature of the SavedModel; builtin ops only.
+
+  `quantization` (settings.QUANTIZATIONS): "float16" stores the weights as
+  float16 (about half the bytes; dequantized when loaded), "dynamic" as int8
+  with float activations, "int8" quantizes weights and activations with
+  ranges calibrated on `representative` (inputs of the signature, one
+  example each), every op in int8. Bucket boundaries are op attributes and
+  stay exact (features.bucketize); any rounding shows in the file's
+  evaluation, never assumed away.
   """
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[SERVING])
+      saved_model_dir, signature_keys=[signature])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  if float16_weights:
+  if quantization != "none":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if quantization == "float16":
     converter.target_spec.supported_types = [tf.float16]
-  with _native_stderr_silenced():
-    return converter.convert()
+  elif quantization == "int8":
+    if representative is None:
+      raise QuantizationError("int8 quantization needs representative "
+                              "examples to calibrate the activations")
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  try:
+    with _native_stderr_silenced():
+      return converter.convert()
+  except Exception as e:  # pylint: disable=broad-except
+    if quantization == "none":
+      raise
+    reason = str(e).strip().splitlines()
+    raise QuantizationError(
+        f"the model's {signature} signature cannot be converted with "
+        f"{quantization} quantization: "
+        f"{reason[0] if reason else type(e).__name__}") from e
+
+
+def save_representative(examples: Iterator[Dict[str, np.ndarray]],
+                        path: str) -> None:
+  """Writes examples ({input: [1, width]}) for int8 calibration."""
+  examples = list(examples)
+  buffer = io.BytesIO()  # numpy seeks in what it writes; a GFile cannot
+  np.savez_compressed(buffer, **{
+      name: np.concatenate([e[name] for e in examples]) for name in examples[0]})
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(buffer.getvalue())
+
+
+def convert_ondevice(tflite_dir: str, quantization: str) -> bytes:
+  """model.tflite of a retrieval Model's Format-TFLite directory (its
+  on-device SavedModel and representative inputs) with `quantization`."""
+  with tf.io.gfile.GFile(os.path.join(tflite_dir, layout.REPRESENTATIVE_INPUTS),
+                         "rb") as f:
+    arrays = dict(np.load(io.BytesIO(f.read())))
+
+  def representative():
+    for row in range(len(next(iter(arrays.values())))):
+      yield {name: values[row:row + 1] for name, values in arrays.items()}
+  return convert(os.path.join(tflite_dir, layout.ONDEVICE_SAVED_MODEL),
+                 ONDEVICE, quantization, representative)
 
 
 def _fit(values: Sequence, length: int, pad) -> List:
@@ -56,46 +117,51 @@ def _fit(values: Sequence, length: int, pad) -> List:
 
 
 class TFLiteRecommender:
-  """Runs model.tflite on one history at a time, as an app would.
+  """Runs a retrieval model.tflite on one history at a time, as an app would.
 
-  The model's inputs are read from its signature: the context item ids and
-  whichever position features (context_*: MovieLens ratings, years, genre
-  slots; Ali-CCP categories, shops, ...) and user features the feature
-  config uses; missing values are passed as "unknown" ('' or 0).
-
-  Tensors are allocated once for a batch of one, and each query only sets
-  the inputs and invokes, as an Android app's Interpreter does. Python's
-  SignatureRunner instead re-allocates on every call, and because string
-  inputs are dynamic tensors that re-prepares every op of the graph: for an
-  unrolled GRU that more than doubled the time per query.
+  The raw query (item ids, position features such as MovieLens ratings,
+  years and genre slots, user features) is mapped to the model's index
+  inputs with its input_mapping.json (input_mapping.py: unknown ids are
+  UNKNOWN, missing values as the SavedModel treats them), the model is
+  invoked, and the context's own items are dropped from its top indices.
+  Tensors are allocated once (the inputs have a static batch of one); each
+  query sets the inputs and invokes, as an Android app's Interpreter does.
   """
 
-  def __init__(self, model_path: str, num_threads: int = 1):
+  def __init__(self, model_path: str, num_threads: int = 1,
+               mapping_path: Optional[str] = None):
+    self.mapping = InputMapping.load(mapping_path or os.path.join(
+        os.path.dirname(model_path), layout.INPUT_MAPPING))
     self.interpreter = tf.lite.Interpreter(model_path=model_path,
                                            num_threads=num_threads)
-    runner = self.interpreter.get_signature_runner(SERVING)
-    inputs = runner.get_input_details()
+    runner = self.interpreter.get_signature_runner(ONDEVICE)
+    self._input_index = {name: d["index"]
+                         for name, d in runner.get_input_details().items()}
     self._outputs = {name: d["index"]
                      for name, d in runner.get_output_details().items()}
-    del runner  # it holds the interpreter, which refuses resizing while held
-    self.inputs = {name: (int(d["shape_signature"][-1]), d["dtype"])
-                   for name, d in inputs.items()}
-    self._input_index = {name: d["index"] for name, d in inputs.items()}
-    for name, (width, _) in self.inputs.items():
-      self.interpreter.resize_tensor_input(self._input_index[name], [1, width])
+    del runner  # the interpreter is used directly (allocated once)
+    if set(self._input_index) != set(self.mapping.inputs):
+      raise ValueError(f"{model_path} takes {sorted(self._input_index)}, its "
+                       f"input mapping gives {sorted(self.mapping.inputs)}")
     self.interpreter.allocate_tensors()
-    self.context_length = self.inputs[F.CONTEXT_ITEM_ID][0]
+    self.context_length = self.mapping.context_length
+    self._context: List[int] = []
+
+  @property
+  def inputs(self) -> Dict[str, str]:
+    """{input name: 'sequence' or 'static'}: what a query may give."""
+    return {name: i.kind for name, i in self.mapping.inputs.items()}
 
   def parse_value(self, name: str, text: str):
-    """A value for input `name` from text (numbers for numeric inputs)."""
-    dtype = np.dtype(self.inputs[name][1])
-    return text if dtype.kind in "SOU" else dtype.type(text)
+    """A value for input `name` from text (numbers for bucketed inputs)."""
+    return text if self.mapping.inputs[name].vocabulary else float(text)
 
   def recommend(self, item_ids: Sequence[str],
                 features: Optional[Dict[str, Sequence]] = None,
                 user: Optional[Dict[str, object]] = None
                 ) -> Tuple[List[str], np.ndarray]:
-    """History oldest -> newest; returns (top item ids, scores).
+    """History oldest -> newest; returns (top item ids, scores), the
+    history's own items (those within the context) excluded.
 
     `features`: position features by input name, one entry per history item
     (a list of values for a slotted one such as MovieLens genres), e.g.
@@ -104,41 +170,24 @@ class TFLiteRecommender:
     """
     self.set_inputs(item_ids, features, user)
     self.interpreter.invoke()
-    ids = self.interpreter.get_tensor(self._outputs[TOP_ITEM_IDS])[0]
-    scores = self.interpreter.get_tensor(self._outputs[TOP_SCORES])[0]
-    return [i.decode("utf-8") for i in ids], scores
+    return self.mapping.recommendations(
+        self._context, self.interpreter.get_tensor(
+            self._outputs[TOP_ITEM_INDICES])[0],
+        self.interpreter.get_tensor(self._outputs[TOP_SCORES])[0])
 
   def set_inputs(self, item_ids: Sequence[str],
                  features: Optional[Dict[str, Sequence]] = None,
                  user: Optional[Dict[str, object]] = None) -> None:
     """The input tensors of one query (`recommend`'s arguments), without
     invoking: what an app prepares before each call."""
-    features = features or {}
-    n = len(item_ids)
-    for name, values in features.items():
-      if name not in self.inputs:
-        raise ValueError(f"{name} is not an input of the model "
-                         f"({', '.join(sorted(self.inputs))})")
-      if len(values) != n:
-        raise ValueError(f"{name} must align with item_ids ({n} items)")
-    length = self.context_length
-    for name, (width, dtype) in self.inputs.items():
-      missing = "" if dtype in (np.bytes_, np.object_) else 0
-      if name == F.CONTEXT_ITEM_ID:
-        values = _fit(item_ids, length, "")
-      elif name.startswith(F.CONTEXT_PREFIX):  # a position feature
-        slots = width // length
-        given = list(features.get(name, [[]] * n))[-length:]
-        values = [v for item in given for v in _fit(
-            list(item if isinstance(item, (list, tuple)) else [item])[:slots],
-            slots, missing)]
-        values += [missing] * (width - len(values))
-      else:  # a user feature
-        value = (user or {}).get(name)
-        values = [value if value is not None else missing] * width
-      self.interpreter.set_tensor(self._input_index[name], np.array(
-          [values], dtype=object if dtype in (np.bytes_, np.object_)
-          else dtype))
+    arrays = self.mapping.inputs_of(item_ids, features, user)
+    self._context = [int(i) for i in arrays[F.CONTEXT_ITEM_ID][0] if i > 0]
+    for name, values in arrays.items():
+      self.interpreter.set_tensor(self._input_index[name], values)
+
+  def catalog_scores(self) -> np.ndarray:
+    """The last call's scores of every index (PADDING and UNKNOWN too)."""
+    return self.interpreter.get_tensor(self._outputs[SCORES])[0]
 
 
 class TFLiteRater:

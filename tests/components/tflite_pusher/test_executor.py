@@ -5,6 +5,8 @@ import os
 import shutil
 
 import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from components.artifacts import ItemCatalog
@@ -12,7 +14,8 @@ from components.lib import features as F
 from components.lib import layout
 from components.model.export import signature_names as names
 from components.tflite_pusher import executor as pusher
-from tests.support.retrieval_model import CONTEXT, SETTINGS, TOP_K
+from tests.support.retrieval_model import (CONTEXT, SETTINGS, TOP_K,
+                                           serialized_examples)
 from tests.support.sessions import GENRE_SLOTS
 
 
@@ -44,13 +47,18 @@ def test_push_writes_a_complete_versioned_bundle(retrieval_export, tmp_path):
   assert int(os.path.basename(second)) > int(os.path.basename(first))
   assert sorted(os.listdir(first)) == sorted([
       layout.CATALOG, layout.BUNDLE_METADATA, layout.TFLITE_MODEL,
-      layout.BUNDLE_SAVED_MODEL])
+      layout.INPUT_MAPPING, layout.BUNDLE_SAVED_MODEL])
   assert layout.CATALOG not in os.listdir(second)
   with open(os.path.join(first, layout.BUNDLE_METADATA)) as f:
     metadata = json.load(f)
   assert metadata["top_k"] == TOP_K
+  assert metadata["signature"] == names.ONDEVICE
+  assert metadata["input_mapping"] == layout.INPUT_MAPPING
+  # Index inputs at a batch of one; the top K plus the context's own items.
   assert metadata["inputs"][F.CONTEXT_GENRE] == {
-      "dtype": "string", "shape": [-1, CONTEXT * GENRE_SLOTS]}
+      "dtype": "int32", "shape": [1, CONTEXT * GENRE_SLOTS]}
+  assert metadata["outputs"][names.TOP_ITEM_INDICES] == {
+      "dtype": "int32", "shape": [1, TOP_K + CONTEXT]}
   assert metadata["outputs"][names.TOP_SCORES]["dtype"] == "float32"
   assert metadata["metrics"] == {"model": {"hit_rate@10": 0.5}}
   # The settings that made the model, as its Trainer recorded them, and the
@@ -93,3 +101,56 @@ def test_unblessed_model_is_not_pushed(retrieval_export, tmp_path):
                        {pusher.PUSH_DIR: str(push_dir)})
   assert pushed.get_int_custom_property("pushed") == 1
   assert os.path.isdir(pushed.get_string_custom_property("pushed_destination"))
+
+
+def _sessions(retrieval_export, root) -> standard_artifacts.Examples:
+  """A sessions artifact whose test split holds the model's test examples."""
+  sessions = standard_artifacts.Examples()
+  sessions.uri = str(root / "sessions")
+  sessions.split_names = artifact_utils.encode_split_names([F.TEST])
+  split = os.path.join(sessions.uri, f"Split-{F.TEST}")
+  os.makedirs(split)
+  with tf.io.TFRecordWriter(os.path.join(split, "data.gz"),
+                            options="GZIP") as writer:
+    for record in serialized_examples(retrieval_export,
+                                      retrieval_export["test"]):
+      writer.write(record)
+  return sessions
+
+
+@pytest.mark.parametrize("saved_model_hit_rate, pushed", [(None, 1),
+                                                          (1.5, 0)])
+def test_a_file_worse_than_the_saved_model_is_not_pushed(
+    retrieval_export, tmp_path, monkeypatch, saved_model_hit_rate, pushed):
+  model = standard_artifacts.Model()
+  model.uri = _model_artifact(retrieval_export, tmp_path)
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.set_int_custom_property("blessed", 1)
+  result = standard_artifacts.ModelEvaluation()
+  result.uri = str(tmp_path / "evaluation")
+  # TFMA's figure of the SavedModel (1.5: no file can come within the bound).
+  monkeypatch.setattr(pusher.evaluation, "read_metrics", lambda uri: {
+      names.SCORES: {} if saved_model_hit_rate is None else {
+          "hit_rate@10": saved_model_hit_rate}})
+  monkeypatch.setattr(pusher.evaluation, "blessing_reason", lambda uri: "ok")
+  output = standard_artifacts.PushedModel()
+  output.uri = str(tmp_path / "pushed")
+  push_dir = tmp_path / "serving"
+  pusher.Executor().Do(
+      {"model": [model], "model_blessing": [blessing], "evaluation": [result],
+       "examples": [_sessions(retrieval_export, tmp_path)]},
+      {"pushed_model": [output]},
+      {pusher.PUSH_DIR: str(push_dir), pusher.MAX_TFLITE_DROP: 0.005})
+  found = pusher.read_tflite_evaluation(output.uri)
+  assert found["users"] == len(retrieval_export["test"])
+  assert output.get_float_custom_property("tflite_hit_rate_at_10") == (
+      found["overall"]["hit_rate@10"])
+  assert output.get_int_custom_property("pushed") == pushed
+  if pushed:
+    with open(os.path.join(output.get_string_custom_property(
+        "pushed_destination"), layout.BUNDLE_METADATA)) as f:
+      assert json.load(f)["tflite_evaluation"] == found
+  else:
+    assert "below the SavedModel's 1.5000" in (
+        output.get_string_custom_property("not_pushed_reason"))
+    assert not push_dir.exists()

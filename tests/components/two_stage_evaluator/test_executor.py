@@ -35,10 +35,3 @@ def test_retrieval_ranks_count_ties_against_the_target():
       two_stage.retrieval_ranks(scores, np.array([1, 0])), [1, 3])
 
 
-def test_rank_metrics():
-  metrics = two_stage.rank_metrics(np.array([0, 3, 9, 10, 50]))
-  assert metrics["hit_rate@1"] == pytest.approx(0.2)
-  assert metrics["hit_rate@5"] == pytest.approx(0.4)
-  assert metrics["hit_rate@10"] == pytest.approx(0.6)
-  assert metrics["ndcg@10"] == pytest.approx(
-      (1.0 + 1 / np.log2(5) + 1 / np.log2(11)) / 5)

@@ -309,3 +309,13 @@ def test_rating_eval_config_gates_on_the_overall_slice():
     for metric in spec.metrics:
       for gate in metric.per_slice_thresholds:
         assert list(gate.slicing_specs) == [tfma.SlicingSpec()]
+
+
+def test_rank_metrics_of_ranks_outside_tfma():
+  metrics = evaluation.rank_metrics(np.array([0, 3, 9, 10, 50]))
+  assert metrics["hit_rate@1"] == pytest.approx(0.2)
+  assert metrics["hit_rate@5"] == pytest.approx(0.4)
+  assert metrics["hit_rate@10"] == pytest.approx(0.6)
+  assert metrics["hit_rate@50"] == pytest.approx(0.8)
+  assert metrics["ndcg@10"] == pytest.approx(
+      (1.0 + 1 / np.log2(5) + 1 / np.log2(11)) / 5)

@@ -5,24 +5,30 @@ bundles, the TFLite file agreeing with the SavedModel, the rating model and
 the two-stage evaluation)."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.dsl.compiler import compiler
 from tfx.proto.orchestration import pipeline_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
 
 from components.lib import features as F
 from components.lib import layout
+from components.lib import slices
 from components.model.export import signature_names as names
 from components.model.export import tflite
+from components.tflite_pusher import executor as pusher
 from components.user_modules import evaluation
 from components.user_modules.trainer import TrainerSettings
 from pipeline.config import load_config
 from pipeline.dag.pipeline import create_pipeline
 from pipeline.results import report
 from pipeline.results import runs as pipeline_runs
-from tests.support.pipeline_runs import SAMPLE, split_examples, split_records
+from tests.support.pipeline_runs import (SAMPLE, split_examples, split_records,
+                                         split_records_dir)
 
 # --- What a setting re-runs -------------------------------------------------
 
@@ -151,7 +157,7 @@ def test_pushed_bundle_is_complete_and_versioned(sample_runs):
       os.path.basename(pushed), "ranking"]
   assert sorted(os.listdir(pushed)) == sorted([
       layout.CATALOG, layout.BUNDLE_METADATA, layout.TFLITE_MODEL,
-      layout.BUNDLE_SAVED_MODEL])
+      layout.INPUT_MAPPING, layout.BUNDLE_SAVED_MODEL])
   with open(os.path.join(pushed, layout.BUNDLE_METADATA)) as f:
     metadata = json.load(f)
   assert metadata["version"] == int(os.path.basename(pushed))
@@ -161,13 +167,22 @@ def test_pushed_bundle_is_complete_and_versioned(sample_runs):
   assert metadata["blessing"] == {
       "reason": report.facts(config, pipeline_runs.list_runs(config)[0][
           "run"])["blessing"]["reason"], "baseline_model": None}
+  # Vocabulary indices at a batch of one (input_mapping.json maps raw ids).
   assert metadata["inputs"][F.CONTEXT_ITEM_ID] == {
-      "dtype": "string", "shape": [-1, config.session.max_context_length]}
+      "dtype": "int32", "shape": [1, config.session.max_context_length]}
   assert metadata["inputs"][F.CONTEXT_GENRE]["shape"] == [
-      -1, config.session.max_context_length * config.session.max_item_genres]
+      1, config.session.max_context_length * config.session.max_item_genres]
   # The sample has users: the optional user group is in, recorded inline.
   assert F.USER_GENDER in metadata["inputs"]
-  assert metadata["outputs"][names.TOP_ITEM_IDS]["dtype"] == "string"
+  assert metadata["outputs"][names.TOP_ITEM_INDICES]["dtype"] == "int32"
+  # The file's own test metrics, within serving.max_tflite_drop of TFMA's.
+  tflite_metrics = metadata["tflite_evaluation"]["overall"]
+  assert tflite_metrics == first["tflite"]["overall"]
+  assert metadata["tflite_evaluation"]["users"] == 600
+  assert tflite_metrics["hit_rate@10"] >= (
+      first["metrics"][names.SCORES]["hit_rate@10"]
+      - config.serving.max_tflite_drop)
+  assert set(metadata["tflite_evaluation"]["slices"]) == set(slices.FEATURES)
   assert metadata["tflite_bytes"] == os.path.getsize(
       os.path.join(pushed, layout.TFLITE_MODEL))
   # The settings the model's Trainer received, and the catalog's data set.
@@ -211,6 +226,56 @@ def test_tflite_top_10_matches_saved_model(sample_runs):
                                saved[names.TOP_SCORES].numpy()[0][:10],
                                rtol=1e-4, atol=1e-4)
     assert not set(ids) & set(items)
+
+
+def _broken_conversion(model_uri: str, target: str) -> str:
+  """A copy of the Model artifact whose model.tflite is converted from the
+  on-device SavedModel with its item embeddings shuffled: a file that runs
+  and has the right signature, but ranks badly."""
+  shutil.copytree(model_uri, target)
+  tflite_dir = os.path.join(target, layout.TFLITE_DIR)
+  loaded = tf.saved_model.load(os.path.join(tflite_dir,
+                                            layout.ONDEVICE_SAVED_MODEL))
+  (embedding,) = [v for v in loaded.signatures[names.ONDEVICE].variables
+                  if "item_embedding" in v.name]
+  embedding.assign(tf.random.shuffle(embedding, seed=0))
+  broken = os.path.join(target, "broken_saved_model")
+  tf.saved_model.save(loaded, broken, signatures=loaded.signatures)
+  with open(os.path.join(tflite_dir, layout.TFLITE_MODEL), "wb") as f:
+    f.write(tflite.convert(broken, names.ONDEVICE))
+  return target
+
+
+def test_a_broken_conversion_is_evaluated_and_not_pushed(sample_runs,
+                                                         tmp_path):
+  config, first = sample_runs.config, sample_runs.first
+  model = standard_artifacts.Model()
+  model.uri = _broken_conversion(first["model"], str(tmp_path / "model"))
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.set_int_custom_property("blessed", 1)
+  result = standard_artifacts.ModelEvaluation()
+  result.uri = first["evaluation"]
+  sessions = standard_artifacts.Examples()
+  sessions.uri = os.path.dirname(split_records_dir(config))
+  sessions.split_names = artifact_utils.encode_split_names(list(F.SPLITS))
+  output = standard_artifacts.PushedModel()
+  output.uri = str(tmp_path / "pushed")
+  versions = sorted(os.listdir(config.serving_dir))
+  pusher.Executor().Do(
+      {"model": [model], "model_blessing": [blessing], "evaluation": [result],
+       "examples": [sessions]}, {"pushed_model": [output]},
+      {pusher.PUSH_DIR: config.serving_dir,
+       pusher.MAX_TFLITE_DROP: config.serving.max_tflite_drop})
+  found = pusher.read_tflite_evaluation(output.uri)
+  saved_model = first["metrics"][names.SCORES]["hit_rate@10"]
+  assert found["users"] == 600
+  assert found["overall"]["hit_rate@10"] < (
+      saved_model - config.serving.max_tflite_drop)
+  assert output.get_int_custom_property("pushed") == 0
+  reason = output.get_string_custom_property("not_pushed_reason")
+  assert f"{found['overall']['hit_rate@10']:.4f}" in reason
+  assert f"SavedModel's {saved_model:.4f}" in reason
+  assert sorted(os.listdir(config.serving_dir)) == versions
 
 
 def test_rating_model_beats_both_baselines_and_is_pushed(sample_runs):

@@ -60,12 +60,16 @@ def test_report_text_of_the_latest_run(sample_runs, capsys):
   model = first["metrics"][names.SCORES]
   popular = first["metrics"][names.POPULARITY_SCORES]
   # Model, most popular and delta, then the baseline model and TFMA's diff.
-  (hr10,) = [line.split() for line in lines
-             if line.split()[:1] == ["HR@10"] and "slice" not in line]
+  (hr10, tflite_hr10) = [line.split() for line in lines
+                         if line.split()[:1] == ["HR@10"]]
   assert hr10 == ["HR@10", f"{model['hit_rate@10']:.4f}",
                   f"{popular['hit_rate@10']:.4f}",
                   f"{model['hit_rate@10'] - popular['hit_rate@10']:+.4f}",
                   f"{model['hit_rate@10']:.4f}", "+0.0000"]
+  # The pushed file's own figure beside the SavedModel's.
+  assert tflite_hr10 == ["HR@10", f"{model['hit_rate@10']:.4f}",
+                         f"{first['tflite']['overall']['hit_rate@10']:.4f}"]
+  assert "model.tflite HR@10 by slice" in text
   assert "baseline: the latest blessed model" in text
   # Every slice feature of the sample (it has demographics), with its users
   # adding up to the 600 test users.

@@ -7,7 +7,8 @@ import tensorflow as tf
 from components.lib import features as F
 from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.export import retrieval
-from tests.support.retrieval_model import CONTEXT, ITEMS, TOP_K, serve
+from tests.support.retrieval_model import (CONTEXT, ITEMS, TOP_K, serve,
+                                           serialized_examples)
 
 
 def test_serving_returns_top_k_raw_ids_without_context_items(retrieval_export):
@@ -43,21 +44,7 @@ def test_trained_model_learned_the_next_item_habit(retrieval_export):
 
 def test_evaluate_excludes_history_and_matches_serving(retrieval_export):
   """The TFT path (evaluate) and the serving lookups give the same scores."""
-  serialized = []
-  spec = retrieval_export["tft_output"].raw_feature_spec()
-  for s in retrieval_export["test"]:
-    feature = {}
-    for name, values in s.items():
-      values = values if isinstance(values, list) else [values]
-      dtype = spec[name].dtype
-      if dtype == tf.string:
-        feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-      elif dtype == tf.float32:
-        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-      else:
-        feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-    serialized.append(tf.train.Example(features=tf.train.Features(
-        feature=feature)).SerializeToString())
+  serialized = serialized_examples(retrieval_export, retrieval_export["test"])
   out = retrieval_export["saved_model"].signatures["evaluate"](
       examples=tf.constant(serialized))
   scores = out[retrieval.SCORES].numpy()

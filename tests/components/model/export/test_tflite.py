@@ -1,46 +1,96 @@
-"""The TFLite conversion and the on-device call: builtin ops only, and the
-same top 10 as the SavedModel over many calls on one interpreter."""
+"""The TFLite conversion and the on-device call: builtin ops only, no dynamic
+tensors (XNNPACK takes the graph), and the same top 10 as the SavedModel over
+many calls on one interpreter, through the input mapping."""
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.lib import features as F
+from components.lib import layout
+from components.lib.settings import QUANTIZATIONS
 from components.model.export import retrieval
 from components.model.export import tflite
 from tests.support.retrieval_model import CONTEXT, GENRE_OF, ITEMS, serve
+
+
+def _query(context):
+  return ([c.decode() for c in context],
+          {F.CONTEXT_RATING: [4.0] * len(context),
+           F.CONTEXT_GENRE: [[g.decode() for g in GENRE_OF.get(c, [])]
+                             for c in context],
+           F.CONTEXT_YEAR: [1990 + len(c) for c in context]},
+          {F.USER_GENDER: "F", F.USER_AGE: 25})
 
 
 def test_tflite_matches_saved_model_top_10(retrieval_export):
   recommender = tflite.TFLiteRecommender(retrieval_export["tflite"])
   assert recommender.context_length == CONTEXT
   rng = np.random.default_rng(0)
+  # Empty, short and longer-than-the-context histories, and ids the model
+  # does not know, in a row on one interpreter: no state may leak.
   contexts = [list(rng.choice(ITEMS, size=n, replace=False))
               for n in rng.integers(0, 9, size=40)]
+  contexts += [[b"999", ITEMS[3]], [ITEMS[5], b"unknown", ITEMS[6]]]
   saved = serve(retrieval_export["saved_model"], contexts)
   saved_ids = saved[retrieval.TOP_ITEM_IDS].numpy()
   saved_scores = saved[retrieval.TOP_SCORES].numpy()
-  # Many calls in a row on one interpreter: no state may leak between them.
   for context, want_ids, want_scores in zip(contexts, saved_ids, saved_scores):
-    recent = context[-CONTEXT:]
-    ids, scores = recommender.recommend(
-        [c.decode() for c in context], {
-            F.CONTEXT_RATING: [4.0] * len(context),
-            F.CONTEXT_GENRE: [[g.decode() for g in GENRE_OF[c]]
-                              for c in context],
-            F.CONTEXT_YEAR: [1990 + len(c) for c in context]},
-        user={F.USER_GENDER: "F", F.USER_AGE: 25})
-    assert ids[:10] == [i.decode() for i in want_ids[:10]], recent
-    np.testing.assert_allclose(scores[:10], want_scores[:10], rtol=1e-4,
-                               atol=1e-4)
+    ids, scores = recommender.recommend(*_query(context))
+    assert len(ids) == len(want_ids)
+    assert ids[:10] == [i.decode() for i in want_ids[:10]], context
+    assert not set(ids) & {c.decode() for c in context[-CONTEXT:]}
+    if context:  # an empty one gets popularity: counts there, shares here
+      np.testing.assert_allclose(scores[:10], want_scores[:10], rtol=1e-4,
+                                 atol=1e-4)
 
 
-def test_tflite_uses_builtin_ops_only(retrieval_export):
+def test_tflite_has_static_index_inputs_and_builtin_ops(retrieval_export):
   # A model needing TF Select (Flex) ops fails to run in a plain interpreter
   # with "Select TensorFlow op(s) ... not supported"; allocation proves it.
   interpreter = tf.lite.Interpreter(model_path=retrieval_export["tflite"])
   interpreter.allocate_tensors()
   ops = {d["op_name"] for d in interpreter._get_ops_details()}  # pylint: disable=protected-access
   assert not any(op.startswith("Flex") for op in ops), ops
-  assert "HASHTABLE_FIND" in ops or "HASHTABLE_LOOKUP" in ops, ops
+  assert not ops & {"HASHTABLE_FIND", "HASHTABLE_LOOKUP", "CALL_ONCE"}, ops
+  runner = interpreter.get_signature_runner(tflite.ONDEVICE)
+  for name, detail in runner.get_input_details().items():
+    assert detail["dtype"] == np.int32, name
+    assert list(detail["shape_signature"])[0] == 1, name
+  for detail in interpreter.get_tensor_details():
+    assert detail["dtype"] not in (np.bytes_, np.object_), detail["name"]
+
+
+def test_xnnpack_takes_the_graph(retrieval_export):
+  # TFLite logs a refusal to stderr from C++ when a tensor is dynamic.
+  script = ("from components.model.export import tflite; tflite."
+            f"TFLiteRecommender({retrieval_export['tflite']!r}).recommend([])")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, check=True)
+  assert "XNNPACK delegate" in result.stderr, result.stderr
+  assert "dynamic-sized tensors" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("quantization", QUANTIZATIONS)
+def test_every_quantization_converts_and_runs(retrieval_export, tmp_path,
+                                              quantization):
+  tflite_dir = retrieval_export["tflite_dir"]
+  path = tmp_path / layout.TFLITE_MODEL
+  path.write_bytes(tflite.convert_ondevice(tflite_dir, quantization))
+  recommender = tflite.TFLiteRecommender(
+      str(path), mapping_path=f"{tflite_dir}/{layout.INPUT_MAPPING}")
+  ids, scores = recommender.recommend(*_query(ITEMS[:3]))
+  assert len(ids) == recommender.mapping.top_k
+  assert not set(ids) & {i.decode() for i in ITEMS[:3]}
+  assert np.all(np.diff(scores) <= 1e-6)
+
+
+def test_int8_without_calibration_examples_is_a_clear_error(retrieval_export):
+  with pytest.raises(tflite.QuantizationError, match="representative"):
+    tflite.convert(f"{retrieval_export['tflite_dir']}/"
+                   f"{layout.ONDEVICE_SAVED_MODEL}", tflite.ONDEVICE, "int8")
 
 
 class _Bucketized(tf.Module):
@@ -70,9 +120,9 @@ def test_float16_weights_keep_every_bucket_boundary(tmp_path):
     values = np.array([[start + b * width for b in range(-1, count + 2)]],
                       np.float32)
     want = module.serve(tf.constant(values))["ids"].numpy()
-    for float16 in (False, True):
+    for quantization in ("none", "float16"):
       interpreter = tf.lite.Interpreter(
-          model_content=tflite.convert(path, float16_weights=float16))
+          model_content=tflite.convert(path, quantization=quantization))
       runner = interpreter.get_signature_runner(tflite.SERVING)
       np.testing.assert_array_equal(runner(x=values)["ids"], want,
-                                    err_msg=f"float16={float16}")
+                                    err_msg=quantization)
