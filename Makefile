@@ -30,16 +30,17 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-aliccp clean help
+.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-ondevice bench-aliccp clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
 	@echo "make test    - set up $(VENV) if needed and run the test suite (what CI runs)"
 	@echo "make test-fast - the test suite without the pipeline runs (tests marked e2e)"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
-	@echo "make bench   - bench-encoders, then bench-shapes"
+	@echo "make bench   - bench-encoders, bench-shapes, then bench-ondevice"
 	@echo "make bench-encoders - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
 	@echo "make bench-shapes - the defaults before and after adapting to the data, and tuned, on $(ML1M_DIR), cuts of it and the sample: output/bench-shapes/shapes.md"
+	@echo "make bench-ondevice - the on-device Pareto table on $(ML1M_DIR): each model and quantization's bytes, invoke() against the reference workload, the TFLite file's HR@10: output/bench-ondevice/ondevice.md"
 	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
 
 venv: $(STAMP)
@@ -65,7 +66,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) -m "not e2e"
 
-bench: bench-encoders bench-shapes
+bench: bench-encoders bench-shapes bench-ondevice
 
 bench-encoders: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
@@ -74,6 +75,10 @@ bench-encoders: $(STAMP)
 bench-shapes: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
 	$(VENV)/bin/recsys bench-shapes --data-dir $(ML1M_DIR) --output-dir output/bench-shapes --data-sets $(BENCH_SHAPES) --profiles $(BENCH_PROFILES)
+
+bench-ondevice: $(STAMP)
+	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
+	$(VENV)/bin/recsys bench --on-device --data-dir $(ML1M_DIR) --output-dir output/bench-ondevice
 
 bench-aliccp: $(STAMP)
 	$(VENV)/bin/recsys bench-aliccp --output-dir output/bench-aliccp

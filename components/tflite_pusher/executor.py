@@ -194,14 +194,13 @@ def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
   return target
 
 
-def evaluate_tflite(model_uri: str, sessions: types.Artifact,
+def evaluate_tflite(tflite_dir: str, sessions: types.Artifact,
                     output_uri: str) -> Dict[str, Any]:
-  """The model's model.tflite on the test split (file_evaluation.py), written
-  to <output_uri>/tflite_evaluation.json."""
+  """The model.tflite in `tflite_dir` (with its input mapping) on the test
+  split (file_evaluation.py), written to <output_uri>/tflite_evaluation.json."""
   pattern = os.path.join(artifact_utils.get_split_uri([sessions], F.TEST), "*")
   records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern)),
                                     compression_type="GZIP")
-  tflite_dir = os.path.join(model_uri, layout.TFLITE_DIR)
   found = file_evaluation.evaluate_file(
       os.path.join(tflite_dir, layout.TFLITE_MODEL),
       (r.numpy() for r in records),
@@ -241,7 +240,8 @@ class Executor(base_executor.BaseExecutor):
     tflite_evaluation = None
     if input_dict.get("examples"):
       tflite_evaluation = evaluate_tflite(
-          model.uri, artifact_utils.get_single_instance(input_dict["examples"]),
+          os.path.join(model.uri, layout.TFLITE_DIR),
+          artifact_utils.get_single_instance(input_dict["examples"]),
           pushed.uri)
       hit_rate = tflite_evaluation["overall"][file_evaluation.HIT_RATE_AT_10]
       pushed.set_float_custom_property("tflite_hit_rate_at_10", hit_rate)

@@ -3,18 +3,54 @@ import json
 import os
 
 from components.lib.feature_config import SEQUENCE_ENCODERS
-from components.lib.settings import DataConfig
+from components.lib.settings import QUANTIZATIONS, DataConfig
 from pipeline.bench import shapes
+from pipeline.bench.ondevice import MODELS as ONDEVICE_MODELS
 from pipeline.config import ConfigError
 
 
-def cmd_bench(args) -> int:
-  from pipeline.bench import encoders as bench  # pylint: disable=import-outside-toplevel
-  names = [e for e in args.encoders.split(",") if e]
-  unknown = set(names) - set(SEQUENCE_ENCODERS)
+def _known(text: str, known, flag: str):
+  """A comma-separated list of names, each one of `known`."""
+  names = [n for n in text.split(",") if n]
+  unknown = set(names) - set(known)
   if unknown:
-    raise ConfigError(f"--encoders: unknown {', '.join(sorted(unknown))} "
-                      f"(known: {', '.join(SEQUENCE_ENCODERS)})")
+    raise ConfigError(f"{flag}: unknown {', '.join(sorted(unknown))} "
+                      f"(known: {', '.join(known)})")
+  return names
+
+
+def _models(text: str):
+  """--models encoder:profile,... -> [(encoder, profile)]."""
+  from pipeline.config import shipped_profiles  # pylint: disable=import-outside-toplevel
+  models = []
+  for item in (i for i in text.split(",") if i):
+    encoder, _, profile = item.partition(":")
+    if encoder not in SEQUENCE_ENCODERS or profile not in shipped_profiles():
+      raise ConfigError(f"--models: {item!r} is not ENCODER:PROFILE with "
+                        f"ENCODER one of {', '.join(SEQUENCE_ENCODERS)} and "
+                        f"PROFILE one of {', '.join(shipped_profiles())}")
+    models.append((encoder, profile))
+  return models
+
+
+def cmd_bench_ondevice(args) -> int:
+  from pipeline.bench import ondevice  # pylint: disable=import-outside-toplevel
+  quantizations = _known(args.quantizations, QUANTIZATIONS, "--quantizations")
+  os.makedirs(args.output_dir, exist_ok=True)
+  result = ondevice.run(os.path.abspath(args.data_dir),
+                        os.path.abspath(args.output_dir), _models(args.models),
+                        quantizations, args.queries)
+  print(ondevice.markdown(result))
+  print(f"written: {os.path.join(args.output_dir, ondevice.TABLE)} and "
+        f"{ondevice.RESULT}")
+  return 0
+
+
+def cmd_bench(args) -> int:
+  if args.on_device:
+    return cmd_bench_ondevice(args)
+  from pipeline.bench import encoders as bench  # pylint: disable=import-outside-toplevel
+  names = _known(args.encoders, SEQUENCE_ENCODERS, "--encoders")
   os.makedirs(args.output_dir, exist_ok=True)
   if args.remeasure:
     result = bench.remeasure(os.path.abspath(args.output_dir), args.queries)
@@ -29,14 +65,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_bench_shapes(args) -> int:
-  names = [n for n in args.data_sets.split(",") if n]
-  profiles = [p for p in args.profiles.split(",") if p]
-  for given, known, flag in ((names, shapes.DATA_SETS, "--data-sets"),
-                             (profiles, tuple(shapes.PROFILES), "--profiles")):
-    unknown = set(given) - set(known)
-    if unknown:
-      raise ConfigError(f"{flag}: unknown {', '.join(sorted(unknown))} "
-                        f"(known: {', '.join(known)})")
+  names = _known(args.data_sets, shapes.DATA_SETS, "--data-sets")
+  profiles = _known(args.profiles, tuple(shapes.PROFILES), "--profiles")
   os.makedirs(args.output_dir, exist_ok=True)
   result = shapes.run_shapes(os.path.abspath(args.data_dir),
                              os.path.abspath(args.output_dir), names, profiles,
@@ -93,6 +123,19 @@ def add_commands(commands) -> None:
   bench.add_argument("--remeasure", action="store_true",
                      help="only measure the TFLite size and latency of the "
                      "models in OUTPUT_DIR/bench.json again")
+  bench.add_argument("--on-device", action="store_true",
+                     help="instead: the on-device Pareto table "
+                     "(pipeline/bench/ondevice.py): each of --models trained "
+                     "once, converted with each of --quantizations, each file "
+                     "evaluated on the test split through the TFLite "
+                     "interpreter and timed against the reference workload; "
+                     "writes ondevice.md and ondevice.json")
+  bench.add_argument("--models", default=",".join(
+      f"{e}:{p}" for e, p in ONDEVICE_MODELS), metavar="ENCODER:PROFILE,...",
+                     help="--on-device: the models (default: %(default)s)")
+  bench.add_argument("--quantizations", default=",".join(QUANTIZATIONS),
+                     help="--on-device: serving.quantization values (default: "
+                     "%(default)s)")
   bench.set_defaults(func=cmd_bench)
 
   parser = commands.add_parser(

@@ -142,6 +142,9 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
   if not found:
     return summary
   outputs = run_outputs(store, found[-1][1])
+  sessions = outputs.get("Sessionize", {}).get("sessions")
+  if sessions is not None:
+    summary["sessions"] = sessions.uri
   summary.update(stage_summary(outputs, nodes.RETRIEVAL))
   if nodes.RANKING.trainer in outputs:
     summary["ranking"] = stage_summary(outputs, nodes.RANKING)
