@@ -110,34 +110,56 @@ class InputMapping:
     '') is PADDING for a vocabulary input and UNKNOWN for a number, as the
     SavedModel maps '' and 0."""
     spec = self.inputs[name]
-    missing = value is None or (isinstance(value, (str, bytes)) and not value)
     if spec.vocabulary:
-      if missing:
-        return PADDING
-      if isinstance(value, bytes):
-        value = value.decode("utf-8")
-      return self._index[spec.vocabulary].get(str(value), UNKNOWN)
-    number = np.float32(0 if missing else value)
-    if not number > 0:  # missing, not positive, or NaN
-      return UNKNOWN
-    return FIRST_INDEX + int(np.searchsorted(self._boundaries[name], number,
-                                             side="right"))
+      return self._vocabulary_indices(spec.vocabulary, [value])[0]
+    return int(self._bucket_indices(name, [value])[0])
+
+  def _vocabulary_indices(self, vocabulary: str, values: Sequence) -> List[int]:
+    table = self._index[vocabulary]
+    return [PADDING if v is None or v == "" or v == b"" else table.get(
+        v if type(v) is str else  # pylint: disable=unidiomatic-typecheck
+        v.decode("utf-8") if isinstance(v, bytes) else str(v), UNKNOWN)
+            for v in values]
+
+  def _bucket_indices(self, name: str, values: Sequence) -> np.ndarray:
+    numbers = np.array([0.0 if v is None or v == "" else v for v in values],
+                       np.float32)
+    buckets = FIRST_INDEX + np.searchsorted(self._boundaries[name], numbers,
+                                            side="right")
+    # Not positive (missing) or NaN: UNKNOWN.
+    return np.where(numbers > 0, buckets, UNKNOWN)
 
   def item_indices(self, item_ids: Sequence) -> List[int]:
-    return [self.index(F.CONTEXT_ITEM_ID, i) for i in item_ids]
+    return self._vocabulary_indices(self.item_vocabulary, item_ids)
 
   def item_id(self, index: int) -> str:
     return self.vocabularies[self.item_vocabulary][index - FIRST_INDEX]
+
+  def empty_inputs(self) -> Dict[str, np.ndarray]:
+    """{input name: [1, width] int32}, all PADDING: buffers for `fill`."""
+    return {name: np.zeros([1, self.width(name)], np.int32)
+            for name in self.inputs}
 
   def inputs_of(self, item_ids: Sequence,
                 features: Optional[Dict[str, Sequence]] = None,
                 user: Optional[Dict[str, Any]] = None
                 ) -> Dict[str, np.ndarray]:
-    """{input name: [1, width] int32} of a history (oldest first; the most
-    recent context_length items are kept), its position `features` (a value,
-    or a list of values for a slotted input, per item) and `user` features;
-    what is not given is missing (see `index`)."""
+    """{input name: [1, width] int32} of a query (see `fill`)."""
+    arrays = self.empty_inputs()
+    self.fill(arrays, item_ids, features, user)
+    return arrays
+
+  def fill(self, arrays: Dict[str, np.ndarray], item_ids: Sequence,
+           features: Optional[Dict[str, Sequence]] = None,
+           user: Optional[Dict[str, Any]] = None) -> List[int]:
+    """Writes a query into `arrays` (from `empty_inputs`): a history (oldest
+    first; the most recent context_length items are kept), its position
+    `features` (a value, or a list of values for a slotted input, per item)
+    and `user` features (those the model does not take are ignored: an app
+    may hold more of the user's profile); what is not given is missing (see
+    `index`). Returns the context's item indices."""
     features = features or {}
+    user = user or {}
     n = len(item_ids)
     for name, values in features.items():
       if name not in self.inputs or self.inputs[name].kind != SEQUENCE:
@@ -145,37 +167,51 @@ class InputMapping:
                          f"({', '.join(self._names(SEQUENCE))})")
       if len(values) != n:
         raise ValueError(f"{name} must align with item_ids ({n} items)")
-    for name in user or {}:
-      if name not in self.inputs or self.inputs[name].kind != STATIC:
-        raise ValueError(f"{name} is not a user input of the model "
-                         f"({', '.join(self._names(STATIC))})")
-    recent = slice(max(0, n - self.context_length), n)
-    kept = list(item_ids)[recent]
-    arrays = {}
+    start = max(0, n - self.context_length)
+    kept = n - start
+    context = self.item_indices(list(item_ids)[start:])
     for name, spec in self.inputs.items():
-      values = np.full([1, self.width(name)], PADDING, np.int32)
+      values = arrays[name][0]
+      values[:] = PADDING
       if name == F.CONTEXT_ITEM_ID:
-        values[0, :len(kept)] = self.item_indices(kept)
+        values[:kept] = context
       elif spec.kind == SEQUENCE:
-        given = list(features.get(name, [None] * n))[recent]
-        for position, value in enumerate(given):
-          slot_values = (list(value) if isinstance(value, (list, tuple))
-                         else [value])
-          for slot, v in enumerate(slot_values[:spec.slots]):
-            values[0, position * spec.slots + slot] = self.index(name, v)
+        given = features.get(name)
+        if given is None:  # missing at every position of the context
+          if not spec.vocabulary:  # (a missing string is PADDING already)
+            values[:kept * spec.slots:spec.slots] = UNKNOWN
+        elif spec.slots == 1:
+          values[:kept] = self._indices(name, [
+              (v[0] if v else None) if isinstance(v, (list, tuple)) else v
+              for v in list(given)[start:]])
+        else:
+          at, flat = [], []
+          for position, value in enumerate(list(given)[start:]):
+            slot_values = (value if isinstance(value, (list, tuple))
+                           else [value])[:spec.slots]
+            at += range(position * spec.slots,
+                        position * spec.slots + len(slot_values))
+            flat += slot_values
+          values[at] = self._indices(name, flat)
       else:
-        values[0, :] = self.index(name, (user or {}).get(name))
-      arrays[name] = values
-    return arrays
+        values[:] = self._indices(name, [user.get(name)])[0]
+    return context
+
+  def _indices(self, name: str, values: Sequence):
+    vocabulary = self.inputs[name].vocabulary
+    return (self._vocabulary_indices(vocabulary, values) if vocabulary
+            else self._bucket_indices(name, values))
 
   def recommendations(self, context: Sequence[int], indices: np.ndarray,
                       scores: np.ndarray) -> Tuple[List[str], np.ndarray]:
     """The model's top indices and scores -> the first top_k item ids and
     scores, the context's own items (`context`: its input indices) dropped."""
-    seen = set(int(i) for i in context)
-    keep = [k for k, i in enumerate(indices) if int(i) not in seen]
-    keep = keep[:self.top_k]
-    return [self.item_id(int(indices[k])) for k in keep], scores[keep]
+    seen = set(context)
+    keep = [k for k, i in enumerate(indices.tolist()) if i not in seen][
+        :self.top_k]
+    ids = self.vocabularies[self.item_vocabulary]
+    top = indices.tolist()
+    return [ids[top[k] - FIRST_INDEX] for k in keep], scores[keep]
 
   def _names(self, kind: str) -> List[str]:
     return sorted(n for n, i in self.inputs.items() if i.kind == kind)

@@ -145,6 +145,7 @@ class TFLiteRecommender:
                        f"input mapping gives {sorted(self.mapping.inputs)}")
     self.interpreter.allocate_tensors()
     self.context_length = self.mapping.context_length
+    self._inputs = self.mapping.empty_inputs()  # filled in place per query
     self._context: List[int] = []
 
   @property
@@ -180,9 +181,8 @@ class TFLiteRecommender:
                  user: Optional[Dict[str, object]] = None) -> None:
     """The input tensors of one query (`recommend`'s arguments), without
     invoking: what an app prepares before each call."""
-    arrays = self.mapping.inputs_of(item_ids, features, user)
-    self._context = [int(i) for i in arrays[F.CONTEXT_ITEM_ID][0] if i > 0]
-    for name, values in arrays.items():
+    self._context = self.mapping.fill(self._inputs, item_ids, features, user)
+    for name, values in self._inputs.items():
       self.interpreter.set_tensor(self._input_index[name], values)
 
   def catalog_scores(self) -> np.ndarray:

@@ -236,8 +236,10 @@ def _broken_conversion(model_uri: str, target: str) -> str:
   tflite_dir = os.path.join(target, layout.TFLITE_DIR)
   loaded = tf.saved_model.load(os.path.join(tflite_dir,
                                             layout.ONDEVICE_SAVED_MODEL))
+  with open(os.path.join(tflite_dir, layout.INPUT_MAPPING)) as f:
+    items = len(json.load(f)["vocabularies"]["item_id"]) + 2
   (embedding,) = [v for v in loaded.signatures[names.ONDEVICE].variables
-                  if "item_embedding" in v.name]
+                  if v.shape[0] == items]
   embedding.assign(tf.random.shuffle(embedding, seed=0))
   broken = os.path.join(target, "broken_saved_model")
   tf.saved_model.save(loaded, broken, signatures=loaded.signatures)
