@@ -105,8 +105,8 @@ def test_every_setting_is_recorded():
 def test_a_profile_applies_before_the_users_settings():
   ondevice = load_config()
   assert ondevice.profile == "ondevice"
-  assert ondevice.model.item_embedding_dim == 32
-  assert ondevice.feature_config().label.embedding_dim == 32
+  assert ondevice.model.item_embedding_dim == 24
+  assert ondevice.feature_config().label.embedding_dim == 24
   # A profile's settings count as given: the data does not adapt them.
   assert "session.max_context_length" in given_settings()
   quality = load_config(overrides=["profile=quality",
