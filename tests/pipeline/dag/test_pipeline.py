@@ -222,9 +222,10 @@ def test_tflite_top_10_matches_saved_model(sample_runs):
               if name in example})
     want = [v.decode() for v in saved[names.TOP_ITEM_IDS].numpy()[0][:10]]
     assert ids[:10] == want
+    # The pushed file has float16 weights (serving.quantization).
     np.testing.assert_allclose(scores[:10],
                                saved[names.TOP_SCORES].numpy()[0][:10],
-                               rtol=1e-4, atol=1e-4)
+                               rtol=5e-3, atol=5e-3)
     assert not set(ids) & set(items)
 
 

@@ -57,8 +57,9 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(aliccp_run):
   pushed = summary["pushed"]
   with open(os.path.join(pushed, layout.BUNDLE_METADATA)) as f:
     inputs = json.load(f)["inputs"]
+  # Vocabulary indices; input_mapping.json maps the raw Ali-CCP ids.
   for name, _ in D.ALICCP_ITEM:
-    assert inputs[name]["dtype"] == "string"
+    assert inputs[name]["dtype"] == "int32"
   assert "user_gender" in inputs
   with open(os.path.join(pushed, layout.CATALOG)) as f:
     catalog = json.load(f)
@@ -84,9 +85,10 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(aliccp_run):
   saved = serve(**args)
   assert ids[:10] == [i.decode() for i in
                       saved[names.TOP_ITEM_IDS].numpy()[0][:10]]
+  # The pushed file has float16 weights (serving.quantization).
   np.testing.assert_allclose(scores[:10],
                              saved[names.TOP_SCORES].numpy()[0][:10],
-                             rtol=1e-4, atol=1e-4)
+                             rtol=5e-3, atol=5e-3)
 
 
 def test_the_tuner_searched_and_the_trainer_used_the_best(aliccp_run):
