@@ -46,6 +46,13 @@ def test_the_reference_workload_gives_invoke_as_a_ratio():
                 "the project)")
   with latency.reference_workload() as reference:
     assert reference is not None
+    # Each query gives the reference new inputs, as the measured model gets.
+    (first,) = [d["index"] for d in reference.interpreter.get_input_details()
+                if d["name"].endswith("context_movie_id:0")]
+    reference.next_query()
+    before = reference.interpreter.get_tensor(first).copy()
+    reference.next_query()
+    assert (reference.interpreter.get_tensor(first) != before).any()
     result = latency.measure_latency(_Recorder(), [["a"]] * 20, reference)
   assert result["reference_median_ms"] > 0
   assert result["invoke_ratio"] == pytest.approx(
