@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
@@ -121,3 +122,24 @@ def split_examples(config: RunConfig, limit: int = 60
                for v in getattr(f, f.WhichOneof("kind")).value]
         for name, f in feature.items()})
   return examples
+
+
+def assert_same_top(ids, scores, want_ids, want_scores, rtol: float = 5e-3):
+  """A float16 file's top list against the SavedModel's: the same scores
+  rank by rank, and the same items but where the SavedModel scored two
+  within float16's precision (they may swap) or an item at the list's end
+  within it of the last one (it may trade places with one outside)."""
+  want_ids, want_scores = list(want_ids), list(want_scores)
+  n = len(want_ids)
+  np.testing.assert_allclose(scores[:n], want_scores, rtol=rtol, atol=rtol)
+
+  def close(a, b):
+    return abs(a - b) <= rtol * max(1.0, abs(b))
+  for k, item in enumerate(ids[:n]):
+    if item == want_ids[k]:
+      continue
+    if item in want_ids:
+      assert close(want_scores[want_ids.index(item)], want_scores[k]), (
+          k, ids[:n], want_ids)
+    else:
+      assert close(scores[k], want_scores[-1]), (k, ids[:n], want_ids)

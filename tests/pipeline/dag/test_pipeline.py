@@ -27,7 +27,8 @@ from pipeline.config import load_config
 from pipeline.dag.pipeline import create_pipeline
 from pipeline.results import report
 from pipeline.results import runs as pipeline_runs
-from tests.support.pipeline_runs import (SAMPLE, split_examples, split_records,
+from tests.support.pipeline_runs import (SAMPLE, assert_same_top,
+                                         split_examples, split_records,
                                          split_records_dir)
 
 # --- What a setting re-runs -------------------------------------------------
@@ -221,11 +222,8 @@ def test_tflite_top_10_matches_saved_model(sample_runs):
         user={name: example[name][0] for name in F.USER_FEATURES
               if name in example})
     want = [v.decode() for v in saved[names.TOP_ITEM_IDS].numpy()[0][:10]]
-    assert ids[:10] == want
     # The pushed file has float16 weights (serving.quantization).
-    np.testing.assert_allclose(scores[:10],
-                               saved[names.TOP_SCORES].numpy()[0][:10],
-                               rtol=5e-3, atol=5e-3)
+    assert_same_top(ids, scores, want, saved[names.TOP_SCORES].numpy()[0][:10])
     assert not set(ids) & set(items)
 
 

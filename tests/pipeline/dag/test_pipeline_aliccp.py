@@ -5,7 +5,6 @@ import glob
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from components.lib import features as F
@@ -14,6 +13,7 @@ from components.lib import session_data as D
 from components.model.export import signature_names as names
 from components.model.export import tflite
 from pipeline.results import report
+from tests.support.pipeline_runs import assert_same_top
 
 
 def _report(config, component, artifact, name):
@@ -83,12 +83,10 @@ def test_pushed_tflite_model_takes_ali_ccp_histories(aliccp_run):
         values))], tf.string)
     assert spec.shape[-1] in (1, length)
   saved = serve(**args)
-  assert ids[:10] == [i.decode() for i in
-                      saved[names.TOP_ITEM_IDS].numpy()[0][:10]]
   # The pushed file has float16 weights (serving.quantization).
-  np.testing.assert_allclose(scores[:10],
-                             saved[names.TOP_SCORES].numpy()[0][:10],
-                             rtol=5e-3, atol=5e-3)
+  assert_same_top(ids, scores, [i.decode() for i in saved[
+      names.TOP_ITEM_IDS].numpy()[0][:10]],
+                  saved[names.TOP_SCORES].numpy()[0][:10])
 
 
 def test_the_tuner_searched_and_the_trainer_used_the_best(aliccp_run):
