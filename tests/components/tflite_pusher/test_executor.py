@@ -27,6 +27,15 @@ def _model_artifact(retrieval_export, root) -> str:
   return str(model_uri)
 
 
+def _model_and_blessing(retrieval_export, root, blessed: int):
+  """The Model artifact (a copy) and a blessing of it."""
+  model = standard_artifacts.Model()
+  model.uri = _model_artifact(retrieval_export, root)
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.set_int_custom_property("blessed", blessed)
+  return model, blessing
+
+
 def _catalog(root) -> ItemCatalog:
   catalog = ItemCatalog()
   catalog.uri = str(root / "catalog")
@@ -83,10 +92,7 @@ def test_failed_push_leaves_nothing_behind(retrieval_export, tmp_path):
 
 
 def test_unblessed_model_is_not_pushed(retrieval_export, tmp_path):
-  model = standard_artifacts.Model()
-  model.uri = _model_artifact(retrieval_export, tmp_path)
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.set_int_custom_property("blessed", 0)
+  model, blessing = _model_and_blessing(retrieval_export, tmp_path, 0)
   pushed = standard_artifacts.PushedModel()
   pushed.uri = str(tmp_path / "pushed")
   push_dir = tmp_path / "serving"
@@ -122,10 +128,7 @@ def _sessions(retrieval_export, root) -> standard_artifacts.Examples:
                                                           (1.5, 0)])
 def test_a_file_worse_than_the_saved_model_is_not_pushed(
     retrieval_export, tmp_path, monkeypatch, saved_model_hit_rate, pushed):
-  model = standard_artifacts.Model()
-  model.uri = _model_artifact(retrieval_export, tmp_path)
-  blessing = standard_artifacts.ModelBlessing()
-  blessing.set_int_custom_property("blessed", 1)
+  model, blessing = _model_and_blessing(retrieval_export, tmp_path, 1)
   result = standard_artifacts.ModelEvaluation()
   result.uri = str(tmp_path / "evaluation")
   # TFMA's figure of the SavedModel (1.5: no file can come within the bound).
