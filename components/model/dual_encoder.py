@@ -26,8 +26,9 @@ from components.model import losses
 from components.model import catalog_ranking
 from components.model.causal_model import CausalModel, own_positions
 from components.model.context_encoders import build_context_encoder
-from components.model.feature_embeddings import SequenceGroupEmbedding
-from components.model.feature_embeddings import StaticGroupEmbedding
+from components.model.feature_embeddings import (PaddedEmbedding,
+                                                SequenceGroupEmbedding,
+                                                StaticGroupEmbedding)
 from components.model.label_encoders import ItemEmbeddingLabelEncoder
 from components.model.similarity import DotProductSimilarity
 
@@ -70,12 +71,12 @@ class DualEncoder(CausalModel):
                   feature.vocabulary == label.vocabulary and
                   feature.embedding_dim == label.embedding_dim)
         embeddings[feature.name] = (
-            self.label_encoder.embedding if shared else keras.layers.Embedding(
+            self.label_encoder.embedding if shared else PaddedEmbedding(
                 rows, feature.embedding_dim, name=f"{feature.name}_embedding"))
     (sequence_group,) = [g for g in feature_config.groups
                          if g.kind == fc.SEQUENCE]
     self.sequence_embedding = SequenceGroupEmbedding(
-        sequence_group, embeddings, context_length, name="sequence_embedding")
+        sequence_group, embeddings, name="sequence_embedding")
     self.static_embeddings = [
         StaticGroupEmbedding(g, embeddings, name=f"{g.name}_embedding")
         for g in feature_config.groups if g.kind == fc.STATIC]

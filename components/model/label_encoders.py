@@ -2,6 +2,8 @@
 import tensorflow as tf
 import tf_keras as keras
 
+from components.model.feature_embeddings import PaddedEmbedding
+
 
 class ItemEmbeddingLabelEncoder(keras.layers.Layer):
   """An item id -> its embedding; `candidates()` is the whole catalog.
@@ -14,7 +16,7 @@ class ItemEmbeddingLabelEncoder(keras.layers.Layer):
     super().__init__(**kwargs)
     self.vocab_size = vocab_size
     self.dim = dim
-    self.embedding = keras.layers.Embedding(vocab_size, dim, name="item_embedding")
+    self.embedding = PaddedEmbedding(vocab_size, dim, name="item_embedding")
     # Built now: candidates() reads the table before any call.
     self.embedding.build((None,))
 
@@ -22,4 +24,4 @@ class ItemEmbeddingLabelEncoder(keras.layers.Layer):
     return self.embedding(item_ids)
 
   def candidates(self) -> tf.Tensor:
-    return self.embedding.embeddings
+    return self.embedding.table()

@@ -25,7 +25,8 @@ from components.lib import features as F
 from components.lib.settings import RatingModelConfig
 from components.model.causal_model import CausalModel, own_positions
 from components.model.context_encoders import masked_mean
-from components.model.feature_embeddings import StaticGroupEmbedding
+from components.model.feature_embeddings import (PaddedEmbedding,
+                                                StaticGroupEmbedding)
 
 
 class ItemTower(keras.layers.Layer):
@@ -142,7 +143,7 @@ class RatingModel(CausalModel):
     self.static_embeddings = []
     for group in feature_config.groups:
       if group.kind == fc.STATIC:
-        embeddings = {f.name: keras.layers.Embedding(
+        embeddings = {f.name: PaddedEmbedding(
             f.num_ids or vocabulary_sizes[f.vocabulary], f.embedding_dim,
             name=f"{f.name}_embedding") for f in group.features}
         self.static_embeddings.append(StaticGroupEmbedding(

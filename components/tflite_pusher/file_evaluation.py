@@ -67,9 +67,8 @@ def evaluate_file(tflite_path: str, records: Iterable[bytes],
   slice_of: Dict[str, List[str]] = {}
   for record in records:
     example = tf.train.Example.FromString(record)
-    recommender.set_inputs(*example_query(example, mapping))
-    recommender.interpreter.invoke()
-    scores = recommender.catalog_scores().copy()
+    scores = recommender.catalog_scores(
+        *example_query(example, mapping)).copy()
     feature = example.features.feature
     history = mapping.item_indices(_values(feature[F.HISTORY_ITEM_ID])
                                    if F.HISTORY_ITEM_ID in feature else [])

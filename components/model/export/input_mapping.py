@@ -17,8 +17,11 @@ this file, as `InputMapping.inputs` does:
   the end with PADDING (every input of a padding position is PADDING); a
   position has `slots` values (genre slots), padded with PADDING;
 * the outputs `top_item_indices` index the item vocabulary the same way;
-  they include the context's own items, which the caller drops, keeping the
-  first `top_k`.
+  they may include the context's own items, PADDING and UNKNOWN, which the
+  caller drops, keeping the first `top_k`;
+* a history with no items at all gets the most popular items, by
+  `popularity` (each vocabulary item's share of the train interactions),
+  without calling the model.
 
 Only numpy here: it is the app's side (the command line, the benchmarks and
 the TFLite evaluation use it), written by the export (retrieval.py).
@@ -52,12 +55,17 @@ class InputMapping:
   """Raw values <-> the on-device model's indices (see the module)."""
 
   def __init__(self, inputs: Sequence[Input], vocabularies: Dict[str, List[str]],
-               item_vocabulary: str, context_length: int, top_k: int):
+               item_vocabulary: str, context_length: int, top_k: int,
+               popularity: Sequence[float]):
     self.inputs = {i.name: i for i in inputs}
     self.vocabularies = vocabularies
     self.item_vocabulary = item_vocabulary
     self.context_length = context_length
     self.top_k = top_k
+    self.popularity = np.asarray(popularity, np.float32)
+    if len(self.popularity) != len(vocabularies[item_vocabulary]):
+      raise ValueError(f"{len(self.popularity)} popularity shares for "
+                       f"{len(vocabularies[item_vocabulary])} items")
     self._index = {name: {value: i + FIRST_INDEX
                           for i, value in enumerate(values)}
                    for name, values in vocabularies.items()}
@@ -74,6 +82,7 @@ class InputMapping:
         "inputs": [{k: v for k, v in dataclasses.asdict(i).items()
                     if v not in ("", ())} for i in self.inputs.values()],
         "vocabularies": self.vocabularies,
+        "popularity": [float(p) for p in self.popularity],
     }
 
   @classmethod
@@ -88,7 +97,8 @@ class InputMapping:
                     boundaries=tuple(i.get("boundaries", ())))
               for i in raw["inputs"]]
     return cls(inputs, raw["vocabularies"], raw["item_vocabulary"],
-               int(raw["context_length"]), int(raw["top_k"]))
+               int(raw["context_length"]), int(raw["top_k"]),
+               raw["popularity"])
 
   def save(self, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
@@ -205,13 +215,27 @@ class InputMapping:
   def recommendations(self, context: Sequence[int], indices: np.ndarray,
                       scores: np.ndarray) -> Tuple[List[str], np.ndarray]:
     """The model's top indices and scores -> the first top_k item ids and
-    scores, the context's own items (`context`: its input indices) dropped."""
+    scores, the context's own items (`context`: its input indices), PADDING
+    and UNKNOWN dropped."""
     seen = set(context)
-    keep = [k for k, i in enumerate(indices.tolist()) if i not in seen][
-        :self.top_k]
+    keep = [k for k, i in enumerate(indices.tolist())
+            if i >= FIRST_INDEX and i not in seen][:self.top_k]
     ids = self.vocabularies[self.item_vocabulary]
     top = indices.tolist()
     return [ids[top[k] - FIRST_INDEX] for k in keep], scores[keep]
+
+  def most_popular(self) -> Tuple[List[str], np.ndarray]:
+    """What a history with no items gets: the top_k item ids and their
+    shares, most popular first."""
+    top = np.argsort(-self.popularity, kind="stable")[:self.top_k]
+    ids = self.vocabularies[self.item_vocabulary]
+    return [ids[i] for i in top], self.popularity[top]
+
+  def popularity_scores(self) -> np.ndarray:
+    """The shares as scores of every index (PADDING and UNKNOWN: 0), as the
+    model's `scores` are laid out."""
+    return np.concatenate([np.zeros(FIRST_INDEX, np.float32),
+                           self.popularity])
 
   def _names(self, kind: str) -> List[str]:
     return sorted(n for n, i in self.inputs.items() if i.kind == kind)

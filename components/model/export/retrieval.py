@@ -9,12 +9,13 @@
 `OnDeviceExport` is what model.tflite holds: the same model on vocabulary
   indices (int32, a static batch of one), which the app maps from raw values
   with the bundle's input_mapping.json (`input_mapping`); it returns the
-  indices and scores of the top K + context length items, the context's own
-  among them (the caller drops those: a scatter over the catalog per query
-  is work the phone need not do), and `scores`, the whole catalog's, which
-  the TFLite evaluation ranks. Popularity for an empty context is scaled to
-  shares of the train interactions, so the output range (which full-integer
-  quantization fits a scale to) stays the model's.
+  indices and scores of the top K + context length + 2 items: the
+  context's own and PAD/UNKNOWN may be among them, and the caller drops
+  those (in the graph, a scatter and passes over the catalog would cost more
+  than the wider top-k). `scores` is the whole catalog's, which the TFLite
+  evaluation ranks. A history with no items at all is the caller's to
+  answer, with the popularity in the mapping: in the graph, the check and
+  a select over the catalog would cost every query about a tenth of a call.
 * `evaluate` takes serialized session examples, applies the TFT graph that
   training used, and returns scores over the whole catalog with the user's
   history excluded (filter-seen), beside the most-popular baseline's scores
@@ -63,12 +64,14 @@ class OnDeviceExport(tf.Module):
   initializer runs in the converted file, and its string tensors are dynamic,
   which makes XNNPACK refuse the whole graph)."""
 
-  def __init__(self, model: DualEncoder, popularity_shares: np.ndarray,
-               widths: Dict[str, int], top_k: int, context_length: int):
+  def __init__(self, model: DualEncoder, widths: Dict[str, int], top_k: int,
+               context_length: int):
     super().__init__()
     self.model = model
-    self.popularity_shares = tf.constant(popularity_shares, tf.float32)
-    self.top = top_k + context_length  # the context's own may be among them
+    # The context's own and PAD/UNKNOWN may be among the top: the caller
+    # drops them (cheaper than excluding them in the graph: a scatter and a
+    # pass over the catalog cost more than the wider top-k).
+    self.top = top_k + context_length + F.NUM_RESERVED_IDS
     self.call = tf.function(self._call, input_signature=[{
         name: tf.TensorSpec([1, width], tf.int32, name)
         for name, width in widths.items()}])
@@ -78,15 +81,11 @@ class OnDeviceExport(tf.Module):
         ONDEVICE: self.call.get_concrete_function()})
 
   def _call(self, inputs):
-    scores = self.model({name: tf.cast(values, tf.int64)
-                         for name, values in inputs.items()})
-    empty = tf.reduce_all(tf.equal(inputs[F.CONTEXT_ITEM_ID], F.PAD_ID),
-                          axis=1, keepdims=True)
-    scores = tf.where(empty, self.popularity_shares[tf.newaxis], scores)
-    catalog = scores[:, F.NUM_RESERVED_IDS:]
-    top = tf.math.top_k(catalog, k=min(self.top, int(catalog.shape[1])))
-    return {TOP_ITEM_INDICES: top.indices + F.NUM_RESERVED_IDS,
-            TOP_SCORES: top.values, SCORES: scores}
+    # int32 throughout: a cast to int64 and back is two ops per input.
+    scores = self.model(inputs)
+    top = tf.math.top_k(scores, k=min(self.top, int(scores.shape[1])))
+    return {TOP_ITEM_INDICES: top.indices, TOP_SCORES: top.values,
+            SCORES: scores}
 
 
 class RecommenderExport(signatures.ExportModule):
@@ -98,11 +97,12 @@ class RecommenderExport(signatures.ExportModule):
     self.model = model
     items = tft_output.vocabulary_by_name(config.label.vocabulary)
     self.item_ids = tf.constant([b"<pad>", b"<oov>"] + items, tf.string)
-    self.popularity = tf.constant(read_item_counts(tft_output, config))
     self.top_k = min(top_k, len(items))
     self.context_length = context_length
     counts = read_item_counts(tft_output, config)
-    popularity_shares = counts / max(counts.sum(), 1.0)
+    self.popularity = tf.constant(counts)
+    self._popularity_shares = (counts / max(counts.sum(), 1.0))[
+        F.NUM_RESERVED_IDS:]
     self._vocabularies = {name: [v.decode("utf-8") for v in
                                  tft_output.vocabulary_by_name(name)]
                           for name in config.vocabularies()}
@@ -113,8 +113,7 @@ class RecommenderExport(signatures.ExportModule):
     self.serve = tf.function(self._serve, input_signature=[{
         f.name: signatures.input_spec(f, widths[f.name])
         for g in config.groups for f in g.features}])
-    self.ondevice = OnDeviceExport(model, popularity_shares, widths,
-                                   self.top_k, context_length)
+    self.ondevice = OnDeviceExport(model, widths, self.top_k, context_length)
     examples = [signatures.EXAMPLES]
     self.evaluate = tf.function(self._evaluate, input_signature=examples)
     self.transform_features = tf.function(self._transform_features,
@@ -139,7 +138,7 @@ class RecommenderExport(signatures.ExportModule):
             if f.buckets else ()))
     return input_mapping.InputMapping(
         inputs, self._vocabularies, self._config.label.vocabulary,
-        self.context_length, self.top_k)
+        self.context_length, self.top_k, self._popularity_shares)
 
   def _serve(self, inputs):
     items = self.raw_ids(self._config.label, inputs[F.CONTEXT_ITEM_ID])

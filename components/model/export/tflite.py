@@ -123,7 +123,8 @@ class TFLiteRecommender:
   years and genre slots, user features) is mapped to the model's index
   inputs with its input_mapping.json (input_mapping.py: unknown ids are
   UNKNOWN, missing values as the SavedModel treats them), the model is
-  invoked, and the context's own items are dropped from its top indices.
+  invoked, and the context's own items are dropped from its top indices; a
+  history with no items gets the most popular items without a call.
   Tensors are allocated once (the inputs have a static batch of one); each
   query sets the inputs and invokes, as an Android app's Interpreter does.
   """
@@ -170,6 +171,8 @@ class TFLiteRecommender:
     `user`: user features by input name. Missing ones are "unknown".
     """
     self.set_inputs(item_ids, features, user)
+    if not self._context:
+      return self.mapping.most_popular()
     self.interpreter.invoke()
     return self.mapping.recommendations(
         self._context, self.interpreter.get_tensor(
@@ -185,8 +188,16 @@ class TFLiteRecommender:
     for name, values in self._inputs.items():
       self.interpreter.set_tensor(self._input_index[name], values)
 
-  def catalog_scores(self) -> np.ndarray:
-    """The last call's scores of every index (PADDING and UNKNOWN too)."""
+  def catalog_scores(self, item_ids: Sequence[str],
+                     features: Optional[Dict[str, Sequence]] = None,
+                     user: Optional[Dict[str, object]] = None) -> np.ndarray:
+    """The scores of every index (PADDING and UNKNOWN too) for a query
+    (`recommend`'s arguments), before any exclusion: the model's, or the
+    popularity for a history with no items."""
+    self.set_inputs(item_ids, features, user)
+    if not self._context:
+      return self.mapping.popularity_scores()
+    self.interpreter.invoke()
     return self.interpreter.get_tensor(self._outputs[SCORES])[0]
 
 

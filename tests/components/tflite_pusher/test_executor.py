@@ -63,11 +63,12 @@ def test_push_writes_a_complete_versioned_bundle(retrieval_export, tmp_path):
   assert metadata["top_k"] == TOP_K
   assert metadata["signature"] == names.ONDEVICE
   assert metadata["input_mapping"] == layout.INPUT_MAPPING
-  # Index inputs at a batch of one; the top K plus the context's own items.
+  # Index inputs at a batch of one; the top K plus the context's own items
+  # and PAD/UNKNOWN, which the app drops.
   assert metadata["inputs"][F.CONTEXT_GENRE] == {
       "dtype": "int32", "shape": [1, CONTEXT * GENRE_SLOTS]}
   assert metadata["outputs"][names.TOP_ITEM_INDICES] == {
-      "dtype": "int32", "shape": [1, TOP_K + CONTEXT]}
+      "dtype": "int32", "shape": [1, TOP_K + CONTEXT + 2]}
   assert metadata["outputs"][names.TOP_SCORES]["dtype"] == "float32"
   assert metadata["metrics"] == {"model": {"hit_rate@10": 0.5}}
   # The settings that made the model, as its Trainer recorded them, and the

@@ -19,7 +19,8 @@ def _mapping(context_length=3):
        Input(F.CONTEXT_GENRE, SEQUENCE, 2, vocabulary="genre"),
        Input(F.USER_GENDER, STATIC, 1, vocabulary="user_gender")],
       {"item_id": ["10", "20", "30", "40"], "genre": ["Drama", "War"],
-       "user_gender": ["F", "M"]}, "item_id", context_length, top_k=2)
+       "user_gender": ["F", "M"]}, "item_id", context_length, top_k=2,
+      popularity=[0.1, 0.4, 0.1, 0.4])
 
 
 def test_numbers_land_in_the_buckets_of_the_saved_model():
@@ -59,12 +60,24 @@ def test_ids_padding_and_unknown_values():
                for n, a in arrays.items())
 
 
-def test_recommendations_drop_the_context_and_keep_top_k():
+def test_recommendations_drop_the_context_and_reserved_and_keep_top_k():
   mapping = _mapping()
-  ids, scores = mapping.recommendations([3, 5], np.array([3, 4, 5, 2]),
-                                        np.array([4.0, 3.0, 2.0, 1.0]))
+  ids, scores = mapping.recommendations(
+      [3, 5], np.array([3, PADDING, 4, UNKNOWN, 5, 2]),
+      np.array([4.0, 3.5, 3.0, 2.5, 2.0, 1.0]))
   assert ids == ["30", "10"]
   np.testing.assert_array_equal(scores, [3.0, 1.0])
+
+
+def test_no_history_gets_the_most_popular_items():
+  mapping = _mapping()
+  ids, shares = mapping.most_popular()
+  assert ids == ["20", "40"]  # ties: the vocabulary's order
+  np.testing.assert_allclose(shares, [0.4, 0.4])
+  np.testing.assert_allclose(mapping.popularity_scores(),
+                             [0.0, 0.0, 0.1, 0.4, 0.1, 0.4])
+  with pytest.raises(ValueError, match="3 popularity shares for 4 items"):
+    InputMapping([], mapping.vocabularies, "item_id", 3, 2, [0.1] * 3)
 
 
 def test_misaligned_or_unknown_inputs_are_errors():

@@ -66,7 +66,8 @@ def test_tflite_has_static_index_inputs_and_builtin_ops(retrieval_export):
 def test_xnnpack_takes_the_graph(retrieval_export):
   # TFLite logs a refusal to stderr from C++ when a tensor is dynamic.
   script = ("from components.model.export import tflite; tflite."
-            f"TFLiteRecommender({retrieval_export['tflite']!r}).recommend([])")
+            f"TFLiteRecommender({retrieval_export['tflite']!r}).recommend("
+            f"[{ITEMS[0].decode()!r}])")
   result = subprocess.run([sys.executable, "-c", script], capture_output=True,
                           text=True, check=True)
   assert "XNNPACK delegate" in result.stderr, result.stderr
