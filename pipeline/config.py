@@ -81,7 +81,8 @@ class RunConfig:
   profile: str = setting(
       DEFAULT_PROFILE, "shipped settings applied before the config file and "
       "--set (pipeline/profiles/): ondevice (the pushed model sized for a "
-      "phone: README, On the device), quality (the long-history model: best "
+      "phone: README, On the device), small (the smallest and fastest: the "
+      "5 most recent items, ids only), quality (the long-history model: best "
       "test metrics, larger and slower)")
   name: str = setting("recsys", "pipeline name (its runs in ML Metadata)")
   output_dir: str = setting(

@@ -120,7 +120,7 @@ def test_a_profile_applies_before_the_users_settings():
   assert load_config(overrides=["model.item_embedding_dim=16"]).model.\
       item_embedding_dim == 16
   with pytest.raises(ConfigError, match="profile: 'tiny' is not one of "
-                     "ondevice, quality"):
+                     "ondevice, quality, small"):
     load_config(overrides=["profile=tiny"])
 
 

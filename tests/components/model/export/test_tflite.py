@@ -1,6 +1,7 @@
 """The TFLite conversion and the on-device call: builtin ops only, no dynamic
 tensors (XNNPACK takes the graph), and the same top 10 as the SavedModel over
 many calls on one interpreter, through the input mapping."""
+import collections
 import subprocess
 import sys
 
@@ -61,6 +62,19 @@ def test_tflite_has_static_index_inputs_and_builtin_ops(retrieval_export):
     assert list(detail["shape_signature"])[0] == 1, name
   for detail in interpreter.get_tensor_details():
     assert detail["dtype"] not in (np.bytes_, np.object_), detail["name"]
+
+
+def test_the_graph_does_little_per_query(retrieval_export):
+  # At a batch of one the number of ops, not the arithmetic, sets the time.
+  interpreter = tf.lite.Interpreter(model_path=retrieval_export["tflite"])
+  ops = collections.Counter(d["op_name"] for d in
+                            interpreter._get_ops_details())  # pylint: disable=protected-access
+  # Padding masks: one from the item ids (the encoder's), one counting the
+  # genre slots; a feature with one value per position is a plain lookup.
+  assert ops["NOT_EQUAL"] == 2, ops
+  # Over the catalog: the product and one top-k; no exclusion, no select.
+  assert ops["TOPK_V2"] == 1, ops
+  assert not ops.keys() & {"SCATTER_ND", "SELECT_V2", "REDUCE_ALL"}, ops
 
 
 def test_xnnpack_takes_the_graph(retrieval_export):
