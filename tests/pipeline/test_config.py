@@ -116,6 +116,10 @@ def test_a_profile_applies_before_the_users_settings():
   assert quality.model.attention_units == 48
   assert "session.max_context_length" not in given_settings(
       overrides=["profile=quality"])
+  small = load_config(overrides=["profile=small"])
+  assert (small.model.encoder, small.session.max_context_length) == ("bow", 5)
+  assert [f.name for g in small.feature_config().groups
+          for f in g.features] == ["context_item_id"]
   # The user's settings win over the profile's.
   assert load_config(overrides=["model.item_embedding_dim=16"]).model.\
       item_embedding_dim == 16
