@@ -218,10 +218,10 @@ class InputMapping:
     scores, the context's own items (`context`: its input indices), PADDING
     and UNKNOWN dropped."""
     seen = set(context)
-    keep = [k for k, i in enumerate(indices.tolist())
+    top = indices.tolist()
+    keep = [k for k, i in enumerate(top)
             if i >= FIRST_INDEX and i not in seen][:self.top_k]
     ids = self.vocabularies[self.item_vocabulary]
-    top = indices.tolist()
     return [ids[top[k] - FIRST_INDEX] for k in keep], scores[keep]
 
   def most_popular(self) -> Tuple[List[str], np.ndarray]:

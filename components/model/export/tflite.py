@@ -170,10 +170,8 @@ class TFLiteRecommender:
     {"context_rating": [4.0, 5.0], "context_genre": [["Drama"], []]};
     `user`: user features by input name. Missing ones are "unknown".
     """
-    self.set_inputs(item_ids, features, user)
-    if not self._context:
+    if not self._invoke(item_ids, features, user):
       return self.mapping.most_popular()
-    self.interpreter.invoke()
     return self.mapping.recommendations(
         self._context, self.interpreter.get_tensor(
             self._outputs[TOP_ITEM_INDICES])[0],
@@ -194,11 +192,18 @@ class TFLiteRecommender:
     """The scores of every index (PADDING and UNKNOWN too) for a query
     (`recommend`'s arguments), before any exclusion: the model's, or the
     popularity for a history with no items."""
+    if not self._invoke(item_ids, features, user):
+      return self.mapping.popularity_scores()
+    return self.interpreter.get_tensor(self._outputs[SCORES])[0]
+
+  def _invoke(self, item_ids, features, user) -> bool:
+    """Sets a query's inputs and calls the model; False, without a call,
+    for a history with no items (the mapping's popularity answers it)."""
     self.set_inputs(item_ids, features, user)
     if not self._context:
-      return self.mapping.popularity_scores()
+      return False
     self.interpreter.invoke()
-    return self.interpreter.get_tensor(self._outputs[SCORES])[0]
+    return True
 
 
 class TFLiteRater:
