@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # pylint: disable=wrong-import-position
 
 PIPELINE_RUNS = ("sample_runs", "beam_run", "aliccp_run")
+# Session fixtures every test takes; they group nothing.
+EVERY_TEST = ("temporary_files_in_basetemp",)
 
 
 def _shared_fixtures(item):
@@ -22,6 +24,8 @@ def _shared_fixtures(item):
   takes (a module fixture is one per module)."""
   keys = []
   for name in item.fixturenames:
+    if name in EVERY_TEST:
+      continue
     definitions = item._fixtureinfo.name2fixturedefs.get(name)  # pylint: disable=protected-access
     if not definitions:
       continue
@@ -56,6 +60,18 @@ def pytest_collection_modifyitems(items):
       item.add_marker(pytest.mark.xdist_group(root(keys[0])))
     if any(name in item.fixturenames for name in PIPELINE_RUNS):
       item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_in_basetemp(tmp_path_factory):
+  """The code under test writes its temporary files under this worker's
+  pytest base directory (pytest keeps the last three sessions), never in
+  /tmp: a test that runs a TFX Beam step directly leaves a 49 MB build of
+  TFX in a fresh temp directory (runners/scratch.py)."""
+  from pipeline.runners.scratch import scratch_tempdir  # pylint: disable=import-outside-toplevel
+  with scratch_tempdir(prefix="tmp-", parent=str(
+      tmp_path_factory.getbasetemp())) as directory:
+    yield directory
 
 
 def _output_dir(tmp_path_factory, name: str) -> str:

@@ -30,6 +30,7 @@ from components.lib import layout
 from components.lib.settings import DataConfig
 from pipeline import PROJECT_ROOT
 from pipeline.bench.machine import machine
+from pipeline.runners.scratch import scratch_tempdir
 
 SAMPLE_SECONDS = 0.1
 
@@ -221,12 +222,13 @@ def main(argv: Sequence[str] = None) -> int:
                      default=DataConfig().group_bucket_bytes)
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  if args.command == "ingest":
-    result = ingest(args.data_dir, args.output_dir, args.workers,
-                    args.group_bucket_bytes)
-  else:
-    result = sessionize(args.examples_dir, args.output_dir, args.workers,
-                        args.group_bucket_bytes)
+  with scratch_tempdir(prefix="recsys-bench-"):
+    if args.command == "ingest":
+      result = ingest(args.data_dir, args.output_dir, args.workers,
+                      args.group_bucket_bytes)
+    else:
+      result = sessionize(args.examples_dir, args.output_dir, args.workers,
+                          args.group_bucket_bytes)
   print(json.dumps(result))
   return 0
 

@@ -7,7 +7,8 @@ reuse the cached executions. The run's resolved config is recorded on its
 `pipeline_run` context in MLMD (what `recsys runs` and `recsys report`
 read) and in <output_dir>/run_config.json. The console shows each component
 starting and finishing (with its duration, or that it was cached); TFX's
-full log goes to <output_dir>/logs/run.log.
+full log goes to <output_dir>/logs/run.log. Temporary files go to a
+directory of the run's own, removed when it ends (runners/scratch.py).
 """
 import dataclasses
 import gc
@@ -15,7 +16,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List
 
@@ -26,6 +26,7 @@ import tensorflow as tf
 from pipeline import metadata
 from pipeline.config import RunConfig, is_uri
 from pipeline.results import outputs
+from pipeline.runners.scratch import scratch_tempdir
 
 
 @dataclasses.dataclass
@@ -90,7 +91,6 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   with the path in the message. `quiet` limits the console to errors.
   """
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
-  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
   from pipeline.dag.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
   # The resolved feature config is what the run records and uses.
@@ -100,12 +100,29 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
     quiet_console()
 
   _write(config.run_config_path, config.to_json())
+  started = time.monotonic()
+  with scratch_tempdir() as scratch:
+    progress = _run_dag(config, connection, scratch,
+                        create_pipeline(config, metadata=connection))
+  summary = outputs.summarize(config)
+  summary["config"] = config
+  summary["seconds"] = time.monotonic() - started
+  summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
+  return summary
+
+
+def _run_dag(config: RunConfig, connection, scratch: str,
+             dag) -> ProgressHandler:
+  """Runs `dag` on config.runner with TFX's log in run.log and one console
+  line per component; returns the per-component timings."""
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+
   # TFX logs through absl at INFO: everything to run.log, and the component
   # start/finish records to the console through ProgressHandler. The log is
   # written locally, and copied at the end when the output is on storage.
   log_path = config.log_path
-  local_log = (os.path.join(tempfile.mkdtemp(prefix="recsys-"), "run.log")
-               if is_uri(log_path) else log_path)
+  local_log = (os.path.join(scratch, "run.log") if is_uri(log_path)
+               else log_path)
   os.makedirs(os.path.dirname(local_log), exist_ok=True)
   root = logging.getLogger()
   saved_level, saved_verbosity = root.level, absl_logging.get_verbosity()
@@ -117,9 +134,9 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   root.addHandler(log_file)
   progress = ProgressHandler()
   logging.getLogger("absl").addHandler(progress)
-  started, started_ms = time.monotonic(), int(time.time() * 1000)
+  started_ms = int(time.time() * 1000)
   try:
-    dag_runner(config.runner).run(create_pipeline(config, metadata=connection))
+    dag_runner(config.runner).run(dag)
   finally:
     _record_run_config(config, connection, started_ms)
     logging.getLogger("absl").removeHandler(progress)
@@ -132,11 +149,7 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
     _write(config.timings_path, json.dumps(
         [dataclasses.asdict(r) for r in progress.runs], indent=2))
     _release_loaded_models()
-  summary = outputs.summarize(config)
-  summary["config"] = config
-  summary["seconds"] = time.monotonic() - started
-  summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
-  return summary
+  return progress
 
 
 class _Placeholder:

@@ -2,7 +2,8 @@
 once per session), and readers of their artifacts."""
 import dataclasses
 import os
-from typing import Any, Dict, List
+import tempfile
+from typing import Any, Dict, List, Set, Tuple
 
 import numpy as np
 import pytest
@@ -59,10 +60,19 @@ def run_sample(output_dir: str) -> SampleRuns:
   return SampleRuns(config, first, second, other_runner)
 
 
-def run_sample_on_beam(output_dir: str):
+@dataclasses.dataclass
+class BeamRun:
+  config: RunConfig
+  summary: Dict[str, Any]
+  # (executor class, the Beam arguments it made its pipeline with)
+  beam_args: List[Tuple[str, List[str]]]
+  # What the run added to the temp directory and left there.
+  left_in_tempdir: Set[str]
+
+
+def run_sample_on_beam(output_dir: str) -> BeamRun:
   """The sample on BeamDagRunner with two Beam workers, without the ranking
-  stage (it adds no Beam job of its own kind); -> (config, summary, the Beam
-  arguments each executor made its pipeline with)."""
+  stage (it adds no Beam job of its own kind)."""
   config = load_config(values={"data": {"data_dir": SAMPLE},
                                "output_dir": output_dir,
                                "train": {"epochs": 6}, "runner": "beam",
@@ -77,11 +87,13 @@ def run_sample_on_beam(output_dir: str):
                  list(executor._beam_pipeline_args)))  # pylint: disable=protected-access
     return make(executor)
 
+  before = set(os.listdir(tempfile.gettempdir()))
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(base_beam_executor.BaseBeamExecutor, "_make_beam_pipeline",
                   recording)
     summary = local.run(config)
-  return config, summary, made
+  return BeamRun(config, summary, made,
+                 set(os.listdir(tempfile.gettempdir())) - before)
 
 
 def run_aliccp_sample(output_dir: str):

@@ -31,10 +31,10 @@ def test_runs_lists_each_run_from_mlmd(sample_runs, beam_run):
   assert table[2].split()[0] == rows[1]["run"]
   assert table[2].split()[-2:] == [
       f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
-  (beam,) = pipeline_runs.list_runs(beam_run[0])
-  assert beam["digest"] == beam_run[1]["config"].digest() != same
+  (beam,) = pipeline_runs.list_runs(beam_run.config)
+  assert beam["digest"] == beam_run.summary["config"].digest() != same
   assert beam["rmse"] is None  # no ranking stage
-  assert beam["pushed"] == beam_run[1]["pushed"]
+  assert beam["pushed"] == beam_run.summary["pushed"]
 
 
 def test_each_run_context_records_its_whole_config(sample_runs):

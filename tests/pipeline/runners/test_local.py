@@ -55,7 +55,7 @@ def test_the_run_layout_records_the_resolved_config(sample_runs):
 
 
 def test_beam_runner_runs_every_component_with_the_beam_arguments(beam_run):
-  config, summary, made = beam_run
+  config, summary, made = beam_run.config, beam_run.summary, beam_run.beam_args
   assert sorted(c["name"] for c in summary["components"]) == sorted(
       RETRIEVAL_COMPONENTS)
   assert not any(c["cached"] for c in summary["components"])
@@ -68,8 +68,17 @@ def test_beam_runner_runs_every_component_with_the_beam_arguments(beam_run):
   assert summary["blessed"] and summary["pushed"]
 
 
+def test_a_run_leaves_nothing_in_the_temp_directory(beam_run):
+  # Each Beam step had TFX build a package of itself in a temp directory
+  # (for remote workers); the run removed them with the rest of its scratch.
+  for name, args in beam_run.beam_args:
+    assert any(a.startswith("--extra_package=") for a in args), name
+  assert beam_run.left_in_tempdir == set()
+
+
 def test_local_and_beam_runners_give_the_same_metrics(sample_runs, beam_run):
-  local_metrics, beam = sample_runs.second["metrics"], beam_run[1]["metrics"]
+  local_metrics = sample_runs.second["metrics"]
+  beam = beam_run.summary["metrics"]
   # Beam wrote the examples in another order (two workers); training reads
   # them in a canonical order, so the model and its metrics are the same.
   assert local_metrics.keys() == beam.keys() == {names.SCORES,
@@ -79,7 +88,7 @@ def test_local_and_beam_runners_give_the_same_metrics(sample_runs, beam_run):
     for name, value in metrics.items():
       assert beam[output][name] == pytest.approx(value, abs=1e-6), (
           output, name)
-  assert beam_run[1]["training"]["history"]["loss"] == (
+  assert beam_run.summary["training"]["history"]["loss"] == (
       sample_runs.second["training"]["history"]["loss"])
 
 
