@@ -21,7 +21,8 @@ from typing import Dict, List, NamedTuple, Tuple
 
 import tensorflow as tf
 
-from components.lib.ingestion import IngestionError, MalformedLineError, require_file
+from components.lib.ingestion import (IngestionError, MalformedLineError,
+                                      parse_float, parse_int, require_file)
 
 # field id -> (feature name, keeps the value as a weight)
 USER_FIELDS = {
@@ -98,13 +99,6 @@ def detect_files(root: str) -> Dict[str, Tuple[str, str]]:
   return files
 
 
-def _int(text: str, what: str) -> int:
-  try:
-    return int(text)
-  except ValueError:
-    raise MalformedLineError(f"{what} {text!r} is not an integer") from None
-
-
 def parse_feature_list(text: str, count: int,
                        known: Dict[str, Tuple[str, bool]]) -> Tuple[Feature, ...]:
   """Features of a feature_list; `count` is the line's feature_num."""
@@ -121,13 +115,9 @@ def parse_feature_list(text: str, count: int,
                                "field\\x02id\\x03value")
     if field not in known:
       raise MalformedLineError(f"unknown field {field!r}")
-    try:
-      number = float(value)
-    except ValueError:
-      raise MalformedLineError(
-          f"field {field}: value {value!r} is not a number") from None
-    features.append(Feature(field, _int(feature_id, f"field {field}: id"),
-                            number))
+    features.append(Feature(
+        field, parse_int(feature_id, f"field {field}: id"),
+        parse_float(value, f"field {field}: value")))
   return tuple(features)
 
 
@@ -137,15 +127,15 @@ def parse_skeleton(text: str) -> SkeletonRow:
     raise MalformedLineError(f"expected 6 comma-separated columns, got "
                              f"{len(parts)}")
   sample_id, click, conversion, key, count, feature_list = parts
-  click_value = _int(click, "click")
-  conversion_value = _int(conversion, "conversion")
+  click_value = parse_int(click, "click")
+  conversion_value = parse_int(conversion, "conversion")
   if click_value not in (0, 1) or conversion_value not in (0, 1):
     raise MalformedLineError(
         f"click and conversion must be 0 or 1, got {click}, {conversion}")
   return SkeletonRow(
-      _int(sample_id, "sample_id"), click_value, conversion_value,
-      _key(key), parse_feature_list(feature_list, _int(count, "feature_num"),
-                                    SKELETON_FIELDS))
+      parse_int(sample_id, "sample_id"), click_value, conversion_value,
+      _key(key), parse_feature_list(
+          feature_list, parse_int(count, "feature_num"), SKELETON_FIELDS))
 
 
 def parse_common_features(text: str) -> CommonRow:
@@ -155,7 +145,7 @@ def parse_common_features(text: str) -> CommonRow:
                              f"{len(parts)}")
   key, count, feature_list = parts
   return CommonRow(_key(key), parse_feature_list(
-      feature_list, _int(count, "feature_num"), USER_FIELDS))
+      feature_list, parse_int(count, "feature_num"), USER_FIELDS))
 
 
 def _key(text: str) -> str:

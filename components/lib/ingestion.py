@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -19,12 +20,14 @@ from apache_beam.io import concat_source
 from apache_beam.io import filebasedsource
 import tensorflow as tf
 
+from components.lib.errors import InputError
+
 MALFORMED = "malformed"
 # Malformed lines kept verbatim in the report (all of them are counted).
 MAX_REPORTED_LINES = 100
 
 
-class IngestionError(ValueError):
+class IngestionError(InputError):
   """Raw input that cannot be ingested: missing, empty or too malformed."""
 
 
@@ -51,6 +54,38 @@ class MalformedLine:
 
 class MalformedLineError(ValueError):
   """Raised by a line parser; the message is the reason the line is bad."""
+
+
+# What a tf.train.Example's Int64List and FloatList hold: a value beyond
+# them fails the proto's own check with no file or line.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def parse_int(text: str, what: str) -> int:
+  """A field written to an Int64List: an integer within int64."""
+  try:
+    number = int(text.strip())
+  except ValueError:
+    raise MalformedLineError(f"{what} {text!r} is not an integer") from None
+  if not INT64_MIN <= number <= INT64_MAX:
+    raise MalformedLineError(
+        f"{what} {text.strip()!r} is beyond the 64-bit integer range")
+  return number
+
+
+def parse_float(text: str, what: str) -> float:
+  """A field written to a FloatList: finite, within float32."""
+  try:
+    number = float(text.strip())
+  except ValueError:
+    raise MalformedLineError(f"{what} {text!r} is not a number") from None
+  if not math.isfinite(number):
+    raise MalformedLineError(f"{what} {text.strip()!r} is not finite")
+  if abs(number) > FLOAT32_MAX:
+    raise MalformedLineError(
+        f"{what} {text.strip()!r} is beyond the 32-bit float range")
+  return number
 
 
 class _OffsetLineSource(filebasedsource.FileBasedSource):

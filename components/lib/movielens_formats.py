@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
 import re
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
-from components.lib.ingestion import IngestionError, MalformedLineError, require_file
+from components.lib.ingestion import (IngestionError, MalformedLineError,
+                                      parse_float, parse_int, require_file)
 
 # ML-100K encodes genres as 19 flags in this order (u.genre).
 ML100K_GENRES = (
@@ -75,26 +75,9 @@ def _id(value: str, what: str) -> str:
   return value
 
 
-def _int(value: str, what: str) -> int:
-  try:
-    return int(value.strip())
-  except ValueError:
-    raise MalformedLineError(f"{what} {value!r} is not an integer") from None
-
-
-def _float(value: str, what: str) -> float:
-  try:
-    number = float(value.strip())
-  except ValueError:
-    raise MalformedLineError(f"{what} {value!r} is not a number") from None
-  if not math.isfinite(number):
-    raise MalformedLineError(f"{what} {value!r} is not finite")
-  return number
-
-
 def _rating(user: str, item: str, rating: str, timestamp: str) -> Rating:
   return Rating(_id(user, "user id"), _id(item, "movie id"),
-                _float(rating, "rating"), _int(timestamp, "timestamp"))
+                parse_float(rating, "rating"), parse_int(timestamp, "timestamp"))
 
 
 def _year_from_title(title: str) -> Optional[int]:
@@ -127,7 +110,7 @@ def parse_1m_movie(text: str) -> Movie:
 
 def parse_1m_user(text: str) -> User:
   user, gender, age, occupation, zipcode = _fields(text, "::", 5)
-  return User(_id(user, "user id"), gender.strip(), _int(age, "age"),
+  return User(_id(user, "user id"), gender.strip(), parse_int(age, "age"),
               occupation.strip(), zipcode.strip())
 
 
@@ -152,7 +135,7 @@ def parse_100k_movie(text: str) -> Movie:
 
 def parse_100k_user(text: str) -> User:
   user, age, gender, occupation, zipcode = _fields(text, "|", 5)
-  return User(_id(user, "user id"), gender.strip(), _int(age, "age"),
+  return User(_id(user, "user id"), gender.strip(), parse_int(age, "age"),
               occupation.strip(), zipcode.strip())
 
 

@@ -15,9 +15,12 @@ from tfx.components.example_validator import executor as validator_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components.lib.errors import InputError
 
-class DataValidationError(ValueError):
-  """The raw data does not match the curated schema."""
+
+class DataValidationError(InputError):
+  """The raw data does not match the curated schema, or leaves nothing to
+  train on."""
 
 
 def describe(anomalies: anomalies_pb2.Anomalies) -> list:

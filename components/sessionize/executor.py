@@ -24,7 +24,7 @@ from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
 from components.lib.session_data import session_data
-from components.sessionize.anomalies import raise_on_anomalies
+from components.sessionize.anomalies import DataValidationError, raise_on_anomalies
 from components.sessionize.sessions import (CATALOG, NAMESPACE,
                                             SessionizeExamples, feature_spec)
 
@@ -114,7 +114,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         output.set_int_custom_property(name, value)
     logging.info("Sessionized: %s", report)
     if report["users"] == 0:
-      raise ValueError(
+      raise DataValidationError(
           f"no user has at least {params.min_timeline_length} interactions"
           f"{'' if params.min_rating is None else ' rated >= %s' % params.min_rating};"
           f" nothing to train or evaluate on ({report})")

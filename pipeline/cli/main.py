@@ -3,6 +3,7 @@ model, benchmark, manage schemas (one module per group of commands)."""
 import argparse
 import os
 import sys
+import traceback
 from typing import List, Optional
 import warnings
 
@@ -21,6 +22,7 @@ from pipeline.cli import models  # pylint: disable=wrong-import-position
 from pipeline.cli import orchestrate  # pylint: disable=wrong-import-position
 from pipeline.cli import results  # pylint: disable=wrong-import-position
 from pipeline.cli import schema  # pylint: disable=wrong-import-position
+from components.lib.errors import InputError  # pylint: disable=wrong-import-position
 from pipeline.config import ConfigError  # pylint: disable=wrong-import-position
 
 
@@ -32,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
       "a TFLite model.",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog="Run 'recsys COMMAND --help' for the options of a command.")
+  parser.add_argument(
+      "--debug", action="store_true",
+      help="print the traceback of an error in the input or the settings, "
+      "not only its message")
   commands = parser.add_subparsers(dest="command", metavar="COMMAND")
   commands.required = True
   for group in (orchestrate, models, bench, schema, results):
@@ -39,23 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _data_errors() -> tuple:
-  """Errors caused by the input data: reported as a message, not a trace."""
-  # pylint: disable=import-outside-toplevel
-  from components.lib.ingestion import IngestionError
-  from components.sessionize.anomalies import DataValidationError
-  return (DataValidationError, IngestionError)
+# Exit codes of an error the user fixes (README, "When the input is wrong").
+EXIT_INPUT_ERROR = 1
+EXIT_CONFIG_ERROR = 2
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  """Runs a command. An error in the settings (exit 2) or in the input data
+  (exit 1) is one `recsys: error:` line; --debug adds its traceback. Any
+  other exception is a bug and keeps its traceback."""
   args = build_parser().parse_args(argv)
   try:
     return args.func(args)
-  except ConfigError as e:
+  except (ConfigError, InputError) as e:
+    if args.debug:
+      traceback.print_exc()
     print(f"recsys: error: {e}", file=sys.stderr)
-    return 2
-  except Exception as e:  # pylint: disable=broad-except
-    if isinstance(e, _data_errors()):
-      print(f"recsys: error: {e}", file=sys.stderr)
-      return 1
-    raise
+    return (EXIT_CONFIG_ERROR if isinstance(e, ConfigError)
+            else EXIT_INPUT_ERROR)

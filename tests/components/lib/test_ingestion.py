@@ -1,5 +1,6 @@
 """Tests of the splittable line source with offsets, line numbers of
 malformed lines and the ingestion summary."""
+import re
 from typing import List
 
 import apache_beam as beam
@@ -8,6 +9,7 @@ import pytest
 
 from components.lib import ingestion
 from components.lib.ingestion import (IngestionError, MalformedLine,
+                                      MalformedLineError,
                                       _OffsetLineSource)
 from tests.support.files import collect, load, reference_lines, write_lines
 
@@ -172,3 +174,30 @@ def test_read_lines_with_offsets_in_a_pipeline(tmp_path):
 
 
 # --- format detection ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("12x", "'12x' is not an integer"),
+    ("", "'' is not an integer"),
+    ("99999999999999999999", "'99999999999999999999' is beyond the 64-bit "
+     "integer range"),
+    ("-9223372036854775809", "beyond the 64-bit integer range"),
+])
+def test_parse_int_rejects_what_an_int64_cannot_hold(text, reason):
+  with pytest.raises(MalformedLineError, match=re.escape(reason)):
+    ingestion.parse_int(text, "timestamp")
+
+
+def test_parse_int_takes_the_whole_int64_range():
+  assert ingestion.parse_int(" 9223372036854775807 ", "id") == 2**63 - 1
+  assert ingestion.parse_int("-9223372036854775808", "id") == -2**63
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("five", "not a number"), ("nan", "not finite"), ("-inf", "not finite"),
+    ("1e39", "beyond the 32-bit float range"),
+])
+def test_parse_float_rejects_what_a_float32_cannot_hold(text, reason):
+  with pytest.raises(MalformedLineError, match=f"rating '{text}' is {reason}"):
+    ingestion.parse_float(text, "rating")
+  assert ingestion.parse_float(" 3.4e38", "rating") == 3.4e38

@@ -53,6 +53,19 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
   assert f"data directory not found: {tmp_path / 'nope'}" in capsys.readouterr().err
 
 
+def test_debug_adds_the_traceback_to_an_input_error(tmp_path, capsys):
+  args = ["run", "--data-dir", str(tmp_path / "nope"), "--output-dir",
+          str(tmp_path / "out")]
+  assert cli.main(args) == cli.EXIT_INPUT_ERROR
+  assert "Traceback" not in capsys.readouterr().err
+  assert cli.main(["--debug"] + args) == cli.EXIT_INPUT_ERROR
+  err = capsys.readouterr().err
+  assert "Traceback (most recent call last)" in err
+  assert "IngestionError: data directory not found" in err
+  assert err.rstrip().endswith(
+      f"recsys: error: data directory not found: {tmp_path / 'nope'}")
+
+
 def test_recommend_without_a_pushed_model(tmp_path):
   result = run("recommend", "--model", str(tmp_path), "--history", "1,2")
   assert result.returncode == 2
