@@ -201,7 +201,7 @@ class RunConfig:
     path fails here, naming it."""
     return self.with_features(fc.resolve(
         self.feature_config(),
-        _has_user_features(self.data.dataset, data_dir or self.data.data_dir)))
+        _has_user_features(self.data, data_dir or self.data.data_dir)))
 
   def step_settings(self, cls):
     """The part of this config that a step reads, as its StepSettings
@@ -227,15 +227,16 @@ class RunConfig:
     self.feature_config()
 
 
-def _has_user_features(dataset: str, data_dir: str) -> bool:
+def _has_user_features(data: settings.DataConfig, data_dir: str) -> bool:
   """Detects the input files and tells whether they have user features."""
   # pylint: disable=import-outside-toplevel
-  if dataset == session_data.ALICCP:
+  if data.dataset == session_data.ALICCP:
     from components.lib.aliccp_format import detect_files
     detect_files(data_dir)
     return True
   from components.lib.movielens_formats import detect_files  # pylint: disable=reimported
-  return detect_files(data_dir).users is not None
+  return detect_files(data_dir, data.layout,
+                      data.encoding).users is not None
 
 
 def help_text(width: int = 79) -> str:

@@ -88,11 +88,12 @@ def _parsed(lines: Iterator[str], parse: Callable[[str], Any]
       continue
 
 
-def _movielens(data_dir: str, session: SessionConfig) -> DataProfile:
-  files = M.detect_files(data_dir)
+def _movielens(data_dir: str, data: DataConfig,
+               session: SessionConfig) -> DataProfile:
+  files = M.detect_files(data_dir, data.layout, data.encoding)
   per_user: Dict[str, int] = collections.Counter()
   items = set()
-  for rating in _parsed(_lines(files.ratings, files.format.encoding,
+  for rating in _parsed(_lines(files.ratings, files.encoding(files.ratings),
                                skip_first=files.format.header),
                         files.format.parse_rating):
     if session.min_rating is not None and rating.rating < session.min_rating:
@@ -102,7 +103,9 @@ def _movielens(data_dir: str, session: SessionConfig) -> DataProfile:
   return from_timelines(list(per_user.values()), len(items), session)
 
 
-def _aliccp(data_dir: str, session: SessionConfig) -> DataProfile:
+def _aliccp(data_dir: str, data: DataConfig,
+            session: SessionConfig) -> DataProfile:
+  del data  # one layout, one encoding
   skeleton, common = A.detect_files(data_dir)["train"]
   user_of = {}
   for row in _parsed(_lines(common, "utf-8", max_bytes=MAX_ALICCP_BYTES),
@@ -127,4 +130,4 @@ def profile(data: DataConfig, session: SessionConfig) -> DataProfile:
   """The profile of `data.data_dir` (errors name a missing or bad file)."""
   read = _aliccp if data.dataset == session_data.ALICCP else _movielens
   return read(os.path.abspath(data.data_dir) if "://" not in data.data_dir
-              else data.data_dir, session)
+              else data.data_dir, data, session)

@@ -73,7 +73,7 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
   files under "files".
   """
 
-  def describe(self, input_base: str) -> Dict[str, Any]:
+  def describe(self, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     raise NotImplementedError
 
   def _write_examples(self, examples: types.Artifact,
@@ -116,8 +116,7 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
          exec_properties: Dict[str, Any]) -> None:
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
-    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    report = self.describe(input_base)  # also fails early on missing files
+    report = self.describe(exec_properties)  # fails early on missing files
     for key, value in report.items():
       if isinstance(value, str):  # e.g. the detected format
         examples.set_string_custom_property(key, value)

@@ -18,7 +18,7 @@ import csv
 import dataclasses
 import os
 import re
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -196,6 +196,39 @@ class MovieLensFiles:
   ratings: str
   movies: str
   users: Optional[str]
+  # path -> (encoding, why): see `file_encoding`.
+  encodings: Dict[str, Tuple[str, str]] = dataclasses.field(
+      default_factory=dict)
+
+  @property
+  def paths(self) -> Tuple[str, ...]:
+    return tuple(p for p in (self.ratings, self.movies, self.users) if p)
+
+  def encoding(self, path: str) -> str:
+    return self.encodings[path][0]
+
+
+def file_encoding(path: str, layout_encoding: str, forced: str = ""
+                  ) -> Tuple[str, str]:
+  """(encoding, why) of one file. GroupLens ships the `.dat` and `u.*` files
+  in latin-1, but a file saved again by an editor is often UTF-8, and read
+  as latin-1 its accents become mojibake ("NoÃ«l") that nothing rejects: a
+  latin-1 layout's file that decodes as UTF-8 and has non-ASCII bytes is
+  read as UTF-8 (latin-1 text of real words almost never is valid UTF-8).
+  The CSV layout is UTF-8 by definition; `forced` (data.encoding) wins."""
+  if forced:
+    return forced, "data.encoding"
+  if layout_encoding == "utf-8":
+    return "utf-8", "the layout's encoding"
+  with tf.io.gfile.GFile(path, "rb") as f:
+    data = f.read()
+  if data.isascii():
+    return layout_encoding, "ASCII only"
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError:
+    return layout_encoding, "the layout's encoding"
+  return "utf-8", "valid UTF-8 with non-ASCII characters"
 
 
 def _check_header(path: str, expected: str) -> None:
@@ -206,26 +239,45 @@ def _check_header(path: str, expected: str) -> None:
         f"{path}:1: expected the header {expected!r}, found {first[:120]!r}")
 
 
-def detect_files(data_dir: str) -> MovieLensFiles:
-  """Finds which MovieLens layout data_dir holds; clear errors otherwise."""
+def detect_files(data_dir: str, layout: str = "",
+                 encoding: str = "") -> MovieLensFiles:
+  """Finds which MovieLens layout data_dir holds (`layout`, data.layout,
+  picks one when it holds several) and each file's encoding (`encoding`,
+  data.encoding, forces one); clear errors otherwise."""
   if not tf.io.gfile.isdir(data_dir):
     raise IngestionError(f"data directory not found: {data_dir}")
-  for fmt in FORMATS:
-    ratings = os.path.join(data_dir, fmt.ratings_file)
-    if not tf.io.gfile.exists(ratings):
-      continue
-    require_file(ratings, f"{fmt.name} ratings file")
-    movies = require_file(os.path.join(data_dir, fmt.movies_file),
-                          f"{fmt.name} movies file (needed beside {ratings})")
-    users = None
-    if fmt.users_file and tf.io.gfile.exists(
-        os.path.join(data_dir, fmt.users_file)):
-      users = require_file(os.path.join(data_dir, fmt.users_file),
-                           f"{fmt.name} users file")
-    if fmt.header:
-      for path in (ratings, movies):
-        _check_header(path, _CSV_HEADERS[os.path.basename(path)])
-    return MovieLensFiles(fmt, ratings, movies, users)
-  expected = ", ".join(f.ratings_file for f in FORMATS)
-  raise IngestionError(
-      f"no MovieLens ratings file in {data_dir} (looked for {expected})")
+  present = [f for f in FORMATS if (not layout or f.name == layout)
+             and tf.io.gfile.exists(os.path.join(data_dir, f.ratings_file))]
+  if not present:
+    looked_for = [f for f in FORMATS if not layout or f.name == layout]
+    raise IngestionError(
+        f"no MovieLens ratings file in {data_dir} (looked for "
+        f"{', '.join(f.ratings_file for f in looked_for)}"
+        f"{f', the {layout} layout (data.layout)' if layout else ''})")
+  if len(present) > 1:
+    raise IngestionError(
+        f"{data_dir} holds the files of {len(present)} MovieLens layouts: "
+        + ", ".join(f"{f.name} ({f.ratings_file})" for f in present)
+        + "; set data.layout to the one to read (--set data.layout="
+        f"{present[0].name})")
+  (fmt,) = present
+  ratings = require_file(os.path.join(data_dir, fmt.ratings_file),
+                         f"{fmt.name} ratings file")
+  movies = require_file(os.path.join(data_dir, fmt.movies_file),
+                        f"{fmt.name} movies file (needed beside {ratings})")
+  users = None
+  if fmt.users_file and tf.io.gfile.exists(
+      os.path.join(data_dir, fmt.users_file)):
+    users = require_file(os.path.join(data_dir, fmt.users_file),
+                         f"{fmt.name} users file")
+  if fmt.header:
+    for path in (ratings, movies):
+      _check_header(path, _CSV_HEADERS[os.path.basename(path)])
+  # The ratings file holds ids and numbers only: a non-ASCII byte there is a
+  # malformed line in any encoding, so it is not read twice to find out.
+  encodings = {ratings: ((encoding, "data.encoding") if encoding
+                         else (fmt.encoding, "the layout's encoding"))}
+  for path in (movies, users):
+    if path:
+      encodings[path] = file_encoding(path, fmt.encoding, encoding)
+  return MovieLensFiles(fmt, ratings, movies, users, encodings)

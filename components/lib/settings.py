@@ -58,6 +58,12 @@ class Section:
     del prefix  # a section without constraints
 
 
+# The raw MovieLens layouts (components/lib/movielens_formats.py FORMATS) and
+# the encodings their files may be read in.
+MOVIELENS_LAYOUTS = ("ml-1m", "ml-100k", "ml-csv")
+ENCODINGS = ("latin-1", "utf-8")
+
+
 @dataclasses.dataclass
 class DataConfig(Section):
   dataset: str = setting(
@@ -71,9 +77,19 @@ class DataConfig(Section):
       32 * 2**20, "joins and per-user grouping spill to disk in buckets of "
       "about this much input, keeping the DirectRunner's memory flat; 0 uses "
       "Beam's shuffle (right on a distributed runner)")
+  layout: str = setting(
+      "", "MovieLens layout to read when data_dir holds several: "
+      + ", ".join(MOVIELENS_LAYOUTS) + " (empty: the one present)")
+  encoding: str = setting(
+      "", "encoding of the MovieLens files: " + ", ".join(ENCODINGS)
+      + " (empty: the layout's, latin-1 for .dat and u.* files, UTF-8 for "
+      "CSV; a catalog file that is valid UTF-8 with non-ASCII characters is "
+      "read as UTF-8)")
 
   def check(self, prefix: str) -> None:
     _one_of(self.dataset, f"{prefix}.dataset", tuple(session_data.DATASETS))
+    _one_of(self.layout, f"{prefix}.layout", ("",) + MOVIELENS_LAYOUTS)
+    _one_of(self.encoding, f"{prefix}.encoding", ("",) + ENCODINGS)
     _require(self.max_malformed_lines >= 0, f"{prefix}.max_malformed_lines",
              "must be >= 0")
     _require(self.group_bucket_bytes >= 0, f"{prefix}.group_bucket_bytes",

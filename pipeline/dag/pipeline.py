@@ -113,7 +113,8 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
   else:
     example_gen = MovieLensExampleGen(
         data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
-        code_version=code_version(MovieLensExampleGen.__module__))
+        code_version=code_version(MovieLensExampleGen.__module__),
+        layout=data.layout, encoding=data.encoding)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(

@@ -169,7 +169,8 @@ class Executor(base_executor.RawExampleGenExecutor):
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     return _AliCCPToExample
 
-  def describe(self, input_base: str) -> Dict[str, Any]:
-    files = A.detect_files(input_base)
+  def describe(self, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+    files = A.detect_files(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY])
     return {"splits": sorted(files),
             "files": [p for split in sorted(files) for p in files[split]]}

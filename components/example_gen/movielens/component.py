@@ -1,8 +1,19 @@
 """MovieLensExampleGen: the component (executor.py reads the files)."""
 from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
 
 from components.example_gen import component as base_component
 from components.example_gen.movielens import executor
+
+
+class MovieLensExampleGenSpec(base_component.RawExampleGenSpec):
+  PARAMETERS = {
+      **base_component.RawExampleGenSpec.PARAMETERS,
+      executor.LAYOUT: component_spec.ExecutionParameter(type=str,
+                                                         optional=True),
+      executor.ENCODING: component_spec.ExecutionParameter(type=str,
+                                                           optional=True),
+  }
 
 
 class MovieLensExampleGen(base_component.RawExampleGen):
@@ -13,5 +24,13 @@ class MovieLensExampleGen(base_component.RawExampleGen):
   user's gender, age, occupation and zip code.
   """
 
+  SPEC_CLASS = MovieLensExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   SPLIT = executor.SPLIT
+
+  def __init__(self, data_dir: str, max_malformed_lines: int = 0,
+               code_version: str = "", layout: str = "", encoding: str = ""):
+    """`layout`, `encoding`: data.layout and data.encoding (empty: detected
+    from the files)."""
+    super().__init__(data_dir, max_malformed_lines, code_version,
+                     **{executor.LAYOUT: layout, executor.ENCODING: encoding})

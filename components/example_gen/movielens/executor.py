@@ -23,6 +23,9 @@ from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
 
 SPLIT = "ratings"
+# Execution parameters: data.layout and data.encoding ("": detected).
+LAYOUT = "layout"
+ENCODING = "encoding"
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -113,7 +116,8 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: di
         pipeline
         | f"Read{name}" >> ingestion.ReadLinesWithOffsets(path)
         | f"Parse{name}" >> beam.ParDo(
-            ingestion.ParseLines(parse, fmt.encoding, skip_first_line=fmt.header),
+            ingestion.ParseLines(parse, files.encoding(path),
+                                 skip_first_line=fmt.header),
             **side_inputs).with_outputs(ingestion.MALFORMED, main="parsed"))
 
   movies = parsed("Movies", files.movies,
@@ -134,12 +138,19 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: di
   }
 
 
+def movielens_files(exec_properties: Dict[str, Any]) -> MovieLensFiles:
+  """The input files, their layout and encodings, as the settings say."""
+  return detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                      exec_properties.get(LAYOUT) or "",
+                      exec_properties.get(ENCODING) or "")
+
+
 @beam.ptransform_fn
 def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                         split_pattern: str):  # pylint: disable=invalid-name,unused-argument
   """The ExampleGen hook: reads every file of the detected layout (the split
   pattern only feeds the driver's input fingerprint) and writes the summary."""
-  files = detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+  files = movielens_files(exec_properties)
   read = pipeline | "ReadMovieLens" >> ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
@@ -152,7 +163,8 @@ class Executor(base_executor.RawExampleGenExecutor):
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     return _MovieLensToExample
 
-  def describe(self, input_base: str) -> Dict[str, Any]:
-    files = detect_files(input_base)
-    return {"format": files.format.name,
-            "files": [p for p in (files.ratings, files.movies, files.users) if p]}
+  def describe(self, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+    files = movielens_files(exec_properties)
+    return {"format": files.format.name, "files": list(files.paths),
+            "encodings": {path: f"{encoding} ({why})" for path, (
+                encoding, why) in files.encodings.items()}}

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from components.lib import movielens_formats as formats
+from components.lib import settings
 from components.lib.ingestion import IngestionError, MalformedLineError
 from components.lib.movielens_formats import detect_files
 from pipeline import PROJECT_ROOT
@@ -22,6 +23,12 @@ from pipeline import PROJECT_ROOT
     (formats.parse_1m_rating, "::2::3::4", ("user id",)),
     (formats.parse_1m_movie, "1::  ::Drama", ("title",)),
     (formats.parse_1m_user, "1::F::old::10::48067", ("age", "old")),
+    (formats.parse_1m_rating, "1::2::3::99999999999999999999",
+     ("timestamp", "99999999999999999999", "64-bit integer range")),
+    (formats.parse_1m_user, "1::F::1e400::10::48067", ("age", "1e400")),
+    (formats.parse_100k_user, "1|99999999999999999999|M|technician|55105",
+     ("age", "64-bit integer range")),
+    (formats.parse_csv_rating, "1,2,1e39,5", ("rating", "32-bit float")),
     (formats.parse_100k_rating, "1 2 3 4", ("4 fields", "found 1")),
     (formats.parse_100k_movie, "1|Toy Story (1995)|01-Jan-1995||url|" +
      "|".join(["0"] * 18), ("24 fields", "found 23")),
@@ -135,6 +142,48 @@ def test_detect_files_csv_wrong_header(tmp_path, bad_file):
   with pytest.raises(IngestionError, match="header") as raised:
     detect_files(str(tmp_path))
   assert f"{tmp_path / bad_file}:1" in str(raised.value)
+
+
+def test_two_layouts_in_one_directory_need_data_layout(tmp_path):
+  for file_name in ("ratings.dat", "movies.dat", "ratings.csv", "movies.csv"):
+    _touch(tmp_path / file_name)
+  with pytest.raises(IngestionError) as raised:
+    detect_files(str(tmp_path))
+  assert str(raised.value) == (
+      f"{tmp_path} holds the files of 2 MovieLens layouts: ml-1m "
+      "(ratings.dat), ml-csv (ratings.csv); set data.layout to the one to "
+      "read (--set data.layout=ml-1m)")
+  assert detect_files(str(tmp_path), layout="ml-csv").format.name == "ml-csv"
+  assert detect_files(str(tmp_path), layout="ml-1m").format.name == "ml-1m"
+  with pytest.raises(IngestionError, match=r"looked for u\.data, the ml-100k "
+                     r"layout \(data\.layout\)"):
+    detect_files(str(tmp_path), layout="ml-100k")
+
+
+def test_layout_names_are_the_settings_choices():
+  assert tuple(f.name for f in formats.FORMATS) == settings.MOVIELENS_LAYOUTS
+
+
+NOEL_LATIN1 = "1::River Noël (2001)::Drama\n".encode("latin-1")
+NOEL_UTF8 = "1::River Noël (2001)::Drama\n".encode("utf-8")
+
+
+@pytest.mark.parametrize("movies, forced, expected, why", [
+    (b"1::Heat (1995)::Drama\n", "", "latin-1", "ASCII only"),
+    (NOEL_LATIN1, "", "latin-1", "the layout's encoding"),
+    (NOEL_UTF8, "", "utf-8", "valid UTF-8 with non-ASCII characters"),
+    (NOEL_UTF8, "latin-1", "latin-1", "data.encoding"),
+])
+def test_catalog_encoding_is_detected_or_forced(tmp_path, movies, forced,
+                                                expected, why):
+  _touch(tmp_path / "ratings.dat")
+  (tmp_path / "movies.dat").write_bytes(movies)
+  files = detect_files(str(tmp_path), encoding=forced)
+  assert files.encodings[files.movies] == (expected, why)
+  # The accented title decodes to the same text from either file.
+  if movies != b"1::Heat (1995)::Drama\n" and not forced:
+    text = movies.decode(files.encoding(files.movies))
+    assert formats.parse_1m_movie(text.strip()).title == "River Noël (2001)"
 
 
 def test_real_ml1m_if_present():
