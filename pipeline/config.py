@@ -133,6 +133,12 @@ class RunConfig:
     return os.path.join(self.output_dir, LOG_FILE)
 
   @property
+  def reports_dir(self) -> str:
+    """Reports kept outside the pipeline root: a failed step's outputs are
+    removed, these stay (the ingestion report)."""
+    return os.path.join(self.output_dir, "reports")
+
+  @property
   def timings_path(self) -> str:
     return os.path.join(self.output_dir, TIMINGS_FILE)
 

@@ -15,13 +15,14 @@ from tfx.types import component_spec
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen.executor import MAX_MALFORMED_LINES
+from components.example_gen.executor import MAX_MALFORMED_LINES, REPORTS_DIR
 
 
 class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
+      REPORTS_DIR: component_spec.ExecutionParameter(type=str, optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -44,8 +45,10 @@ class RawExampleGen(FileBasedExampleGen):
   INPUT_PATTERN = "*"
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
-               code_version: str = "", **parameters):
-    """`parameters`: the subclass's own (SPEC_CLASS) execution parameters."""
+               code_version: str = "", reports_dir: str = "", **parameters):
+    """`reports_dir`: where the ingestion report is kept even when the
+    execution fails; `parameters`: the subclass's own (SPEC_CLASS)
+    execution parameters."""
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=self.SPLIT,
                                     pattern=self.INPUT_PATTERN)])
@@ -65,5 +68,6 @@ class RawExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         examples=types.Channel(type=types.standard_artifacts.Examples),
         code_version=code_version,
-        **{MAX_MALFORMED_LINES: max_malformed_lines}, **parameters)
+        **{MAX_MALFORMED_LINES: max_malformed_lines,
+           REPORTS_DIR: reports_dir}, **parameters)
     super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

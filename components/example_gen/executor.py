@@ -33,6 +33,9 @@ from components.lib import ingestion
 from components.lib import layout
 
 MAX_MALFORMED_LINES = "max_malformed_lines"
+# Where the ingestion report is kept outside the execution's output (which
+# TFX removes when the execution fails): <output_dir>/reports.
+REPORTS_DIR = "reports_dir"
 REPORT_DIR = "_report_dir"
 NAMESPACE = "raw_example_gen"
 MADE_COUNTER = "examples_made"
@@ -134,21 +137,37 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     check_all_written(result, summary.examples)
     report["examples"] = summary.examples
     examples.set_int_custom_property("num_examples", summary.examples)
-    for kind, (count, lines) in summary.reported.items():
-      report[kind] = count
+    catalogs = report.get("catalogs", [])
+    for kind, reported in summary.reported.items():
+      lines = ingestion.root_causes_first(reported.lines, catalogs)
+      report[kind] = reported.count
+      report[f"{kind}_totals"] = [
+          {"file": path, "reason": reason, "lines": count}
+          for path, reason, count in reported.totals]
       report[f"{kind}_lines"] = [m.describe() for m in lines]
-      examples.set_int_custom_property(kind, count)
-      for line in lines[:10]:
+      examples.set_int_custom_property(kind, reported.count)
+      for line in lines[:ingestion.MAX_SHOWN_LINES]:
         logging.warning("%s: %s", kind, line.describe())
-    with tf.io.gfile.GFile(os.path.join(examples.uri, layout.INGESTION_REPORT), "w") as f:
-      f.write(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    with tf.io.gfile.GFile(os.path.join(examples.uri, layout.INGESTION_REPORT),
+                           "w") as f:
+      f.write(text)
+    # A failed execution's output is removed by TFX: the copy outside it is
+    # the one the error message points to.
+    kept = (os.path.join(exec_properties[REPORTS_DIR], layout.INGESTION_REPORT)
+            if exec_properties.get(REPORTS_DIR) else "")
+    if kept:
+      tf.io.gfile.makedirs(os.path.dirname(kept))
+      with tf.io.gfile.GFile(kept, "w") as f:
+        f.write(text)
     ingestion.check_malformed(
-        summary.malformed, summary.malformed_lines,
+        summary.reported[ingestion.MALFORMED],
         int(exec_properties.get(MAX_MALFORMED_LINES) or 0),
-        "data.max_malformed_lines")
+        "data.max_malformed_lines", catalogs, kept)
     if summary.examples == 0:
       raise ingestion.IngestionError(
-          f"no examples could be read from {', '.join(report['files'])}")
+          f"no examples could be read from {', '.join(report['files'])}"
+          + (f"; the report: {kept}" if kept else ""))
 
 
 def check_all_written(result: PipelineResult,

@@ -9,11 +9,13 @@ file only up to the last bad line and only when there is one.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+import re
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io import concat_source
@@ -23,8 +25,11 @@ import tensorflow as tf
 from components.lib.errors import InputError
 
 MALFORMED = "malformed"
-# Malformed lines kept verbatim in the report (all of them are counted).
+# Reported lines kept verbatim in the report, per file and kind (all of
+# them are counted, per file and reason).
 MAX_REPORTED_LINES = 100
+# Lines a failure message shows (the report has the rest).
+MAX_SHOWN_LINES = 10
 
 
 class IngestionError(InputError):
@@ -176,9 +181,16 @@ class ParseLines(beam.DoFn):
           MALFORMED, MalformedLine(record.path, record.offset, str(e), text))
 
 
-def _first_lines(malformed: List[MalformedLine]) -> List[MalformedLine]:
-  return sorted(malformed, key=lambda m: (m.path, m.offset))[
-      :MAX_REPORTED_LINES]
+# A value inside a reason: a quoted string, or a number standing alone
+# ("64-bit" is part of the reason's wording).
+_VALUE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|"
+                    r"(?<![\w.-])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w-])")
+
+
+def reason_kind(reason: str) -> str:
+  """A reason with its values left out: what reported lines are totalled
+  by ("movie id 12 is not in u.item" -> "movie id … is not in u.item")."""
+  return _VALUE.sub("…", reason)
 
 
 class WriteIngestionSummary(beam.PTransform):
@@ -190,7 +202,9 @@ class WriteIngestionSummary(beam.PTransform):
   may be a tuple of PCollections: each is counted on its own and the counts
   are merged here, because a Flatten of PCollections from different stages
   can lose elements on Beam's FnApiRunner (components/lib/disk_group.py).
-  Writes one JSON file `summary` into report_dir, read back by
+  Each part keeps its first MAX_REPORTED_LINES lines (so that a file with
+  few bad lines is not crowded out by one with many) and its totals per
+  reason kind. Writes one JSON file `summary` into report_dir, read back by
   `read_ingestion_summary` once the Beam job is done.
   """
 
@@ -216,13 +230,25 @@ class WriteIngestionSummary(beam.PTransform):
             | f"First_{part}" >> beam.combiners.Top.Of(
                 MAX_REPORTED_LINES, key=lambda m: (m.path, m.offset),
                 reverse=True))
+        side_inputs[f"{part}_totals"] = beam.pvalue.AsList(
+            lines
+            | f"Kinds_{part}" >> beam.Map(
+                lambda m: (m.path, reason_kind(m.reason)))
+            | f"Totals_{part}" >> beam.combiners.Count.PerElement())
 
     def summary(n, **counted):
       merged = {"examples": n}
       for kind, names in parts.items():
         merged[kind] = sum(counted[p] for p in names)
-        merged[f"{kind}_lines"] = [dataclasses.asdict(m) for m in _first_lines(
-            [m for p in names for m in counted[f"{p}_lines"]])]
+        merged[f"{kind}_lines"] = [dataclasses.asdict(m) for m in sorted(
+            (m for p in names for m in counted[f"{p}_lines"]),
+            key=lambda m: (m.path, m.offset))]
+        totals = collections.Counter()
+        for p in names:
+          for key, count in counted[f"{p}_totals"]:
+            totals[tuple(key)] += count
+        merged[f"{kind}_totals"] = [[path, reason, count] for (
+            path, reason), count in sorted(totals.items())]
       return json.dumps(merged)
 
     return (
@@ -232,28 +258,38 @@ class WriteIngestionSummary(beam.PTransform):
             os.path.join(self._report_dir, "summary"), shard_name_template=""))
 
 
+class Reported(NamedTuple):
+  """The lines of one kind: how many, the first ones of each file (with
+  line numbers), and (path, reason kind, count) totals."""
+  count: int
+  lines: List[MalformedLine]
+  totals: List[Tuple[str, str, int]]
+
+
 @dataclasses.dataclass
 class IngestionSummary:
   examples: int
-  # kind ("malformed", or a rule's name) -> (count, first lines with numbers)
-  reported: Dict[str, Tuple[int, List[MalformedLine]]]
+  # kind ("malformed", or a rule's name) -> its reported lines
+  reported: Dict[str, Reported]
 
   @property
   def malformed(self) -> int:
-    return self.reported[MALFORMED][0]
+    return self.reported[MALFORMED].count
 
   @property
   def malformed_lines(self) -> List[MalformedLine]:
-    return self.reported[MALFORMED][1]
+    return self.reported[MALFORMED].lines
 
 
 def read_ingestion_summary(report_dir: str) -> IngestionSummary:
   with tf.io.gfile.GFile(os.path.join(report_dir, "summary")) as f:
     summary = json.loads(f.read())
-  kinds = [k for k in summary if k != "examples" and not k.endswith("_lines")]
+  kinds = [k for k in summary if k != "examples"
+           and not k.endswith(("_lines", "_totals"))]
   return IngestionSummary(summary["examples"], {
-      k: (summary[k], resolve_line_numbers(
-          MalformedLine(**m) for m in summary[f"{k}_lines"]))
+      k: Reported(summary[k], resolve_line_numbers(
+          MalformedLine(**m) for m in summary[f"{k}_lines"]),
+                  [tuple(t) for t in summary[f"{k}_totals"]])
       for k in kinds})
 
 
@@ -281,12 +317,33 @@ def resolve_line_numbers(
   return sorted(resolved, key=lambda m: (m.path, m.offset))
 
 
-def check_malformed(count: int, sample: List[MalformedLine], tolerance: int,
-                    setting: str) -> None:
-  """Fails when more lines are malformed than tolerated, naming the first."""
-  if count > tolerance:
-    shown = "\n  ".join(m.describe() for m in sample[:10])
-    more = f"\n  ... and {count - 10} more" if count > 10 else ""
-    raise IngestionError(
-        f"{count} malformed line(s), more than {setting}={tolerance}:\n"
-        f"  {shown}{more}")
+def root_causes_first(lines: List[MalformedLine],
+                      catalogs: Iterable[str]) -> List[MalformedLine]:
+  """Lines of the catalog files (movies, users: the rows other lines refer
+  to) before the others, each file in line order."""
+  catalogs = set(catalogs)
+  return sorted(lines, key=lambda m: (m.path not in catalogs, m.path,
+                                      m.offset))
+
+
+def check_malformed(reported: Reported, tolerance: int, setting: str,
+                    catalogs: Iterable[str] = (), report_path: str = "") -> None:
+  """Fails when more lines are malformed than tolerated: the totals per file
+  and reason, then the first lines, catalog files first, and where the
+  full report is."""
+  if reported.count <= tolerance:
+    return
+  catalogs = set(catalogs)
+  totals = sorted(reported.totals, key=lambda t: (t[0] not in catalogs, t[0],
+                                                  -t[2], t[1]))
+  lines = [f"  {path}: {count} line{'s' if count > 1 else ''}: {reason}"
+           for path, reason, count in totals]
+  shown = root_causes_first(reported.lines, catalogs)[:MAX_SHOWN_LINES]
+  lines += [f"  {m.describe()}" for m in shown]
+  if reported.count > len(shown):
+    lines.append(f"  ... and {reported.count - len(shown)} more")
+  if report_path:
+    lines.append(f"  the full report: {report_path}")
+  raise IngestionError(
+      f"{reported.count} malformed line(s), more than {setting}={tolerance}:\n"
+      + "\n".join(lines))

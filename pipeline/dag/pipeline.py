@@ -109,12 +109,14 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
     example_gen = AliCCPExampleGen(
         data_dir=data.data_dir, group_bucket_bytes=data.group_bucket_bytes,
         max_malformed_lines=data.max_malformed_lines,
-        code_version=code_version(AliCCPExampleGen.__module__))
+        code_version=code_version(AliCCPExampleGen.__module__),
+        reports_dir=config.reports_dir)
   else:
     example_gen = MovieLensExampleGen(
         data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(MovieLensExampleGen.__module__),
-        layout=data.layout, encoding=data.encoding)
+        reports_dir=config.reports_dir, layout=data.layout,
+        encoding=data.encoding)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(

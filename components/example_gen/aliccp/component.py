@@ -22,6 +22,7 @@ class AliCCPExampleGen(base_component.RawExampleGen):
   INPUT_PATTERN = "*/*.csv"
 
   def __init__(self, data_dir: str, group_bucket_bytes: int,
-               max_malformed_lines: int = 0, code_version: str = ""):
-    super().__init__(data_dir, max_malformed_lines, code_version,
+               max_malformed_lines: int = 0, code_version: str = "",
+               reports_dir: str = ""):
+    super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
                      **{executor.GROUP_BUCKET_BYTES: group_bucket_bytes})

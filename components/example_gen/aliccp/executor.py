@@ -173,4 +173,6 @@ class Executor(base_executor.RawExampleGenExecutor):
     files = A.detect_files(
         exec_properties[standard_component_specs.INPUT_BASE_KEY])
     return {"splits": sorted(files),
-            "files": [p for split in sorted(files) for p in files[split]]}
+            "files": [p for split in sorted(files) for p in files[split]],
+            # The rows the skeleton's impressions refer to.
+            "catalogs": [files[split][1] for split in sorted(files)]}

@@ -29,8 +29,9 @@ class MovieLensExampleGen(base_component.RawExampleGen):
   SPLIT = executor.SPLIT
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
-               code_version: str = "", layout: str = "", encoding: str = ""):
+               code_version: str = "", reports_dir: str = "",
+               layout: str = "", encoding: str = ""):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
     from the files)."""
-    super().__init__(data_dir, max_malformed_lines, code_version,
+    super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
                      **{executor.LAYOUT: layout, executor.ENCODING: encoding})

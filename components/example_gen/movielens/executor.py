@@ -166,5 +166,7 @@ class Executor(base_executor.RawExampleGenExecutor):
   def describe(self, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     files = movielens_files(exec_properties)
     return {"format": files.format.name, "files": list(files.paths),
+            # The rows the ratings refer to.
+            "catalogs": [p for p in (files.movies, files.users) if p],
             "encodings": {path: f"{encoding} ({why})" for path, (
                 encoding, why) in files.encodings.items()}}

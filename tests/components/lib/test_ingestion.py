@@ -1,5 +1,6 @@
 """Tests of the splittable line source with offsets, line numbers of
 malformed lines and the ingestion summary."""
+import collections
 import re
 from typing import List
 
@@ -70,26 +71,98 @@ def test_ingestion_summary_keeps_first_lines_and_counts(tmp_path):
       (files[1][0], i + 1) for i in range(25)]
   assert [(m.path, m.line) for m in summary.malformed_lines] == expected
   assert summary.malformed_lines[3].reason == "reason 3"
+  # Totals per file and reason, the values left out.
+  assert summary.reported[ingestion.MALFORMED].totals == [
+      (files[0][0], "reason …", 75), (files[1][0], "reason …", 75)]
 
   empty = ingestion.read_ingestion_summary(str(tmp_path / "r2"))
   assert (empty.examples, empty.malformed, empty.malformed_lines) == (1, 0, [])
 
 
+def test_a_file_with_few_bad_lines_is_not_crowded_out(tmp_path):
+  # One part per file (ReadMovieLens: movies, users, ratings): each keeps
+  # its own first lines, so the catalog's root cause stays in the report.
+  ratings = write_lines(tmp_path / "ratings.dat", ["r"] * 150)
+  movies = write_lines(tmp_path / "u.item", ["m"] * 3)
+  with beam.Pipeline() as pipeline:
+    parts = (
+        pipeline | "Ratings" >> beam.Create([
+            MalformedLine(str(tmp_path / "ratings.dat"), o,
+                          f"movie id {i} is not in u.item", "r")
+            for i, o in enumerate(ratings)]),
+        pipeline | "Movies" >> beam.Create([
+            MalformedLine(str(tmp_path / "u.item"), movies[1],
+                          "expected 24 fields separated by '|', found 3",
+                          "m")]))
+    _ = {"examples": pipeline | "Examples" >> beam.Create([b"x"]),
+         "malformed": parts} | ingestion.WriteIngestionSummary(str(tmp_path))
+  summary = ingestion.read_ingestion_summary(str(tmp_path))
+  assert summary.malformed == 151
+  assert len(summary.malformed_lines) == ingestion.MAX_REPORTED_LINES + 1
+  assert (str(tmp_path / "u.item"), 2) in [
+      (m.path, m.line) for m in summary.malformed_lines]
+  assert summary.reported[ingestion.MALFORMED].totals == [
+      (str(tmp_path / "ratings.dat"), "movie id … is not in u.item", 150),
+      (str(tmp_path / "u.item"), "expected … fields separated by …, found …",
+       1)]
+
+
+def _reported(lines):
+  totals = collections.Counter((m.path, ingestion.reason_kind(m.reason))
+                               for m in lines)
+  return ingestion.Reported(len(lines), lines, [
+      (path, reason, count) for (path, reason), count in totals.items()])
+
+
 def test_check_malformed_tolerance_and_message():
-  sample = [MalformedLine("/d/ratings.dat", 10 * i, "bad rating", "x",
-                          line=i + 1) for i in range(12)]
-  ingestion.check_malformed(0, [], 0, "max")
-  ingestion.check_malformed(12, sample, 12, "max")
+  sample = [MalformedLine("/d/ratings.dat", 10 * i, f"movie id {i} is not in "
+                          "movies.dat", "x", line=i + 1) for i in range(12)]
+  ingestion.check_malformed(_reported([]), 0, "max")
+  ingestion.check_malformed(_reported(sample), 12, "max")
   with pytest.raises(IngestionError) as raised:
-    ingestion.check_malformed(1, sample[:1], 0, "data.max_malformed_lines")
-  assert "/d/ratings.dat:1: bad rating" in str(raised.value)
+    ingestion.check_malformed(_reported(sample[:1]), 0,
+                              "data.max_malformed_lines")
+  assert "/d/ratings.dat:1: movie id 0 is not in movies.dat" in str(
+      raised.value)
   assert "data.max_malformed_lines=0" in str(raised.value)
   with pytest.raises(IngestionError) as raised:
-    ingestion.check_malformed(12, sample, 11, "max")
+    ingestion.check_malformed(_reported(sample), 11, "max")
   message = str(raised.value)
   assert "/d/ratings.dat:10:" in message
   assert "/d/ratings.dat:11:" not in message  # only the first 10 are shown
   assert "2 more" in message
+
+
+def test_check_malformed_shows_totals_and_root_causes_first():
+  knock_on = [MalformedLine("/d/ratings.dat", 10 * i, "movie id 7 is not in "
+                            "movies.dat", "x", line=i + 1) for i in range(30)]
+  cause = MalformedLine("/d/movies.dat", 40, "expected 3 fields separated by "
+                        "'::', found 1", "7 Heat", line=5)
+  with pytest.raises(IngestionError) as raised:
+    ingestion.check_malformed(_reported(knock_on + [cause]), 0,
+                              "data.max_malformed_lines", ["/d/movies.dat"],
+                              "/out/reports/ingestion_report.json")
+  assert str(raised.value).splitlines()[:4] == [
+      "31 malformed line(s), more than data.max_malformed_lines=0:",
+      "  /d/movies.dat: 1 line: expected … fields separated by …, found …",
+      "  /d/ratings.dat: 30 lines: movie id … is not in movies.dat",
+      "  /d/movies.dat:5: expected 3 fields separated by '::', found 1: "
+      "'7 Heat'"]
+  assert str(raised.value).splitlines()[-2:] == [
+      "  ... and 21 more",
+      "  the full report: /out/reports/ingestion_report.json"]
+
+
+@pytest.mark.parametrize("reason, kind", [
+    ("movie id 99 is not in movies.dat", "movie id … is not in movies.dat"),
+    ("rating 'five' is not a number", "rating … is not a number"),
+    ("timestamp '99999999999999999999' is beyond the 64-bit integer range",
+     "timestamp … is beyond the 64-bit integer range"),
+    ("not valid utf-8: invalid start byte", "not valid utf-8: invalid start "
+     "byte"),
+])
+def test_reason_kind_leaves_the_values_out(reason, kind):
+  assert ingestion.reason_kind(reason) == kind
 
 
 # --- the splittable line source ---------------------------------------------

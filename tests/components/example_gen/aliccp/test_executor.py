@@ -64,8 +64,8 @@ def test_every_dropped_row_is_counted_with_file_and_line(ingested):
   skeleton = A.skeleton_path(root, "train")
   common = A.common_features_path(root, "train")
   total = count_lines(skeleton) - 4 + count_lines(A.skeleton_path(root, "test"))
-  unmatched, unmatched_lines = summary.reported[G.UNMATCHED]
-  inconsistent, inconsistent_lines = summary.reported[A.INCONSISTENT]
+  unmatched, unmatched_lines, _ = summary.reported[G.UNMATCHED]
+  inconsistent, inconsistent_lines, _ = summary.reported[A.INCONSISTENT]
   assert summary.malformed == 1
   assert summary.malformed_lines[0].path == skeleton
   assert summary.malformed_lines[0].line == total - count_lines(
@@ -73,8 +73,8 @@ def test_every_dropped_row_is_counted_with_file_and_line(ingested):
   assert "feature_num is 2" in summary.malformed_lines[0].reason
   assert unmatched == 1 and unmatched_lines[0].path == skeleton
   assert "00000000000000aa" in unmatched_lines[0].reason
-  assert summary.reported[G.DUPLICATE_KEY][0] == 1
-  assert summary.reported[G.DUPLICATE_KEY][1][0].line == count_lines(common)
+  assert summary.reported[G.DUPLICATE_KEY].count == 1
+  assert summary.reported[G.DUPLICATE_KEY].lines[0].line == count_lines(common)
   # The generator's own inconsistent rows plus the injected one.
   assert inconsistent >= 1
   assert any(m.line == total - count_lines(A.skeleton_path(root, "test")) + 2

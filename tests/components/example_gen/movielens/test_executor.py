@@ -395,13 +395,21 @@ def test_executor_writes_split_report_and_properties(tmp_path,
 
 def test_executor_fails_on_more_malformed_lines_than_tolerated(
     tmp_path, ml1m_one_bad_line):
-  out = tmp_path / "examples"
+  out, reports = tmp_path / "examples", tmp_path / "reports"
   with pytest.raises(IngestionError) as raised:
-    _run_executor(ml1m_one_bad_line, out)  # max_malformed_lines defaults to 0
+    # max_malformed_lines defaults to 0
+    _run_executor(ml1m_one_bad_line, out, **{
+        example_gen_executor.REPORTS_DIR: str(reports)})
   assert f"{ml1m_one_bad_line / 'ratings.dat'}:3" in str(raised.value)
-  # The report is still there to inspect.
-  report = json.loads((out / layout.INGESTION_REPORT).read_text())
+  # TFX removes a failed execution's output: the report is kept outside it,
+  # where the message says.
+  kept = reports / layout.INGESTION_REPORT
+  assert str(raised.value).endswith(f"the full report: {kept}")
+  report = json.loads(kept.read_text())
   assert report["malformed"] == 1
+  assert report["malformed_totals"] == [{
+      "file": str(ml1m_one_bad_line / "ratings.dat"),
+      "reason": "rating … is not a number", "lines": 1}]
 
 
 def test_executor_fails_when_no_rating_is_readable(tmp_path):
