@@ -172,19 +172,20 @@ class MovieLensFormat:
   users_file: Optional[str]
   encoding: str
   header: bool
+  separator: str  # between the fields; an id is the first
   parse_rating: Callable[[str], Rating]
   parse_movie: Callable[[str], Movie]
   parse_user: Optional[Callable[[str], User]]
 
 
 ML_1M = MovieLensFormat("ml-1m", "ratings.dat", "movies.dat", "users.dat",
-                        "latin-1", False, parse_1m_rating, parse_1m_movie,
+                        "latin-1", False, "::", parse_1m_rating, parse_1m_movie,
                         parse_1m_user)
 ML_100K = MovieLensFormat("ml-100k", "u.data", "u.item", "u.user", "latin-1",
-                          False, parse_100k_rating, parse_100k_movie,
+                          False, "|", parse_100k_rating, parse_100k_movie,
                           parse_100k_user)
 ML_CSV = MovieLensFormat("ml-csv", "ratings.csv", "movies.csv", None, "utf-8",
-                         True, parse_csv_rating, parse_csv_movie, None)
+                         True, ",", parse_csv_rating, parse_csv_movie, None)
 FORMATS = (ML_1M, ML_100K, ML_CSV)
 _CSV_HEADERS = {ML_CSV.ratings_file: CSV_RATINGS_HEADER,
                 ML_CSV.movies_file: CSV_MOVIES_HEADER}

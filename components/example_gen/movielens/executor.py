@@ -18,7 +18,7 @@ from tfx.types import standard_component_specs
 from components.example_gen import executor as base_executor
 from components.lib import features as F
 from components.lib import ingestion
-from components.lib.ingestion import MalformedLineError
+from components.lib.ingestion import MalformedLine, MalformedLineError
 from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
 
@@ -81,20 +81,47 @@ class _JoinRating:
     self._users_file = os.path.basename(files.users) if files.users else None
 
   def __call__(self, text: str, offset: int, movies: Dict[str, bytes],
-               users: Dict[str, bytes]) -> bytes:
+               users: Dict[str, bytes],
+               rejected_movies: Dict[str, MalformedLine],
+               rejected_users: Dict[str, MalformedLine]) -> bytes:
     rating = self._parse(text)
     movie = movies.get(rating.item_id)
     if movie is None:
-      raise MalformedLineError(
-          f"movie id {rating.item_id} is not in {self._movies_file}")
+      raise MalformedLineError(_missing(
+          "movie", rating.item_id, self._movies_file, rejected_movies))
     parts = [rating_features(rating, offset), movie]
     if self._users_file:
       user = users.get(rating.user_id)
       if user is None:
-        raise MalformedLineError(
-            f"user id {rating.user_id} is not in {self._users_file}")
+        raise MalformedLineError(_missing(
+            "user", rating.user_id, self._users_file, rejected_users))
       parts.append(user)
     return base_executor.serialized_example(*parts)
+
+
+def _missing(what: str, key: str, file_name: str,
+             rejected: Dict[str, MalformedLine]) -> str:
+  """Why a rating's movie or user is missing: the catalog line that defined
+  it was rejected (the root cause, named), or there is none."""
+  line = rejected.get(key)
+  if line is None:
+    return f"{what} id {key} is not in {file_name}"
+  return (f"{what} id {key} is not in {file_name}: line {line.line} of "
+          f"{file_name}, which defines it, was rejected ({line.reason})")
+
+
+def _rejected_by_id(malformed, separator: str, name: str):
+  """The rejected lines of a catalog file, with line numbers, by the id
+  their first field holds (when it is one): a side input."""
+  def by_id(lines):
+    for line in ingestion.resolve_line_numbers(lines):
+      key = line.text.split(separator, 1)[0].strip()
+      if key.isascii() and key.isdigit():
+        yield key, line
+  return beam.pvalue.AsDict(
+      malformed
+      | f"Collect{name}" >> beam.combiners.ToList()
+      | f"ById{name}" >> beam.FlatMap(by_id))
 
 
 def _keyed(parse, serialize):
@@ -127,10 +154,16 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: di
     users = parsed("Users", files.users, _keyed(fmt.parse_user, user_features))
     malformed.append(users[ingestion.MALFORMED])
     users_dict = beam.pvalue.AsDict(users.parsed)
+    rejected_users = _rejected_by_id(users[ingestion.MALFORMED],
+                                     fmt.separator, "Users")
   else:
-    users_dict = beam.pvalue.AsDict(pipeline | "NoUsers" >> beam.Create([]))
+    users_dict = rejected_users = beam.pvalue.AsDict(
+        pipeline | "NoUsers" >> beam.Create([]))
   ratings = parsed("Ratings", files.ratings, _JoinRating(files),
-                   movies=beam.pvalue.AsDict(movies.parsed), users=users_dict)
+                   movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
+                   rejected_movies=_rejected_by_id(
+                       movies[ingestion.MALFORMED], fmt.separator, "Movies"),
+                   rejected_users=rejected_users)
   malformed.append(ratings[ingestion.MALFORMED])
   return {
       "examples": ratings.parsed,

@@ -281,7 +281,10 @@ def test_malformed_lines_go_to_malformed_output_with_line_numbers(tmp_path):
       ("ratings.dat", 7): ("movie id", "9x"),
       ("ratings.dat", 8): ("movie id 99", "movies.dat"),
       ("ratings.dat", 9): ("user id 7", "users.dat"),
-      ("ratings.dat", 12): ("user id 3", "users.dat"),
+      # The root cause, named: user 3's own line was rejected.
+      ("ratings.dat", 12): ("user id 3 is not in users.dat: line 3 of "
+                            "users.dat, which defines it, was rejected (age "
+                            "'twenty' is not an integer)",),
   })
   rating_lines = [m for m in malformed if m.path.endswith("ratings.dat")]
   for m in rating_lines:
