@@ -157,7 +157,7 @@ class ParseLines(beam.DoFn):
                with_path: bool = False):
     super().__init__()
     self._parse = parse
-    self._encoding = encoding
+    self.encoding = encoding
     self._skip_first_line = skip_first_line
     self._with_path = with_path
 
@@ -167,10 +167,10 @@ class ParseLines(beam.DoFn):
     if not record.text.strip():
       return
     try:
-      text = record.text.decode(self._encoding)
+      text = record.text.decode(self.encoding)
     except UnicodeDecodeError as e:
       yield beam.pvalue.TaggedOutput(MALFORMED, MalformedLine(
-          record.path, record.offset, f"not valid {self._encoding}: {e.reason}",
+          record.path, record.offset, f"not valid {self.encoding}: {e.reason}",
           record.text.decode("latin-1")))
       return
     args = (text, record.offset) + ((record.path,) if self._with_path else ())

@@ -62,6 +62,8 @@ class Section:
 # the encodings their files may be read in.
 MOVIELENS_LAYOUTS = ("ml-1m", "ml-100k", "ml-csv")
 ENCODINGS = ("latin-1", "utf-8")
+# data.duplicates (components/example_gen/movielens/executor.py).
+DUPLICATES = ("fail", "first", "last")
 
 
 @dataclasses.dataclass
@@ -85,11 +87,16 @@ class DataConfig(Section):
       + " (empty: the layout's, latin-1 for .dat and u.* files, UTF-8 for "
       "CSV; a catalog file that is valid UTF-8 with non-ASCII characters is "
       "read as UTF-8)")
+  duplicates: str = setting(
+      "fail", "a movie or user defined on several lines of its file: fail "
+      "(each such line is malformed), first or last (keep that line; the "
+      "others are counted and reported)")
 
   def check(self, prefix: str) -> None:
     _one_of(self.dataset, f"{prefix}.dataset", tuple(session_data.DATASETS))
     _one_of(self.layout, f"{prefix}.layout", ("",) + MOVIELENS_LAYOUTS)
     _one_of(self.encoding, f"{prefix}.encoding", ("",) + ENCODINGS)
+    _one_of(self.duplicates, f"{prefix}.duplicates", DUPLICATES)
     _require(self.max_malformed_lines >= 0, f"{prefix}.max_malformed_lines",
              "must be >= 0")
     _require(self.group_bucket_bytes >= 0, f"{prefix}.group_bucket_bytes",

@@ -116,7 +116,7 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
         data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(MovieLensExampleGen.__module__),
         reports_dir=config.reports_dir, layout=data.layout,
-        encoding=data.encoding)
+        encoding=data.encoding, duplicates=data.duplicates)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(

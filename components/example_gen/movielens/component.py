@@ -13,6 +13,8 @@ class MovieLensExampleGenSpec(base_component.RawExampleGenSpec):
                                                          optional=True),
       executor.ENCODING: component_spec.ExecutionParameter(type=str,
                                                            optional=True),
+      executor.DUPLICATES_POLICY: component_spec.ExecutionParameter(
+          type=str, optional=True),
   }
 
 
@@ -30,8 +32,10 @@ class MovieLensExampleGen(base_component.RawExampleGen):
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
                code_version: str = "", reports_dir: str = "",
-               layout: str = "", encoding: str = ""):
+               layout: str = "", encoding: str = "",
+               duplicates: str = executor.DUPLICATES_FAIL):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
-    from the files)."""
+    from the files); `duplicates`: data.duplicates."""
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
-                     **{executor.LAYOUT: layout, executor.ENCODING: encoding})
+                     **{executor.LAYOUT: layout, executor.ENCODING: encoding,
+                        executor.DUPLICATES_POLICY: duplicates})

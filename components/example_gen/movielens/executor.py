@@ -8,6 +8,7 @@ and line; more than `max_malformed_lines` fails the run.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Dict
 
@@ -23,9 +24,14 @@ from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
 
 SPLIT = "ratings"
-# Execution parameters: data.layout and data.encoding ("": detected).
+# Execution parameters: data.layout and data.encoding ("": detected), and
+# data.duplicates.
 LAYOUT = "layout"
 ENCODING = "encoding"
+DUPLICATES_POLICY = "duplicates"
+DUPLICATES_FAIL, DUPLICATES_FIRST = "fail", "first"
+# Reported kind: catalog lines left out by data.duplicates=first or last.
+DUPLICATES = "duplicate_definitions"
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -111,17 +117,13 @@ def _missing(what: str, key: str, file_name: str,
 
 
 def _rejected_by_id(malformed, separator: str, name: str):
-  """The rejected lines of a catalog file, with line numbers, by the id
-  their first field holds (when it is one): a side input."""
-  def by_id(lines):
-    for line in ingestion.resolve_line_numbers(lines):
-      key = line.text.split(separator, 1)[0].strip()
-      if key.isascii() and key.isdigit():
-        yield key, line
-  return beam.pvalue.AsDict(
-      malformed
-      | f"Collect{name}" >> beam.combiners.ToList()
-      | f"ById{name}" >> beam.FlatMap(by_id))
+  """The rejected lines of a catalog file by the id their first field holds
+  (when it is one): a side input."""
+  def by_id(line: MalformedLine):
+    key = line.text.split(separator, 1)[0].strip()
+    if key.isascii() and key.isdigit():
+      yield key, line
+  return beam.pvalue.AsDict(malformed | f"ById{name}" >> beam.FlatMap(by_id))
 
 
 def _keyed(parse, serialize):
@@ -132,42 +134,109 @@ def _keyed(parse, serialize):
   return parse_keyed
 
 
+class _ReadCatalog(beam.DoFn):
+  """Reads a catalog file (movies, users: small) whole, in one worker:
+  parses each line and applies data.duplicates to an id defined on several
+  lines, which needs all of them. Outputs (id, serialized features); the
+  rejected lines (with line numbers) to MALFORMED: bad lines and, under
+  "fail", every definition of a duplicated id; under "first"/"last", the
+  definitions left out to DUPLICATES."""
+
+  def __init__(self, what: str, parse, encoding: str, skip_first_line: bool,
+               policy: str):
+    super().__init__()
+    self._what = what
+    self._parse = ingestion.ParseLines(parse, encoding, skip_first_line)
+    self._policy = policy
+
+  def process(self, path: str):
+    definitions: Dict[str, list] = {}
+    offset = 0
+    with tf.io.gfile.GFile(path, "rb") as f:
+      for number, raw in enumerate(f, start=1):
+        record = ingestion.LineRecord(path, offset, raw.rstrip(b"\r\n"))
+        offset += len(raw)
+        for out in self._parse.process(record):
+          if isinstance(out, beam.pvalue.TaggedOutput):
+            yield beam.pvalue.TaggedOutput(out.tag, dataclasses.replace(
+                out.value, line=number))
+          else:
+            key, features = out
+            definitions.setdefault(key, []).append(
+                (number, record, features))
+    name = os.path.basename(path)
+    for key, found in definitions.items():
+      if len(found) == 1:
+        yield key, found[0][2]
+        continue
+      numbers = ", ".join(str(n) for n, _, _ in found)
+      if self._policy == DUPLICATES_FAIL:
+        reason = (f"{self._what} id {key} is defined on {len(found)} lines of "
+                  f"{name} ({numbers}); data.duplicates=first or last keeps "
+                  "one")
+        left_out, tag = found, ingestion.MALFORMED
+      else:
+        kept = found[0] if self._policy == DUPLICATES_FIRST else found[-1]
+        yield key, kept[2]
+        reason = (f"{self._what} id {key} is defined on {len(found)} lines of "
+                  f"{name} ({numbers}); data.duplicates={self._policy} keeps "
+                  f"line {kept[0]}")
+        left_out, tag = [d for d in found if d is not kept], DUPLICATES
+      for number, record, _ in left_out:
+        yield beam.pvalue.TaggedOutput(tag, MalformedLine(
+            record.path, record.offset, reason,
+            record.text.decode(self._parse.encoding, errors="replace"),
+            line=number))
+
+
 @beam.ptransform_fn
-def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles):  # pylint: disable=invalid-name
+def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: disable=invalid-name
+                  duplicates: str = DUPLICATES_FAIL):
   """-> {"examples": serialized tf.Examples, "malformed": MalformedLines, one
-  PCollection per file (see ingestion.WriteIngestionSummary)}."""
+  PCollection per file (see ingestion.WriteIngestionSummary), and
+  DUPLICATES: the catalog lines `duplicates` (data.duplicates) left out}."""
   fmt = files.format
 
-  def parsed(name: str, path: str, parse, **side_inputs):
+  def catalog(name: str, what: str, path: str, parse):
     return (
         pipeline
-        | f"Read{name}" >> ingestion.ReadLinesWithOffsets(path)
-        | f"Parse{name}" >> beam.ParDo(
-            ingestion.ParseLines(parse, files.encoding(path),
-                                 skip_first_line=fmt.header),
-            **side_inputs).with_outputs(ingestion.MALFORMED, main="parsed"))
+        | f"{name}File" >> beam.Create([path])
+        | f"Read{name}" >> beam.ParDo(_ReadCatalog(
+            what, parse, files.encoding(path), fmt.header, duplicates)
+        ).with_outputs(ingestion.MALFORMED, DUPLICATES, main="parsed"))
 
-  movies = parsed("Movies", files.movies,
-                  _keyed(fmt.parse_movie, movie_features))
+  movies = catalog("Movies", "movie", files.movies,
+                   _keyed(fmt.parse_movie, movie_features))
   malformed = [movies[ingestion.MALFORMED]]
+  left_out = [movies[DUPLICATES]]
   if files.users:
-    users = parsed("Users", files.users, _keyed(fmt.parse_user, user_features))
+    users = catalog("Users", "user", files.users,
+                    _keyed(fmt.parse_user, user_features))
     malformed.append(users[ingestion.MALFORMED])
+    left_out.append(users[DUPLICATES])
     users_dict = beam.pvalue.AsDict(users.parsed)
     rejected_users = _rejected_by_id(users[ingestion.MALFORMED],
                                      fmt.separator, "Users")
   else:
     users_dict = rejected_users = beam.pvalue.AsDict(
         pipeline | "NoUsers" >> beam.Create([]))
-  ratings = parsed("Ratings", files.ratings, _JoinRating(files),
-                   movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
-                   rejected_movies=_rejected_by_id(
-                       movies[ingestion.MALFORMED], fmt.separator, "Movies"),
-                   rejected_users=rejected_users)
+  ratings = (
+      pipeline
+      | "ReadRatings" >> ingestion.ReadLinesWithOffsets(files.ratings)
+      | "ParseRatings" >> beam.ParDo(
+          ingestion.ParseLines(_JoinRating(files),
+                               files.encoding(files.ratings),
+                               skip_first_line=fmt.header),
+          movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
+          rejected_movies=_rejected_by_id(
+              movies[ingestion.MALFORMED], fmt.separator, "Movies"),
+          rejected_users=rejected_users,
+      ).with_outputs(ingestion.MALFORMED, main="parsed"))
   malformed.append(ratings[ingestion.MALFORMED])
   return {
       "examples": ratings.parsed,
       "malformed": tuple(malformed),
+      DUPLICATES: tuple(left_out),
   }
 
 
@@ -184,7 +253,8 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   """The ExampleGen hook: reads every file of the detected layout (the split
   pattern only feeds the driver's input fingerprint) and writes the summary."""
   files = movielens_files(exec_properties)
-  read = pipeline | "ReadMovieLens" >> ReadMovieLens(files)  # pylint: disable=no-value-for-parameter
+  read = pipeline | "ReadMovieLens" >> ReadMovieLens(  # pylint: disable=no-value-for-parameter
+      files, exec_properties.get(DUPLICATES_POLICY) or DUPLICATES_FAIL)
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
   return read["examples"]
