@@ -63,7 +63,8 @@ class Section:
 MOVIELENS_LAYOUTS = ("ml-1m", "ml-100k", "ml-csv")
 ENCODINGS = ("latin-1", "utf-8")
 # data.duplicates (components/example_gen/movielens/executor.py).
-DUPLICATES = ("fail", "first", "last")
+DUPLICATES_FAIL, DUPLICATES_FIRST, DUPLICATES_LAST = "fail", "first", "last"
+DUPLICATES = (DUPLICATES_FAIL, DUPLICATES_FIRST, DUPLICATES_LAST)
 
 
 @dataclasses.dataclass
@@ -88,7 +89,7 @@ class DataConfig(Section):
       "CSV; a catalog file that is valid UTF-8 with non-ASCII characters is "
       "read as UTF-8)")
   duplicates: str = setting(
-      "fail", "a movie or user defined on several lines of its file: fail "
+      DUPLICATES_FAIL, "a movie or user defined on several lines of its file: fail "
       "(each such line is malformed), first or last (keep that line; the "
       "others are counted and reported)")
 

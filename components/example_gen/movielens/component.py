@@ -4,6 +4,7 @@ from tfx.types import component_spec
 
 from components.example_gen import component as base_component
 from components.example_gen.movielens import executor
+from components.lib import settings
 
 
 class MovieLensExampleGenSpec(base_component.RawExampleGenSpec):
@@ -33,7 +34,7 @@ class MovieLensExampleGen(base_component.RawExampleGen):
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
                code_version: str = "", reports_dir: str = "",
                layout: str = "", encoding: str = "",
-               duplicates: str = executor.DUPLICATES_FAIL):
+               duplicates: str = settings.DUPLICATES_FAIL):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
     from the files); `duplicates`: data.duplicates."""
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,

@@ -22,6 +22,7 @@ from components.lib import ingestion
 from components.lib.ingestion import MalformedLine, MalformedLineError
 from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
+from components.lib.settings import DUPLICATES_FAIL, DUPLICATES_FIRST
 
 SPLIT = "ratings"
 # Execution parameters: data.layout and data.encoding ("": detected), and
@@ -29,7 +30,6 @@ SPLIT = "ratings"
 LAYOUT = "layout"
 ENCODING = "encoding"
 DUPLICATES_POLICY = "duplicates"
-DUPLICATES_FAIL, DUPLICATES_FIRST = "fail", "first"
 # Reported kind: catalog lines left out by data.duplicates=first or last.
 DUPLICATES = "duplicate_definitions"
 
