@@ -15,7 +15,8 @@ from tfx.types import component_spec
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen.executor import MAX_MALFORMED_LINES, REPORTS_DIR
+from components.example_gen.executor import (MAX_MALFORMED_LINES, REPORTS_DIR,
+                                             SCHEMA_FILE)
 
 
 class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -23,6 +24,7 @@ class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
       REPORTS_DIR: component_spec.ExecutionParameter(type=str, optional=True),
+      SCHEMA_FILE: component_spec.ExecutionParameter(type=str, optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -45,9 +47,11 @@ class RawExampleGen(FileBasedExampleGen):
   INPUT_PATTERN = "*"
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
-               code_version: str = "", reports_dir: str = "", **parameters):
+               code_version: str = "", reports_dir: str = "",
+               schema_file: str = "", **parameters):
     """`reports_dir`: where the ingestion report is kept even when the
-    execution fails; `parameters`: the subclass's own (SPEC_CLASS)
+    execution fails; `schema_file`: the curated schema whose domains each
+    line must keep; `parameters`: the subclass's own (SPEC_CLASS)
     execution parameters."""
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=self.SPLIT,
@@ -69,5 +73,5 @@ class RawExampleGen(FileBasedExampleGen):
         examples=types.Channel(type=types.standard_artifacts.Examples),
         code_version=code_version,
         **{MAX_MALFORMED_LINES: max_malformed_lines,
-           REPORTS_DIR: reports_dir}, **parameters)
+           REPORTS_DIR: reports_dir, SCHEMA_FILE: schema_file}, **parameters)
     super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

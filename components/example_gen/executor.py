@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 import apache_beam as beam
@@ -31,11 +31,14 @@ from tfx.utils import proto_utils
 
 from components.lib import ingestion
 from components.lib import layout
+from components.lib.schema_domains import SchemaDomains
 
 MAX_MALFORMED_LINES = "max_malformed_lines"
 # Where the ingestion report is kept outside the execution's output (which
 # TFX removes when the execution fails): <output_dir>/reports.
 REPORTS_DIR = "reports_dir"
+# The curated schema whose value domains each line is checked against.
+SCHEMA_FILE = "schema_file"
 REPORT_DIR = "_report_dir"
 NAMESPACE = "raw_example_gen"
 MADE_COUNTER = "examples_made"
@@ -59,6 +62,13 @@ def _varint(value: int) -> bytes:
       out.append(low)
       return bytes(out)
     out.append(low | 0x80)
+
+
+def schema_domains(exec_properties: Dict[str, Any]
+                   ) -> Optional[SchemaDomains]:
+  """The domains of the schema the component was given, if any."""
+  path = exec_properties.get(SCHEMA_FILE)
+  return SchemaDomains.read(path) if path else None
 
 
 def serialized_example(*features: bytes) -> bytes:

@@ -105,22 +105,24 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
   artifacts and the curated schemas are on the cluster, and no metadata
   connection (Kubeflow keeps its own store)."""
   data = config.data
+  curated = schema_file(data.dataset, schemas_dir)
   if data.dataset == "aliccp":
     example_gen = AliCCPExampleGen(
         data_dir=data.data_dir, group_bucket_bytes=data.group_bucket_bytes,
         max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(AliCCPExampleGen.__module__),
-        reports_dir=config.reports_dir)
+        reports_dir=config.reports_dir, schema_file=curated)
   else:
     example_gen = MovieLensExampleGen(
         data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(MovieLensExampleGen.__module__),
-        reports_dir=config.reports_dir, layout=data.layout,
-        encoding=data.encoding, duplicates=data.duplicates)
+        reports_dir=config.reports_dir, schema_file=curated,
+        layout=data.layout, encoding=data.encoding,
+        duplicates=data.duplicates)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=schema_file(data.dataset, schemas_dir))
+      schema_file=curated)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])

@@ -23,6 +23,7 @@ class AliCCPExampleGen(base_component.RawExampleGen):
 
   def __init__(self, data_dir: str, group_bucket_bytes: int,
                max_malformed_lines: int = 0, code_version: str = "",
-               reports_dir: str = ""):
+               reports_dir: str = "", schema_file: str = ""):
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
+                     schema_file,
                      **{executor.GROUP_BUCKET_BYTES: group_bucket_bytes})

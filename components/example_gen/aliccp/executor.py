@@ -20,7 +20,7 @@ Reported with file and line, and counted:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -31,6 +31,7 @@ from components.lib import aliccp_format as A
 from components.lib import disk_group
 from components.lib import ingestion
 from components.lib.ingestion import MalformedLine
+from components.lib.schema_domains import SchemaDomains
 
 SPLIT = "impressions"
 # Features every impression example has, beside the named ones.
@@ -43,27 +44,32 @@ DUPLICATE_KEY = "duplicate_common_features"
 GROUP_BUCKET_BYTES = "group_bucket_bytes"
 
 
-def _features(named: Dict[str, List[float]]) -> bytes:
+def _features(named: Dict[str, List[float]],
+              domains: Optional[SchemaDomains]) -> bytes:
   feature = {}
   for name, values in named.items():
     if name.endswith(A.WEIGHT_SUFFIX):
       feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
     else:
       feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+  if domains:
+    domains.check(feature)
   return tf.train.Features(feature=feature).SerializeToString()
 
 
-def impression_features(split: str, row: A.SkeletonRow) -> bytes:
+def impression_features(split: str, row: A.SkeletonRow,
+                        domains: Optional[SchemaDomains] = None) -> bytes:
   named: Dict[str, Any] = A.named_features(row.features, A.SKELETON_FIELDS)
   named.update({SAMPLE_ID: [row.sample_id], CLICK: [row.click],
                 CONVERSION: [row.conversion]})
-  return _features(named) + tf.train.Features(feature={
+  return _features(named, domains) + tf.train.Features(feature={
       SOURCE_SPLIT: tf.train.Feature(bytes_list=tf.train.BytesList(
           value=[split.encode()]))}).SerializeToString()
 
 
-def user_features(row: A.CommonRow) -> bytes:
-  return _features(A.named_features(row.features, A.USER_FIELDS))
+def user_features(row: A.CommonRow,
+                  domains: Optional[SchemaDomains] = None) -> bytes:
+  return _features(A.named_features(row.features, A.USER_FIELDS), domains)
 
 
 IMPRESSION, USER = 0, 1  # tags of the grouped values
@@ -76,7 +82,9 @@ class _ParseLine:
   joins them (no Flatten of per-file PCollections: components/lib/disk_group.py).
   """
 
-  def __init__(self, files: Dict[str, Tuple[str, str]]):
+  def __init__(self, files: Dict[str, Tuple[str, str]],
+               domains: Optional[SchemaDomains] = None):
+    self._domains = domains
     self._kinds = {}
     for split, (skeleton, common) in files.items():
       self._kinds[skeleton] = (split, IMPRESSION)
@@ -88,9 +96,9 @@ class _ParseLine:
       row = A.parse_skeleton(text)
       inconsistent = row.click == 0 and row.conversion == 1
       return (split, row.key), (tag, offset, inconsistent,
-                                impression_features(split, row))
+                                impression_features(split, row, self._domains))
     row = A.parse_common_features(text)
-    return (split, row.key), (tag, offset, user_features(row))
+    return (split, row.key), (tag, offset, user_features(row, self._domains))
 
 
 class _Join(beam.DoFn):
@@ -123,19 +131,21 @@ class _Join(beam.DoFn):
 
 @beam.ptransform_fn
 def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # pylint: disable=invalid-name
-               spill_dir: str = "", group_bucket_bytes: int = 0):
+               spill_dir: str = "", group_bucket_bytes: int = 0,
+               domains: Optional[SchemaDomains] = None):
   """-> {"examples": serialized tf.Examples, and the reported lines by kind}.
 
   With `group_bucket_bytes` the join spills to files under `spill_dir` (the
   caller deletes it), in buckets of about that many bytes of input; with 0
-  it is Beam's GroupByKey.
+  it is Beam's GroupByKey. With `domains`, a value outside the curated
+  schema's domain is a malformed line.
   """
   paths = [p for split in sorted(files) for p in files[split]]
   parsed = (
       pipeline
       | "Read" >> ingestion.ReadLinesWithOffsets(*paths)
       | "Parse" >> beam.ParDo(ingestion.ParseLines(
-          _ParseLine(files), "utf-8", with_path=True)).with_outputs(
+          _ParseLine(files, domains), "utf-8", with_path=True)).with_outputs(
               ingestion.MALFORMED, main="parsed"))
   buckets = 0
   if group_bucket_bytes > 0:
@@ -157,7 +167,8 @@ def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
   files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
   read = pipeline | "ReadAliCCP" >> ReadAliCCP(  # pylint: disable=no-value-for-parameter
       files, exec_properties[base_executor.SPILL_DIR],
-      int(exec_properties.get(GROUP_BUCKET_BYTES) or 0))
+      int(exec_properties.get(GROUP_BUCKET_BYTES) or 0),
+      base_executor.schema_domains(exec_properties))
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
   return read["examples"]

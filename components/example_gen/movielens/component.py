@@ -33,10 +33,11 @@ class MovieLensExampleGen(base_component.RawExampleGen):
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
                code_version: str = "", reports_dir: str = "",
-               layout: str = "", encoding: str = "",
+               schema_file: str = "", layout: str = "", encoding: str = "",
                duplicates: str = settings.DUPLICATES_FAIL):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
     from the files); `duplicates`: data.duplicates."""
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
+                     schema_file,
                      **{executor.LAYOUT: layout, executor.ENCODING: encoding,
                         executor.DUPLICATES_POLICY: duplicates})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -22,6 +22,7 @@ from components.lib import ingestion
 from components.lib.ingestion import MalformedLine, MalformedLineError
 from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
+from components.lib.schema_domains import SchemaDomains
 from components.lib.settings import DUPLICATES_FAIL, DUPLICATES_FIRST
 
 SPLIT = "ratings"
@@ -43,11 +44,15 @@ def _ints(*values: int) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
 
-def _features(feature: Dict[str, tf.train.Feature]) -> bytes:
+def _features(feature: Dict[str, tf.train.Feature],
+              domains: Optional[SchemaDomains]) -> bytes:
+  if domains:
+    domains.check(feature)
   return tf.train.Features(feature=feature).SerializeToString()
 
 
-def rating_features(rating: Rating, offset: int) -> bytes:
+def rating_features(rating: Rating, offset: int,
+                    domains: Optional[SchemaDomains] = None) -> bytes:
   return _features({
       F.USER_ID: _bytes(rating.user_id),
       F.ITEM_ID: _bytes(rating.item_id),
@@ -55,24 +60,25 @@ def rating_features(rating: Rating, offset: int) -> bytes:
           float_list=tf.train.FloatList(value=[rating.rating])),
       F.TIMESTAMP: _ints(rating.timestamp),
       F.FILE_OFFSET: _ints(offset),
-  })
+  }, domains)
 
 
-def movie_features(movie: Movie) -> bytes:
+def movie_features(movie: Movie,
+                   domains: Optional[SchemaDomains] = None) -> bytes:
   feature = {F.ITEM_TITLE: _bytes(movie.title),
              F.ITEM_GENRES: _bytes(*movie.genres)}
   if movie.year is not None:
     feature[F.ITEM_YEAR] = _ints(movie.year)
-  return _features(feature)
+  return _features(feature, domains)
 
 
-def user_features(user: User) -> bytes:
+def user_features(user: User, domains: Optional[SchemaDomains] = None) -> bytes:
   return _features({
       F.USER_GENDER: _bytes(user.gender),
       F.USER_AGE: _ints(user.age),
       F.USER_OCCUPATION: _bytes(user.occupation),
       F.USER_ZIPCODE: _bytes(user.zipcode),
-  })
+  }, domains)
 
 
 class _JoinRating:
@@ -81,8 +87,10 @@ class _JoinRating:
   Side inputs map ids to serialized Features (see base_executor.serialized_example).
   """
 
-  def __init__(self, files: MovieLensFiles):
+  def __init__(self, files: MovieLensFiles,
+               domains: Optional[SchemaDomains] = None):
     self._parse = files.format.parse_rating
+    self._domains = domains
     self._movies_file = os.path.basename(files.movies)
     self._users_file = os.path.basename(files.users) if files.users else None
 
@@ -95,7 +103,7 @@ class _JoinRating:
     if movie is None:
       raise MalformedLineError(_missing(
           "movie", rating.item_id, self._movies_file, rejected_movies))
-    parts = [rating_features(rating, offset), movie]
+    parts = [rating_features(rating, offset, self._domains), movie]
     if self._users_file:
       user = users.get(rating.user_id)
       if user is None:
@@ -126,11 +134,11 @@ def _rejected_by_id(malformed, separator: str, name: str):
   return beam.pvalue.AsDict(malformed | f"ById{name}" >> beam.FlatMap(by_id))
 
 
-def _keyed(parse, serialize):
+def _keyed(parse, serialize, domains: Optional[SchemaDomains]):
   """(text, offset) -> (id, serialized Features), for joining as a side input."""
   def parse_keyed(text: str, offset: int):  # pylint: disable=unused-argument
     value = parse(text)
-    return value[0], serialize(value)
+    return value[0], serialize(value, domains)
   return parse_keyed
 
 
@@ -191,10 +199,13 @@ class _ReadCatalog(beam.DoFn):
 
 @beam.ptransform_fn
 def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: disable=invalid-name
-                  duplicates: str = DUPLICATES_FAIL):
+                  duplicates: str = DUPLICATES_FAIL,
+                  domains: Optional[SchemaDomains] = None):
   """-> {"examples": serialized tf.Examples, "malformed": MalformedLines, one
   PCollection per file (see ingestion.WriteIngestionSummary), and
-  DUPLICATES: the catalog lines `duplicates` (data.duplicates) left out}."""
+  DUPLICATES: the catalog lines `duplicates` (data.duplicates) left out}.
+  With `domains`, a value outside the curated schema's domain is a
+  malformed line."""
   fmt = files.format
 
   def catalog(name: str, what: str, path: str, parse):
@@ -206,12 +217,12 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: dis
         ).with_outputs(ingestion.MALFORMED, DUPLICATES, main="parsed"))
 
   movies = catalog("Movies", "movie", files.movies,
-                   _keyed(fmt.parse_movie, movie_features))
+                   _keyed(fmt.parse_movie, movie_features, domains))
   malformed = [movies[ingestion.MALFORMED]]
   left_out = [movies[DUPLICATES]]
   if files.users:
     users = catalog("Users", "user", files.users,
-                    _keyed(fmt.parse_user, user_features))
+                    _keyed(fmt.parse_user, user_features, domains))
     malformed.append(users[ingestion.MALFORMED])
     left_out.append(users[DUPLICATES])
     users_dict = beam.pvalue.AsDict(users.parsed)
@@ -224,7 +235,7 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: dis
       pipeline
       | "ReadRatings" >> ingestion.ReadLinesWithOffsets(files.ratings)
       | "ParseRatings" >> beam.ParDo(
-          ingestion.ParseLines(_JoinRating(files),
+          ingestion.ParseLines(_JoinRating(files, domains),
                                files.encoding(files.ratings),
                                skip_first_line=fmt.header),
           movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
@@ -254,7 +265,8 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   pattern only feeds the driver's input fingerprint) and writes the summary."""
   files = movielens_files(exec_properties)
   read = pipeline | "ReadMovieLens" >> ReadMovieLens(  # pylint: disable=no-value-for-parameter
-      files, exec_properties.get(DUPLICATES_POLICY) or DUPLICATES_FAIL)
+      files, exec_properties.get(DUPLICATES_POLICY) or DUPLICATES_FAIL,
+      base_executor.schema_domains(exec_properties))
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
   return read["examples"]

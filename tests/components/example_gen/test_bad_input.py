@@ -28,6 +28,7 @@ from components.lib import aliccp_format as A
 from components.lib import layout
 from components.lib.ingestion import IngestionError
 from data import make_aliccp
+from pipeline.dag.pipeline import schema_file
 
 GENRE_FLAGS = "|".join(["0"] * 18 + ["1"])  # Western, of u.genre's 19
 
@@ -128,6 +129,26 @@ MOVIELENS_CASES = [
     Case("ml-1m", "rating not a number",
          [("ratings.dat", 3, b"2::1::four::978301968")],
          Rejected("ratings.dat", 3, "four")),
+    # Values outside the curated schema's domains, named with their line.
+    Case("ml-1m", "rating 6", [("ratings.dat", 2, b"1::2::6::978302109")],
+         Rejected("ratings.dat", 2, "rating 6 is above 5")),
+    Case("ml-100k", "rating 0", [("u.data", 1, b"1\t1\t0\t874965758")],
+         Rejected("u.data", 1, "rating 0 is below 0.5")),
+    Case("ml-csv", "negative timestamp",
+         [("ratings.csv", 4, b"2,1,3.0,-5")],
+         Rejected("ratings.csv", 4, "timestamp -5 is below 0")),
+    Case("ml-1m", "unknown genre",
+         [("movies.dat", 3, b"3::Heat (1995)::Action|Sci-fi")],
+         Rejected("movies.dat", 3, "'Sci-fi' is not in the domain",
+                  first="movies.dat")),
+    Case("ml-1m", "gender X", [("users.dat", 1, b"1::X::1::10::48067")],
+         Rejected("users.dat", 1, "user_gender 'X'", first="users.dat")),
+    Case("ml-1m", "age 0", [("users.dat", 2, b"2::M::0::16::70072")],
+         Rejected("users.dat", 2, "user_age 0 is below 1", first="users.dat")),
+    Case("ml-1m", "year 1800", [("movies.dat", 1,
+                                 b"1::Toy Story (1800)::Animation")],
+         Rejected("movies.dat", 1, "item_year 1800 is below 1870",
+                  first="movies.dat")),
     # Broken lines.
     Case("ml-1m", "three fields", [("ratings.dat", 2, b"1::2::3")],
          Rejected("ratings.dat", 2, "1::2::3")),
@@ -273,7 +294,8 @@ def test_movielens_bad_input(tmp_path, case):
   data_dir = tmp_path / case.layout
   _write(data_dir, CLEAN[case.layout])
   _edit(data_dir, case.edits)
-  component = MovieLensExampleGen(str(data_dir))
+  component = MovieLensExampleGen(str(data_dir),
+                                  schema_file=schema_file("movielens"))
   if case.rejected:
     with pytest.raises(IngestionError) as raised:
       _run(component, movielens_executor.Executor, data_dir, tmp_path,
@@ -316,8 +338,11 @@ ITEM = "205\x024100001\x031.0"
      "99999999999999999999"),
     ("900001,1,0,{key},1,205\x024100001\x03nan", "nan"),
     ("900001,2,0,{key},1," + ITEM, "must be 0 or 1"),
+    ("900001,1,0,{key},2," + ITEM + "\x01508\x027\x03-0.5",
+     "cross_user_category_item_category_weight -0.5 is below 0"),
+    ("0,1,0,{key},1," + ITEM, "sample_id 0 is below 1"),
 ], ids=["sample_id beyond int64", "feature id beyond int64",
-        "feature value NaN", "click 2"])
+        "feature value NaN", "click 2", "negative weight", "sample_id 0"])
 def test_aliccp_bad_input(tmp_path, line, value):
   root = tmp_path / "aliccp"
   make_aliccp.generate(str(root), impressions=200, seed=3)
@@ -328,7 +353,8 @@ def test_aliccp_bad_input(tmp_path, line, value):
     lines = sum(1 for _ in f)
   with open(skeleton, "a", encoding="utf-8") as f:
     f.write(line.format(key=key) + "\n")
-  component = AliCCPExampleGen(str(root), group_bucket_bytes=0)
+  component = AliCCPExampleGen(str(root), group_bucket_bytes=0,
+                               schema_file=schema_file("aliccp"))
   with pytest.raises(IngestionError) as raised:
     _run(component, aliccp_executor.Executor, root, tmp_path, {})
   assert f"{skeleton}:{lines + 1}" in str(raised.value)
