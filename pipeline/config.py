@@ -45,6 +45,7 @@ DEFAULT_PROFILE = "ondevice"
 RUN_CONFIG_FILE = "run_config.json"
 LOG_FILE = os.path.join("logs", "run.log")
 TIMINGS_FILE = "component_timings.json"
+RUNNING_FILE = "running.json"
 # RunConfig's record of what a run adapted to its data.
 ADAPTED = "adapted"
 
@@ -131,6 +132,11 @@ class RunConfig:
   @property
   def log_path(self) -> str:
     return os.path.join(self.output_dir, LOG_FILE)
+
+  @property
+  def running_path(self) -> str:
+    """Who is running the pipeline here now (removed when the run ends)."""
+    return os.path.join(self.output_dir, RUNNING_FILE)
 
   @property
   def reports_dir(self) -> str:

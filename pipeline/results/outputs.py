@@ -63,15 +63,21 @@ def property_value(artifact, name: str) -> Optional[Any]:
 _OUTPUT_EVENT_TYPES = (4, 5)  # Event.OUTPUT, Event.DECLARED_OUTPUT
 
 
-def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
-  """{node id: {output key: artifact}} of a run's executions (cached ones
-  included: their outputs are the reused artifacts)."""
+def execution_nodes(store, executions) -> Dict[int, str]:
+  """{execution id: the id of the node (component) it ran}."""
   node_type = store.get_context_type("node").id
   node_of = {}
   for execution in executions:
     for context in store.get_contexts_by_execution(execution.id):
       if context.type_id == node_type:  # named <pipeline>.<node id>
         node_of[execution.id] = context.name.split(".", 1)[1]
+  return node_of
+
+
+def run_outputs(store, executions) -> Dict[str, Dict[str, Any]]:
+  """{node id: {output key: artifact}} of a run's executions (cached ones
+  included: their outputs are the reused artifacts)."""
+  node_of = execution_nodes(store, executions)
   events = store.get_events_by_execution_ids(list(node_of))
   artifacts = {a.id: a for a in store.get_artifacts_by_id(
       list({e.artifact_id for e in events}))}

@@ -7,7 +7,13 @@ when the pipeline has the ranking stage), whether it was blessed and where
 it was pushed; the context itself records the config it ran with.
 """
 import datetime
+import json
+import os
+import socket
 from typing import Any, Dict, List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+import tensorflow as tf
 
 from components.model.export import signature_names as names
 from pipeline.config import RunConfig
@@ -15,7 +21,31 @@ from pipeline.dag import nodes
 from pipeline.results import outputs
 
 
-def run_row(store, run, executions) -> Dict[str, Any]:
+def run_status(store, executions, live: bool, ended: bool = True) -> str:
+  """complete; failed in STEP; running in STEP (`live`: the process that
+  started the run is still there); or interrupted in STEP, when the
+  process was killed (or its machine lost) during STEP, or interrupted
+  after STEP when it died between steps (`ended` is False: the runner
+  never recorded the run's end)."""
+  node_of = outputs.execution_nodes(store, executions)
+  for state, status in ((metadata_store_pb2.Execution.FAILED, "failed"),
+                        (metadata_store_pb2.Execution.RUNNING,
+                         "running" if live else "interrupted"),
+                        (metadata_store_pb2.Execution.NEW,
+                         "running" if live else "interrupted")):
+    stopped = [e for e in executions if e.last_known_state == state]
+    if stopped:
+      return f"{status} in {node_of.get(stopped[-1].id, '?')}"
+  if ended:
+    return "complete"
+  last = max(executions, key=lambda e: e.id)
+  return (f"{'running' if live else 'interrupted'} after "
+          f"{node_of.get(last.id, '?')}")
+
+
+def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
+  """`live`: the run's process is still running (pipeline/runners/local.py
+  RunMarker)."""
   found = outputs.run_outputs(store, executions)
   result = outputs.outcome(found)
   rating = outputs.outcome(found, nodes.RANKING).get("metrics", {})
@@ -25,6 +55,7 @@ def run_row(store, run, executions) -> Dict[str, Any]:
       "started": datetime.datetime.fromtimestamp(
           run.create_time_since_epoch / 1000, datetime.timezone.utc
       ).isoformat(timespec="seconds"),
+      "status": run_status(store, executions, live, ended=config is not None),
       "components": len(executions),
       "cached": sum(e.last_known_state == e.CACHED for e in executions),
       "digest": config and config.digest(),
@@ -40,7 +71,28 @@ def run_row(store, run, executions) -> Dict[str, Any]:
 def list_runs(config: RunConfig) -> List[Dict[str, Any]]:
   """One row per run of `config`'s pipeline in its MLMD store, oldest first."""
   store, found = outputs.pipeline_runs(config)
-  return [run_row(store, run, executions) for run, executions in found]
+  live_since = running_since(config)
+  return [run_row(store, run, executions, live=live_since is not None and (
+      run.create_time_since_epoch >= live_since))
+          for run, executions in found]
+
+
+def running_since(config: RunConfig) -> Optional[int]:
+  """When the run in progress in config.output_dir started (ms since the
+  epoch), if its process is alive on this machine; else None."""
+  if not tf.io.gfile.exists(config.running_path):
+    return None
+  with tf.io.gfile.GFile(config.running_path) as f:
+    marker = json.loads(f.read())
+  if marker.get("host") != socket.gethostname():
+    return None
+  try:
+    os.kill(marker["pid"], 0)
+  except ProcessLookupError:
+    return None
+  except PermissionError:  # alive, another user's
+    pass
+  return marker["started_ms"]
 
 
 def _cell(value: Optional[Any]) -> str:
@@ -55,9 +107,10 @@ def _cell(value: Optional[Any]) -> str:
 
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
-  header = ["run", "started (UTC)", "config", "encoder", "HR@10",
+  header = ["run", "started (UTC)", "status", "config", "encoder", "HR@10",
             "TFLite HR@10", "blessed", "rating RMSE", "cached", "pushed"]
-  lines = [[_cell(r["run"]), _cell(r["started"]), _cell(r["digest"]),
+  lines = [[_cell(r["run"]), _cell(r["started"]), r["status"],
+            _cell(r["digest"]),
             _cell(r["encoder"]), _cell(r["hit_rate@10"]),
             _cell(r["tflite_hit_rate@10"]), _cell(r["blessed"]),
             _cell(r["rmse"]),

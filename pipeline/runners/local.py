@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from typing import Any, Dict, List
@@ -101,9 +102,17 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
 
   _write(config.run_config_path, config.to_json())
   started = time.monotonic()
-  with scratch_tempdir() as scratch:
-    progress = _run_dag(config, connection, scratch,
-                        create_pipeline(config, metadata=connection))
+  # Tells `recsys runs` that a run's unfinished step is still running, not
+  # interrupted (its process killed).
+  _write(config.running_path, json.dumps({
+      "pid": os.getpid(), "host": socket.gethostname(),
+      "started_ms": int(time.time() * 1000)}))
+  try:
+    with scratch_tempdir() as scratch:
+      progress = _run_dag(config, connection, scratch,
+                          create_pipeline(config, metadata=connection))
+  finally:
+    tf.io.gfile.remove(config.running_path)
   summary = outputs.summarize(config)
   summary["config"] = config
   summary["seconds"] = time.monotonic() - started

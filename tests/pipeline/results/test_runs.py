@@ -26,8 +26,10 @@ def test_runs_lists_each_run_from_mlmd(sample_runs, beam_run):
     # The cached runs' model is the first run's push.
     assert row["pushed"] == first["pushed"]
   assert rows[0]["started"] <= rows[1]["started"] <= rows[2]["started"]
+  assert [row["status"] for row in rows] == ["complete"] * 3
   table = pipeline_runs.format_runs(rows).splitlines()
-  assert table[0].split()[:4] == ["run", "started", "(UTC)", "config"]
+  assert table[0].split()[:5] == ["run", "started", "(UTC)", "status",
+                                  "config"]
   assert table[2].split()[0] == rows[1]["run"]
   assert table[2].split()[-2:] == [
       f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
@@ -43,3 +45,42 @@ def test_each_run_context_records_its_whole_config(sample_runs):
   assert [c.to_json() for c in recorded] == [
       run["config"].to_json() for run in (
           sample_runs.first, sample_runs.second, sample_runs.other_runner)]
+
+
+def _store_with_run(states):
+  """An in-memory MLMD store with one run of nodes A, B, C... in `states`."""
+  # pylint: disable=import-outside-toplevel
+  from ml_metadata.metadata_store import metadata_store
+  from ml_metadata.proto import metadata_store_pb2 as pb
+  config = pb.ConnectionConfig()
+  config.fake_database.SetInParent()
+  store = metadata_store.MetadataStore(config)
+  node_type = store.put_context_type(pb.ContextType(name="node"))
+  execution_type = store.put_execution_type(pb.ExecutionType(name="step"))
+  executions = []
+  for i, state in enumerate(states):
+    node = chr(ord("A") + i)
+    [context_id] = store.put_contexts([pb.Context(
+        type_id=node_type, name=f"recsys.{node}")])
+    [execution_id] = store.put_executions([pb.Execution(
+        type_id=execution_type, last_known_state=state)])
+    store.put_attributions_and_associations(
+        [], [pb.Association(context_id=context_id, execution_id=execution_id)])
+    executions.append(store.get_executions_by_id([execution_id])[0])
+  return store, executions
+
+
+@pytest.mark.parametrize("states, live, ended, status", [
+    (("COMPLETE", "CACHED", "COMPLETE"), False, True, "complete"),
+    (("COMPLETE", "FAILED"), False, True, "failed in B"),
+    (("CACHED", "COMPLETE", "RUNNING"), False, False, "interrupted in C"),
+    (("CACHED", "COMPLETE", "RUNNING"), True, False, "running in C"),
+    # Killed between two steps: every execution finished, no end recorded.
+    (("CACHED", "COMPLETE"), False, False, "interrupted after B"),
+    (("CACHED", "COMPLETE"), True, False, "running after B"),
+])
+def test_a_run_says_where_it_stopped(states, live, ended, status):
+  from ml_metadata.proto import metadata_store_pb2 as pb  # pylint: disable=import-outside-toplevel
+  store, executions = _store_with_run(
+      [getattr(pb.Execution, s) for s in states])
+  assert pipeline_runs.run_status(store, executions, live, ended) == status
