@@ -69,6 +69,16 @@ class ProgressHandler(logging.Handler):
             file=self.stream, flush=True)
 
 
+# What TFX logs as an error when a step fails, before raising the step's
+# exception, which the CLI prints itself (as `recsys: error: ...` or with
+# its traceback); run.log keeps it.
+_STEP_FAILED = "Execution %d failed."
+
+
+def _not_step_failed(record: logging.LogRecord) -> bool:
+  return record.msg != _STEP_FAILED
+
+
 def quiet_console() -> None:
   """Console shows errors only (the CLI's choice); run.log keeps the rest."""
   root = logging.getLogger()
@@ -77,6 +87,7 @@ def quiet_console() -> None:
   console = logging.StreamHandler(sys.stderr)
   console.setLevel(logging.ERROR)
   console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+  console.addFilter(_not_step_failed)
   root.addHandler(console)
   # TensorFlow's logger prints to stderr by itself; route it through root.
   tf_logger = tf.get_logger()
