@@ -17,11 +17,13 @@ SAMPLE = os.path.join(PROJECT_ROOT, "data", "sample")
 
 
 def _recsys_run(data_dir, output_dir):
+  # As from a user's shell: without the test session's TensorFlow log level.
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
   return subprocess.run(
       [sys.executable, "-m", "pipeline.cli", "run", "--data-dir",
        str(data_dir), "--output-dir", str(output_dir), "--set",
        "ranking.enabled=false"],
-      capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
+      capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900, env=env)
 
 
 def _nothing_trained_or_pushed(output_dir) -> None:
