@@ -15,8 +15,11 @@ from tfx.types import component_spec
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen.executor import (MAX_MALFORMED_LINES, REPORTS_DIR,
+from components.example_gen.executor import (DUPLICATES_POLICY,
+                                             GROUP_BUCKET_BYTES,
+                                             MAX_MALFORMED_LINES, REPORTS_DIR,
                                              SCHEMA_FILE)
+from components.lib import settings
 
 
 class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -25,6 +28,10 @@ class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       MAX_MALFORMED_LINES: component_spec.ExecutionParameter(type=int),
       REPORTS_DIR: component_spec.ExecutionParameter(type=str, optional=True),
       SCHEMA_FILE: component_spec.ExecutionParameter(type=str, optional=True),
+      DUPLICATES_POLICY: component_spec.ExecutionParameter(type=str,
+                                                           optional=True),
+      GROUP_BUCKET_BYTES: component_spec.ExecutionParameter(type=int,
+                                                            optional=True),
       # Digest of this project's code: a code change invalidates the cache.
       "code_version": component_spec.ExecutionParameter(type=str,
                                                         optional=True),
@@ -48,11 +55,14 @@ class RawExampleGen(FileBasedExampleGen):
 
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
                code_version: str = "", reports_dir: str = "",
-               schema_file: str = "", **parameters):
+               schema_file: str = "",
+               duplicates: str = settings.DUPLICATES_FAIL,
+               group_bucket_bytes: int = 0, **parameters):
     """`reports_dir`: where the ingestion report is kept even when the
     execution fails; `schema_file`: the curated schema whose domains each
-    line must keep; `parameters`: the subclass's own (SPEC_CLASS)
-    execution parameters."""
+    line must keep; `duplicates`, `group_bucket_bytes`: data.duplicates and
+    data.group_bucket_bytes (0: Beam's GroupByKey); `parameters`: the
+    subclass's own (SPEC_CLASS) execution parameters."""
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=self.SPLIT,
                                     pattern=self.INPUT_PATTERN)])
@@ -73,5 +83,7 @@ class RawExampleGen(FileBasedExampleGen):
         examples=types.Channel(type=types.standard_artifacts.Examples),
         code_version=code_version,
         **{MAX_MALFORMED_LINES: max_malformed_lines,
-           REPORTS_DIR: reports_dir, SCHEMA_FILE: schema_file}, **parameters)
+           REPORTS_DIR: reports_dir, SCHEMA_FILE: schema_file,
+           DUPLICATES_POLICY: duplicates,
+           GROUP_BUCKET_BYTES: group_bucket_bytes}, **parameters)
     super(FileBasedExampleGen, self).__init__(spec=spec)  # pylint: disable=bad-super-call

@@ -39,6 +39,10 @@ MAX_MALFORMED_LINES = "max_malformed_lines"
 REPORTS_DIR = "reports_dir"
 # The curated schema whose value domains each line is checked against.
 SCHEMA_FILE = "schema_file"
+# data.duplicates (components/lib/duplicates.py) and data.group_bucket_bytes
+# (components/lib/disk_group.py).
+DUPLICATES_POLICY = "duplicates"
+GROUP_BUCKET_BYTES = "group_bucket_bytes"
 REPORT_DIR = "_report_dir"
 NAMESPACE = "raw_example_gen"
 MADE_COUNTER = "examples_made"

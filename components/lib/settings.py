@@ -62,7 +62,7 @@ class Section:
 # the encodings their files may be read in.
 MOVIELENS_LAYOUTS = ("ml-1m", "ml-100k", "ml-csv")
 ENCODINGS = ("latin-1", "utf-8")
-# data.duplicates (components/example_gen/movielens/executor.py).
+# data.duplicates (components/lib/duplicates.py).
 DUPLICATES_FAIL, DUPLICATES_FIRST, DUPLICATES_LAST = "fail", "first", "last"
 DUPLICATES = (DUPLICATES_FAIL, DUPLICATES_FIRST, DUPLICATES_LAST)
 
@@ -89,8 +89,10 @@ class DataConfig(Section):
       "CSV; a catalog file that is valid UTF-8 with non-ASCII characters is "
       "read as UTF-8)")
   duplicates: str = setting(
-      DUPLICATES_FAIL, "a movie or user defined on several lines of its file: fail "
-      "(each such line is malformed), first or last (keep that line; the "
+      DUPLICATES_FAIL, "one thing on several lines of its file (a movie, a "
+      "user or an Ali-CCP common-features key defined again; a movie rated "
+      "again by one user; an Ali-CCP sample id again): fail (each such line "
+      "is malformed), first or last in file order (keep that line; the "
       "others are counted and reported)")
 
   def check(self, prefix: str) -> None:

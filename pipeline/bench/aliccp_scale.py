@@ -88,7 +88,7 @@ def ingest(data_dir: str, output_dir: str, workers: int,
   from components.lib import ingestion
 
   exec_properties = base_component.executor_properties(
-      AliCCPExampleGen(data_dir, group_bucket_bytes))
+      AliCCPExampleGen(data_dir, group_bucket_bytes=group_bucket_bytes))
   examples = standard_artifacts.Examples()
   examples.uri = output_dir
   executor = G.Executor(base_beam_executor.BaseBeamExecutor.Context(

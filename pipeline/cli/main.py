@@ -8,10 +8,15 @@ from typing import List, Optional
 import warnings
 
 # Before anything can import TensorFlow (see components/__init__.py). TF's C++
-# start-up chatter (CUDA plugins on a CPU machine) is hidden unless the user
-# sets the level; failures still raise Python exceptions.
+# start-up chatter ("Unable to register cuDNN factory" and the like, at
+# error level on a CPU machine, so a common TF_CPP_MIN_LOG_LEVEL=2 shows it)
+# is hidden unless --debug is given, which keeps the user's level; failures
+# still raise Python exceptions.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "--debug" in sys.argv[1:]:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+else:
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 # Library deprecation notices (e.g. google-api-core on Python 3.10) are not
 # actionable for someone running the pipeline.
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -37,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument(
       "--debug", action="store_true",
       help="print the traceback of an error in the input or the settings, "
-      "not only its message")
+      "not only its message, and TensorFlow's C++ log at the level "
+      "TF_CPP_MIN_LOG_LEVEL sets")
   commands = parser.add_subparsers(dest="command", metavar="COMMAND")
   commands.required = True
   for group in (orchestrate, models, bench, schema, results):

@@ -111,14 +111,16 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
         data_dir=data.data_dir, group_bucket_bytes=data.group_bucket_bytes,
         max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(AliCCPExampleGen.__module__),
-        reports_dir=config.reports_dir, schema_file=curated)
+        reports_dir=config.reports_dir, schema_file=curated,
+        duplicates=data.duplicates)
   else:
     example_gen = MovieLensExampleGen(
         data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
         code_version=code_version(MovieLensExampleGen.__module__),
         reports_dir=config.reports_dir, schema_file=curated,
         layout=data.layout, encoding=data.encoding,
-        duplicates=data.duplicates)
+        duplicates=data.duplicates,
+        group_bucket_bytes=data.group_bucket_bytes)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(

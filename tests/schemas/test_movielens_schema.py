@@ -200,7 +200,20 @@ def test_infer_schema_regenerates_a_starting_point(tmp_path, schema):
   for name in ("movies.dat", "users.dat"):
     (data / name).write_bytes((SAMPLE_DIR / name).read_bytes())
   with open(SAMPLE_DIR / "ratings.dat", "rb") as f:
-    (data / "ratings.dat").write_bytes(b"".join(f.readlines()[:2000]))
-  path = schema_tools.infer_schema(str(data), str(tmp_path / "inferred.pbtxt"))
-  inferred = tfdv.load_schema_text(path)
-  assert {f.name for f in inferred.feature} == {f.name for f in schema.feature}
+    lines = f.readlines()[:2000]
+  # One bad line and one line twice: left out, and said so.
+  (data / "ratings.dat").write_bytes(b"".join(
+      lines + [b"1::1::x::978300760\n", lines[0]]))
+  # A second layout beside: the option picks one.
+  (data / "ratings.csv").write_text("userId,movieId,rating,timestamp\n")
+  (data / "movies.csv").write_text("movieId,title,genres\n")
+  inferred = schema_tools.infer_schema(
+      str(data), str(tmp_path / "inferred.pbtxt"), layout="ml-1m",
+      duplicates="first")
+  assert inferred.examples == 2000
+  assert inferred.left_out["malformed"][0] == 1
+  assert f"ratings.dat:{len(lines) + 1}:" in inferred.left_out["malformed"][1][0]
+  assert inferred.left_out["duplicate_interactions"][0] == 1
+  schema_found = tfdv.load_schema_text(inferred.path)
+  assert {f.name for f in schema_found.feature} == {
+      f.name for f in schema.feature}

@@ -15,10 +15,13 @@ Reported with file and line, and counted:
 * impressions whose key has no common-features row (dropped);
 * impressions with click 0 and conversion 1 (dropped: a conversion follows a
   click, so the row is inconsistent; common Ali-CCP loaders do the same);
-* extra common-features rows of a key already seen (the first is used).
+* a key with several common-features rows, and a sample id on several lines
+  of its skeleton: as `data.duplicates` says (components/lib/duplicates.py;
+  by default each such line is malformed).
 """
 from __future__ import annotations
 
+import collections
 import os
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -29,9 +32,11 @@ from tfx.types import standard_component_specs
 from components.example_gen import executor as base_executor
 from components.lib import aliccp_format as A
 from components.lib import disk_group
+from components.lib import duplicates
 from components.lib import ingestion
 from components.lib.ingestion import MalformedLine
 from components.lib.schema_domains import SchemaDomains
+from components.lib.settings import DUPLICATES_FAIL
 
 SPLIT = "impressions"
 # Features every impression example has, beside the named ones.
@@ -40,8 +45,6 @@ SAMPLE_ID = "sample_id"
 CLICK = "click"
 CONVERSION = "conversion"
 UNMATCHED = "unmatched_key"
-DUPLICATE_KEY = "duplicate_common_features"
-GROUP_BUCKET_BYTES = "group_bucket_bytes"
 
 
 def _features(named: Dict[str, List[float]],
@@ -102,26 +105,37 @@ class _ParseLine:
 
 
 class _Join(beam.DoFn):
-  """One key's impressions and common-features rows -> examples and reports."""
+  """One key's impressions and common-features rows -> examples and reports.
+  Several rows for the key are resolved by data.duplicates (`policy`)."""
 
-  def __init__(self, files: Dict[str, Tuple[str, str]]):
+  def __init__(self, files: Dict[str, Tuple[str, str]], policy: str):
     super().__init__()
     self._files = files
+    self._policy = policy
 
   def process(self, keyed) -> Iterable[Any]:
     (split, key), values = keyed
     skeleton, common = self._files[split]
+    name = os.path.basename(common)
     users = sorted(v[1:] for v in values if v[0] == USER)
-    for offset, _ in users[1:]:
-      yield beam.pvalue.TaggedOutput(DUPLICATE_KEY, MalformedLine(
-          common, offset, f"a second row for common_feature_index {key} "
-          "(the first is used)", key))
+    missing = f"common_feature_index {key} has no row in {name}"
+    if len(users) > 1:
+      kept, left_out = duplicates.resolve(users, self._policy)
+      reason = duplicates.reason(
+          f"common_feature_index {key} is defined", len(users), name,
+          self._policy)
+      for offset, _ in left_out:
+        yield beam.pvalue.TaggedOutput(
+            duplicates.reported_kind(self._policy, duplicates.DEFINITIONS),
+            MalformedLine(common, offset, reason, key))
+      users = [kept] if kept else []
+      missing = (f"common_feature_index {key}'s rows in {name} were "
+                 "rejected as duplicates")
     for _, offset, inconsistent, impression in sorted(
         v for v in values if v[0] == IMPRESSION):
       if not users:
         yield beam.pvalue.TaggedOutput(UNMATCHED, MalformedLine(
-            skeleton, offset, f"common_feature_index {key} has no row in "
-            f"{os.path.basename(common)}", key))
+            skeleton, offset, missing, key))
       elif inconsistent:
         yield beam.pvalue.TaggedOutput(A.INCONSISTENT, MalformedLine(
             skeleton, offset, "click 0 with conversion 1", key))
@@ -129,36 +143,55 @@ class _Join(beam.DoFn):
         yield base_executor.serialized_example(impression, users[0][1])
 
 
+def _sample_id(text: str) -> int:
+  """A skeleton line -> its sample id: what may appear once per split."""
+  return ingestion.parse_int(text.split(",", 1)[0], "sample_id")
+
+
+def _sample(sample_id: int) -> str:
+  return f"sample_id {sample_id} is"
+
+
 @beam.ptransform_fn
 def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # pylint: disable=invalid-name
                spill_dir: str = "", group_bucket_bytes: int = 0,
-               domains: Optional[SchemaDomains] = None):
+               domains: Optional[SchemaDomains] = None,
+               duplicates_policy: str = DUPLICATES_FAIL):
   """-> {"examples": serialized tf.Examples, and the reported lines by kind}.
 
   With `group_bucket_bytes` the join spills to files under `spill_dir` (the
   caller deletes it), in buckets of about that many bytes of input; with 0
   it is Beam's GroupByKey. With `domains`, a value outside the curated
-  schema's domain is a malformed line.
+  schema's domain is a malformed line. `duplicates_policy`: data.duplicates.
   """
   paths = [p for split in sorted(files) for p in files[split]]
-  parsed = (
-      pipeline
-      | "Read" >> ingestion.ReadLinesWithOffsets(*paths)
-      | "Parse" >> beam.ParDo(ingestion.ParseLines(
-          _ParseLine(files, domains), "utf-8", with_path=True)).with_outputs(
-              ingestion.MALFORMED, main="parsed"))
+  skip, repeated = pipeline | "FindDuplicateSamples" >> duplicates.FindDuplicates(  # pylint: disable=no-value-for-parameter
+      [files[split][0] for split in sorted(files)], _sample_id, _sample,
+      duplicates_policy, spill_dir=spill_dir, bucket_bytes=group_bucket_bytes)
+  records = duplicates.skip_lines(
+      pipeline | "Read" >> ingestion.ReadLinesWithOffsets(*paths), skip,
+      "SkipDuplicateSamples")
+  parsed = records | "Parse" >> beam.ParDo(ingestion.ParseLines(
+      _ParseLine(files, domains), "utf-8", with_path=True)).with_outputs(
+          ingestion.MALFORMED, main="parsed")
   buckets = 0
   if group_bucket_bytes > 0:
     buckets = disk_group.buckets_for(
         sum(tf.io.gfile.stat(p).length for p in paths), group_bucket_bytes)
+  definitions = duplicates.reported_kind(duplicates_policy,
+                                         duplicates.DEFINITIONS)
   joined = (
       disk_group.group_by_key(parsed.parsed, spill_dir, buckets, "GroupByKey")
-      | "Join" >> beam.ParDo(_Join(files)).with_outputs(
-          UNMATCHED, A.INCONSISTENT, DUPLICATE_KEY, main="examples"))
+      | "Join" >> beam.ParDo(_Join(files, duplicates_policy)).with_outputs(
+          UNMATCHED, A.INCONSISTENT, definitions, main="examples"))
+  reported = collections.defaultdict(list)
+  reported[ingestion.MALFORMED].append(parsed[ingestion.MALFORMED])
+  for kind in (UNMATCHED, A.INCONSISTENT, definitions):
+    reported[kind].append(joined[kind])
+  reported[duplicates.reported_kind(
+      duplicates_policy, duplicates.INTERACTIONS)].append(repeated)
   return {"examples": joined.examples,
-          ingestion.MALFORMED: parsed[ingestion.MALFORMED],
-          **{kind: joined[kind] for kind in (UNMATCHED, A.INCONSISTENT,
-                                             DUPLICATE_KEY)}}
+          **{kind: tuple(lines) for kind, lines in reported.items()}}
 
 
 @beam.ptransform_fn
@@ -167,8 +200,9 @@ def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
   files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
   read = pipeline | "ReadAliCCP" >> ReadAliCCP(  # pylint: disable=no-value-for-parameter
       files, exec_properties[base_executor.SPILL_DIR],
-      int(exec_properties.get(GROUP_BUCKET_BYTES) or 0),
-      base_executor.schema_domains(exec_properties))
+      int(exec_properties.get(base_executor.GROUP_BUCKET_BYTES) or 0),
+      base_executor.schema_domains(exec_properties),
+      exec_properties.get(base_executor.DUPLICATES_POLICY) or DUPLICATES_FAIL)
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
   return read["examples"]

@@ -14,8 +14,6 @@ class MovieLensExampleGenSpec(base_component.RawExampleGenSpec):
                                                          optional=True),
       executor.ENCODING: component_spec.ExecutionParameter(type=str,
                                                            optional=True),
-      executor.DUPLICATES_POLICY: component_spec.ExecutionParameter(
-          type=str, optional=True),
   }
 
 
@@ -34,10 +32,10 @@ class MovieLensExampleGen(base_component.RawExampleGen):
   def __init__(self, data_dir: str, max_malformed_lines: int = 0,
                code_version: str = "", reports_dir: str = "",
                schema_file: str = "", layout: str = "", encoding: str = "",
-               duplicates: str = settings.DUPLICATES_FAIL):
+               duplicates: str = settings.DUPLICATES_FAIL,
+               group_bucket_bytes: int = 0):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
-    from the files); `duplicates`: data.duplicates."""
+    from the files); the rest as RawExampleGen's."""
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
-                     schema_file,
-                     **{executor.LAYOUT: layout, executor.ENCODING: encoding,
-                        executor.DUPLICATES_POLICY: duplicates})
+                     schema_file, duplicates, group_bucket_bytes,
+                     **{executor.LAYOUT: layout, executor.ENCODING: encoding})

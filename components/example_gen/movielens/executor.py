@@ -4,10 +4,13 @@ tf.Example per rating.
 The ratings file is read split across Beam workers; movies and users, small
 dimension tables, are joined as side inputs. Every malformed line (and every
 rating whose movie or user is unknown) is counted and reported with its file
-and line; more than `max_malformed_lines` fails the run.
+and line; more than `max_malformed_lines` fails the run. A movie or user
+defined twice, or a movie rated twice by one user, is handled as
+data.duplicates says (components/lib/duplicates.py).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from typing import Any, Dict, Optional
@@ -17,22 +20,19 @@ import tensorflow as tf
 from tfx.types import standard_component_specs
 
 from components.example_gen import executor as base_executor
+from components.lib import duplicates
 from components.lib import features as F
 from components.lib import ingestion
 from components.lib.ingestion import MalformedLine, MalformedLineError
 from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
 from components.lib.schema_domains import SchemaDomains
-from components.lib.settings import DUPLICATES_FAIL, DUPLICATES_FIRST
+from components.lib.settings import DUPLICATES_FAIL
 
 SPLIT = "ratings"
-# Execution parameters: data.layout and data.encoding ("": detected), and
-# data.duplicates.
+# Execution parameters: data.layout and data.encoding ("": detected).
 LAYOUT = "layout"
 ENCODING = "encoding"
-DUPLICATES_POLICY = "duplicates"
-# Reported kind: catalog lines left out by data.duplicates=first or last.
-DUPLICATES = "duplicate_definitions"
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -148,7 +148,7 @@ class _ReadCatalog(beam.DoFn):
   lines, which needs all of them. Outputs (id, serialized features); the
   rejected lines (with line numbers) to MALFORMED: bad lines and, under
   "fail", every definition of a duplicated id; under "first"/"last", the
-  definitions left out to DUPLICATES."""
+  definitions left out to duplicates.DEFINITIONS."""
 
   def __init__(self, what: str, parse, encoding: str, skip_first_line: bool,
                policy: str):
@@ -173,23 +173,18 @@ class _ReadCatalog(beam.DoFn):
             definitions.setdefault(key, []).append(
                 (number, record, features))
     name = os.path.basename(path)
+    tag = duplicates.reported_kind(self._policy, duplicates.DEFINITIONS)
     for key, found in definitions.items():
       if len(found) == 1:
         yield key, found[0][2]
         continue
-      numbers = ", ".join(str(n) for n, _, _ in found)
-      if self._policy == DUPLICATES_FAIL:
-        reason = (f"{self._what} id {key} is defined on {len(found)} lines of "
-                  f"{name} ({numbers}); data.duplicates=first or last keeps "
-                  "one")
-        left_out, tag = found, ingestion.MALFORMED
-      else:
-        kept = found[0] if self._policy == DUPLICATES_FIRST else found[-1]
+      kept, left_out = duplicates.resolve(found, self._policy)
+      if kept:
         yield key, kept[2]
-        reason = (f"{self._what} id {key} is defined on {len(found)} lines of "
-                  f"{name} ({numbers}); data.duplicates={self._policy} keeps "
-                  f"line {kept[0]}")
-        left_out, tag = [d for d in found if d is not kept], DUPLICATES
+      reason = duplicates.reason(
+          f"{self._what} id {key} is defined", len(found), name, self._policy,
+          lines=", ".join(str(n) for n, _, _ in found),
+          kept=f"line {kept[0]}" if kept else "")
       for number, record, _ in left_out:
         yield beam.pvalue.TaggedOutput(tag, MalformedLine(
             record.path, record.offset, reason,
@@ -197,15 +192,33 @@ class _ReadCatalog(beam.DoFn):
             line=number))
 
 
+class _RatingKey:
+  """A ratings line -> (user id, movie id): what may appear once."""
+
+  def __init__(self, files: MovieLensFiles):
+    self._parse = files.format.parse_rating
+
+  def __call__(self, text: str):
+    rating = self._parse(text)
+    return rating.user_id, rating.item_id
+
+
+def _rated(key) -> str:
+  return f"user {key[0]} rated movie {key[1]}"
+
+
 @beam.ptransform_fn
 def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: disable=invalid-name
-                  duplicates: str = DUPLICATES_FAIL,
-                  domains: Optional[SchemaDomains] = None):
+                  duplicates_policy: str = DUPLICATES_FAIL,
+                  domains: Optional[SchemaDomains] = None,
+                  spill_dir: str = "", bucket_bytes: int = 0):
   """-> {"examples": serialized tf.Examples, "malformed": MalformedLines, one
-  PCollection per file (see ingestion.WriteIngestionSummary), and
-  DUPLICATES: the catalog lines `duplicates` (data.duplicates) left out}.
+  PCollection per stage (see ingestion.WriteIngestionSummary), and the
+  lines `duplicates_policy` (data.duplicates) left out of the catalogs
+  (duplicates.DEFINITIONS) and of the ratings (duplicates.INTERACTIONS)}.
   With `domains`, a value outside the curated schema's domain is a
-  malformed line."""
+  malformed line. Finding ratings of one movie by one user groups the
+  ratings' keys through `spill_dir` (duplicates.FindDuplicates)."""
   fmt = files.format
 
   def catalog(name: str, what: str, path: str, parse):
@@ -213,42 +226,47 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: dis
         pipeline
         | f"{name}File" >> beam.Create([path])
         | f"Read{name}" >> beam.ParDo(_ReadCatalog(
-            what, parse, files.encoding(path), fmt.header, duplicates)
-        ).with_outputs(ingestion.MALFORMED, DUPLICATES, main="parsed"))
+            what, parse, files.encoding(path), fmt.header, duplicates_policy)
+        ).with_outputs(ingestion.MALFORMED, duplicates.DEFINITIONS,
+                       main="parsed"))
 
   movies = catalog("Movies", "movie", files.movies,
                    _keyed(fmt.parse_movie, movie_features, domains))
-  malformed = [movies[ingestion.MALFORMED]]
-  left_out = [movies[DUPLICATES]]
+  reported = collections.defaultdict(list)
+  reported[ingestion.MALFORMED].append(movies[ingestion.MALFORMED])
+  reported[duplicates.DEFINITIONS].append(movies[duplicates.DEFINITIONS])
   if files.users:
     users = catalog("Users", "user", files.users,
                     _keyed(fmt.parse_user, user_features, domains))
-    malformed.append(users[ingestion.MALFORMED])
-    left_out.append(users[DUPLICATES])
+    reported[ingestion.MALFORMED].append(users[ingestion.MALFORMED])
+    reported[duplicates.DEFINITIONS].append(users[duplicates.DEFINITIONS])
     users_dict = beam.pvalue.AsDict(users.parsed)
     rejected_users = _rejected_by_id(users[ingestion.MALFORMED],
                                      fmt.separator, "Users")
   else:
     users_dict = rejected_users = beam.pvalue.AsDict(
         pipeline | "NoUsers" >> beam.Create([]))
-  ratings = (
-      pipeline
-      | "ReadRatings" >> ingestion.ReadLinesWithOffsets(files.ratings)
-      | "ParseRatings" >> beam.ParDo(
-          ingestion.ParseLines(_JoinRating(files, domains),
-                               files.encoding(files.ratings),
-                               skip_first_line=fmt.header),
-          movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
-          rejected_movies=_rejected_by_id(
-              movies[ingestion.MALFORMED], fmt.separator, "Movies"),
-          rejected_users=rejected_users,
-      ).with_outputs(ingestion.MALFORMED, main="parsed"))
-  malformed.append(ratings[ingestion.MALFORMED])
-  return {
-      "examples": ratings.parsed,
-      "malformed": tuple(malformed),
-      DUPLICATES: tuple(left_out),
-  }
+  encoding = files.encoding(files.ratings)
+  skip, repeated = pipeline | "FindDuplicateRatings" >> duplicates.FindDuplicates(  # pylint: disable=no-value-for-parameter
+      [files.ratings], _RatingKey(files), _rated, duplicates_policy,
+      encoding=encoding, skip_first_line=fmt.header, spill_dir=spill_dir,
+      bucket_bytes=bucket_bytes)
+  reported[duplicates.reported_kind(
+      duplicates_policy, duplicates.INTERACTIONS)].append(repeated)
+  ratings = duplicates.skip_lines(
+      pipeline | "ReadRatings" >> ingestion.ReadLinesWithOffsets(files.ratings),
+      skip, "SkipDuplicateRatings")
+  ratings = ratings | "ParseRatings" >> beam.ParDo(
+      ingestion.ParseLines(_JoinRating(files, domains), encoding,
+                           skip_first_line=fmt.header),
+      movies=beam.pvalue.AsDict(movies.parsed), users=users_dict,
+      rejected_movies=_rejected_by_id(
+          movies[ingestion.MALFORMED], fmt.separator, "Movies"),
+      rejected_users=rejected_users,
+  ).with_outputs(ingestion.MALFORMED, main="parsed")
+  reported[ingestion.MALFORMED].append(ratings[ingestion.MALFORMED])
+  return {"examples": ratings.parsed,
+          **{kind: tuple(lines) for kind, lines in reported.items()}}
 
 
 def movielens_files(exec_properties: Dict[str, Any]) -> MovieLensFiles:
@@ -265,8 +283,10 @@ def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
   pattern only feeds the driver's input fingerprint) and writes the summary."""
   files = movielens_files(exec_properties)
   read = pipeline | "ReadMovieLens" >> ReadMovieLens(  # pylint: disable=no-value-for-parameter
-      files, exec_properties.get(DUPLICATES_POLICY) or DUPLICATES_FAIL,
-      base_executor.schema_domains(exec_properties))
+      files, exec_properties.get(base_executor.DUPLICATES_POLICY)
+      or DUPLICATES_FAIL, base_executor.schema_domains(exec_properties),
+      exec_properties[base_executor.SPILL_DIR],
+      int(exec_properties.get(base_executor.GROUP_BUCKET_BYTES) or 0))
   _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
       exec_properties[base_executor.REPORT_DIR])
   return read["examples"]

@@ -25,6 +25,7 @@ from components.example_gen.aliccp.component import AliCCPExampleGen
 from components.example_gen.movielens import executor as movielens_executor
 from components.example_gen.movielens.component import MovieLensExampleGen
 from components.lib import aliccp_format as A
+from components.lib import duplicates
 from components.lib import layout
 from components.lib.ingestion import IngestionError
 from data import make_aliccp
@@ -98,6 +99,15 @@ def _title_is(item: str, title: str):
   def check(examples):
     assert _titles(examples)[item] == title
   return check
+
+
+def _rating_is(examples: List[tf.train.Example], user: str, item: str,
+               rating: float) -> None:
+  ratings = [e.features.feature["rating"].float_list.value[0]
+             for e in examples
+             if e.features.feature["user_id"].bytes_list.value[0] == b(user)
+             and e.features.feature["item_id"].bytes_list.value[0] == b(item)]
+  assert ratings == [rating]
 
 
 def b(text: str, encoding: str = "utf-8") -> bytes:
@@ -186,14 +196,31 @@ MOVIELENS_CASES = [
                   first="u.user")),
     Case("ml-1m", "movie defined twice, keep the first",
          [("movies.dat", 0, b"2::Heat (1995)::Action")],
-         settings={movielens_executor.DUPLICATES_POLICY: "first"},
-         reported={movielens_executor.DUPLICATES: 1},
+         settings={base_executor.DUPLICATES_POLICY: "first"},
+         reported={duplicates.DEFINITIONS: 1},
          check=_title_is("2", "Jumanji (1995)")),
     Case("ml-1m", "movie defined twice, keep the last",
          [("movies.dat", 0, b"2::Heat (1995)::Action")],
-         settings={movielens_executor.DUPLICATES_POLICY: "last"},
-         reported={movielens_executor.DUPLICATES: 1},
+         settings={base_executor.DUPLICATES_POLICY: "last"},
+         reported={duplicates.DEFINITIONS: 1},
          check=_title_is("2", "Heat (1995)")),
+    # A rating on two lines: the same line twice, or two ratings.
+    Case("ml-1m", "rating line twice",
+         [("ratings.dat", 0, b"1::1::5::978300760")],
+         Rejected("ratings.dat", 5, "user 1 rated movie 1 identically on 2 "
+                  "lines of ratings.dat")),
+    Case("ml-100k", "movie rated twice",
+         [("u.data", 0, b"1\t2\t4\t876893999")],
+         Rejected("u.data", 2, "user 1 rated movie 2 on 2 lines of u.data")),
+    Case("ml-1m", "rating line twice, keep the first",
+         [("ratings.dat", 0, b"2::3::2::978300275")],
+         settings={base_executor.DUPLICATES_POLICY: "first"},
+         reported={duplicates.INTERACTIONS: 1}),
+    Case("ml-csv", "movie rated twice, keep the last",
+         [("ratings.csv", 0, b"1,2,2.0,964990000")],
+         settings={base_executor.DUPLICATES_POLICY: "last"},
+         reported={duplicates.INTERACTIONS: 1},
+         check=lambda examples: _rating_is(examples, "1", "2", 2.0)),
     # Encodings: accented titles read right from latin-1 and from UTF-8.
     Case("ml-1m", "UTF-8 movies.dat",
          [("movies.dat", 3, b("3::River Noël (2001)::Drama"))],
@@ -321,9 +348,10 @@ def test_movielens_bad_input(tmp_path, case):
 
 def _assert_counts_add_up(report: Dict, data_dir: Path, case: Case) -> None:
   """Every non-blank line of the interactions file is an example or a
-  reported drop."""
+  reported drop (of any kind)."""
   interactions = data_dir / INTERACTIONS[case.layout]
-  dropped = sum(t["lines"] for t in report["malformed_totals"]
+  dropped = sum(t["lines"] for kind, totals in report.items()
+                if kind.endswith("_totals") for t in totals
                 if t["file"] == str(interactions))
   assert report["examples"] + dropped == _non_blank_lines(
       interactions, header=case.layout == "ml-csv"), report
@@ -332,32 +360,45 @@ def _assert_counts_add_up(report: Dict, data_dir: Path, case: Case) -> None:
 ITEM = "205\x024100001\x031.0"
 
 
-@pytest.mark.parametrize("line, value", [
-    ("99999999999999999999,1,0,{key},1," + ITEM, "99999999999999999999"),
-    ("900001,1,0,{key},1,205\x0299999999999999999999\x031.0",
-     "99999999999999999999"),
-    ("900001,1,0,{key},1,205\x024100001\x03nan", "nan"),
-    ("900001,2,0,{key},1," + ITEM, "must be 0 or 1"),
-    ("900001,1,0,{key},2," + ITEM + "\x01508\x027\x03-0.5",
-     "cross_user_category_item_category_weight -0.5 is below 0"),
-    ("0,1,0,{key},1," + ITEM, "sample_id 0 is below 1"),
+@pytest.mark.parametrize("file, line, value, malformed", [
+    ("skeleton", "99999999999999999999,1,0,{key},1," + ITEM,
+     "99999999999999999999", 1),
+    ("skeleton", "900001,1,0,{key},1,205\x0299999999999999999999\x031.0",
+     "99999999999999999999", 1),
+    ("skeleton", "900001,1,0,{key},1,205\x024100001\x03nan", "nan", 1),
+    ("skeleton", "900001,2,0,{key},1," + ITEM, "must be 0 or 1", 1),
+    ("skeleton", "900001,1,0,{key},2," + ITEM + "\x01508\x027\x03-0.5",
+     "cross_user_category_item_category_weight -0.5 is below 0", 1),
+    ("skeleton", "0,1,0,{key},1," + ITEM, "sample_id 0 is below 1", 1),
+    # Both lines of a repeated sample id, and of a repeated key.
+    ("skeleton", "1,0,0,{key},1," + ITEM, "sample_id 1 is on 2 lines of "
+     "sample_skeleton_train.csv; data.duplicates=first or last keeps one", 2),
+    ("common", "{common}", "common_feature_index {key} is defined on 2 lines "
+     "of common_features_train.csv", 2),
 ], ids=["sample_id beyond int64", "feature id beyond int64",
-        "feature value NaN", "click 2", "negative weight", "sample_id 0"])
-def test_aliccp_bad_input(tmp_path, line, value):
+        "feature value NaN", "click 2", "negative weight", "sample_id 0",
+        "sample_id repeated", "common features row repeated"])
+def test_aliccp_bad_input(tmp_path, file, line, value, malformed):
   root = tmp_path / "aliccp"
   make_aliccp.generate(str(root), impressions=200, seed=3)
-  skeleton = A.skeleton_path(str(root), "train")
-  with open(A.common_features_path(str(root), "train"), encoding="utf-8") as f:
-    key = f.readline().split(",", 1)[0]
-  with open(skeleton, encoding="utf-8") as f:
+  paths = {"skeleton": A.skeleton_path(str(root), "train"),
+           "common": A.common_features_path(str(root), "train")}
+  with open(paths["common"], encoding="utf-8") as f:
+    common = f.readline().rstrip("\n")
+  key = common.split(",", 1)[0]
+  path = paths[file]
+  with open(path, encoding="utf-8") as f:
     lines = sum(1 for _ in f)
-  with open(skeleton, "a", encoding="utf-8") as f:
-    f.write(line.format(key=key) + "\n")
+  with open(path, "a", encoding="utf-8") as f:
+    f.write(line.format(key=key, common=common) + "\n")
   component = AliCCPExampleGen(str(root), group_bucket_bytes=0,
                                schema_file=schema_file("aliccp"))
   with pytest.raises(IngestionError) as raised:
     _run(component, aliccp_executor.Executor, root, tmp_path, {})
-  assert f"{skeleton}:{lines + 1}" in str(raised.value)
-  assert value in str(raised.value)
+  message = str(raised.value)
+  assert f"{path}:{lines + 1}" in message, message
+  assert value.format(key=key) in message, message
+  if malformed == 2:  # the first line of the two is named too
+    assert f"{path}:1:" in message, message
   report = _kept_report(tmp_path)
-  assert report["malformed"] == 1
+  assert report["malformed"] == malformed

@@ -14,6 +14,7 @@ from components.example_gen.aliccp import executor as G
 from components.example_gen.aliccp.component import AliCCPExampleGen
 from components.example_gen.component import executor_properties
 from components.lib import aliccp_format as A
+from components.lib import duplicates
 from components.lib import ingestion
 from components.lib import layout
 from data import make_aliccp
@@ -45,12 +46,14 @@ def ingested(tmp_path_factory, request):
          "900001,1,0,00000000000000aa,1," + item,   # key without common row
          "900002,0,1," + key + ",1," + item,         # inconsistent labels
          "900003,1,0," + key + ",2," + item,         # feature_num says 2
-         "900004,1,1," + key + ",1," + item)         # a click that converted
+         "900004,1,1," + key + ",1," + item,         # a click that converted
+         "900004,1,1," + key + ",1," + item)         # ... on a second line
   append(common, first_common)                     # the key twice
   report = os.path.join(root, "report")
   with beam.Pipeline() as pipeline:
     read = pipeline | G.ReadAliCCP(  # pylint: disable=no-value-for-parameter
-        A.detect_files(root), os.path.join(root, "spill"), request.param)
+        A.detect_files(root), os.path.join(root, "spill"), request.param,
+        duplicates_policy="first")
     _ = read | ingestion.WriteIngestionSummary(report)
     _ = read["examples"] | beam.io.WriteToTFRecord(
         os.path.join(root, "examples"), shard_name_template="")
@@ -63,7 +66,7 @@ def test_every_dropped_row_is_counted_with_file_and_line(ingested):
   root, summary, examples, key = ingested
   skeleton = A.skeleton_path(root, "train")
   common = A.common_features_path(root, "train")
-  total = count_lines(skeleton) - 4 + count_lines(A.skeleton_path(root, "test"))
+  total = count_lines(skeleton) - 5 + count_lines(A.skeleton_path(root, "test"))
   unmatched, unmatched_lines, _ = summary.reported[G.UNMATCHED]
   inconsistent, inconsistent_lines, _ = summary.reported[A.INCONSISTENT]
   assert summary.malformed == 1
@@ -73,14 +76,22 @@ def test_every_dropped_row_is_counted_with_file_and_line(ingested):
   assert "feature_num is 2" in summary.malformed_lines[0].reason
   assert unmatched == 1 and unmatched_lines[0].path == skeleton
   assert "00000000000000aa" in unmatched_lines[0].reason
-  assert summary.reported[G.DUPLICATE_KEY].count == 1
-  assert summary.reported[G.DUPLICATE_KEY].lines[0].line == count_lines(common)
+  definitions = summary.reported[duplicates.DEFINITIONS]
+  assert definitions.count == 1
+  assert definitions.lines[0].line == count_lines(common)
+  assert "data.duplicates=first keeps the first" in definitions.lines[0].reason
+  repeated = summary.reported[duplicates.INTERACTIONS]
+  assert repeated.count == 1 and repeated.lines[0].line == count_lines(
+      skeleton)
+  assert "sample_id 900004 is identically on 2 lines" in repeated.lines[
+      0].reason
   # The generator's own inconsistent rows plus the injected one.
   assert inconsistent >= 1
   assert any(m.line == total - count_lines(A.skeleton_path(root, "test")) + 2
              for m in inconsistent_lines)
   # Everything else became an example: nothing disappears uncounted.
-  assert summary.examples == len(examples) == total + 4 - 1 - 1 - inconsistent
+  assert summary.examples == len(examples) == (
+      total + 5 - 1 - 1 - 1 - inconsistent)
 
 
 def test_examples_join_the_users_features(ingested):
