@@ -8,6 +8,7 @@ lines) first, and where the kept report is; either way, that every non-blank
 line of the interactions file is an example or a reported drop.
 """
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -61,6 +62,7 @@ CLEAN: Dict[str, Dict[str, List[str]]] = {
                         "2,1,3.0,964982224", "2,3,5.0,964983815"],
     },
 }
+WHOLE_FILE = -1
 INTERACTIONS = {"ml-1m": "ratings.dat", "ml-100k": "u.data",
                 "ml-csv": "ratings.csv"}
 
@@ -80,7 +82,8 @@ class Rejected:
 class Case:
   layout: str
   name: str
-  # (file name, 1-based line or 0 to append, new content or None to delete)
+  # (file name, 1-based line, 0 to append or WHOLE_FILE, new content or
+  # None to delete)
   edits: List[Tuple[str, int, Optional[bytes]]]
   rejected: Optional[Rejected] = None
   settings: Dict[str, object] = dataclasses.field(default_factory=dict)
@@ -246,6 +249,11 @@ MOVIELENS_CASES = [
          Rejected("ratings.csv", None, "data.layout")),
     Case("ml-csv", "CSV header missing", [("ratings.csv", 1, None)],
          Rejected("ratings.csv", 1, "userId,movieId,rating,timestamp")),
+    Case("ml-1m", "gzip posing as ratings.dat",
+         [("ratings.dat", WHOLE_FILE, gzip.compress(b"1::1::5::978300760\n"))],
+         Rejected("ratings.dat", 1, "\\x1f\\x8b")),
+    Case("ml-100k", "u.item missing", [("u.item", WHOLE_FILE, None)],
+         Rejected("u.item", None, "not found")),
     Case("ml-1m", "empty movies file",
          [(name, 1, None) for name in ["movies.dat"] * 3],
          Rejected("movies.dat", None, "is empty")),
@@ -263,6 +271,12 @@ def _write(directory: Path, files: Dict[str, List[str]]) -> None:
 def _edit(directory: Path, edits) -> None:
   for name, line, content in edits:
     path = directory / name
+    if line == WHOLE_FILE:
+      if content is None:
+        path.unlink()
+      else:
+        path.write_bytes(content)
+      continue
     lines = path.read_bytes().split(b"\n")[:-1] if path.exists() else []
     if line == 0:
       lines.append(content)
