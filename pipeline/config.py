@@ -242,13 +242,14 @@ class RunConfig:
 def _has_user_features(data: settings.DataConfig, data_dir: str) -> bool:
   """Detects the input files and tells whether they have user features."""
   # pylint: disable=import-outside-toplevel
+  from components.lib import spans
   if data.dataset == session_data.ALICCP:
     from components.lib.aliccp_format import detect_files
-    detect_files(data_dir)
+    detect_files(spans.span_dir(data_dir))
     return True
   from components.lib.movielens_formats import detect_files  # pylint: disable=reimported
-  return detect_files(data_dir, data.layout,
-                      data.encoding).users is not None
+  return detect_files(spans.span_dir(data_dir), data.layout, data.encoding,
+                      spans.catalog_dirs(data_dir)).users is not None
 
 
 def help_text(width: int = 79) -> str:

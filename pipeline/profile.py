@@ -22,6 +22,7 @@ import tensorflow as tf
 from components.lib import aliccp_format as A
 from components.lib import movielens_formats as M
 from components.lib import session_data
+from components.lib import spans
 from components.lib.ingestion import MalformedLineError
 from components.lib.settings import DataConfig, SessionConfig
 
@@ -90,39 +91,44 @@ def _parsed(lines: Iterator[str], parse: Callable[[str], Any]
 
 def _movielens(data_dir: str, data: DataConfig,
                session: SessionConfig) -> DataProfile:
-  files = M.detect_files(data_dir, data.layout, data.encoding)
   per_user: Dict[str, int] = collections.Counter()
   items = set()
-  for rating in _parsed(_lines(files.ratings, files.encoding(files.ratings),
-                               skip_first=files.format.header),
-                        files.format.parse_rating):
-    if session.min_rating is not None and rating.rating < session.min_rating:
-      continue
-    per_user[rating.user_id] += 1
-    items.add(rating.item_id)
+  for directory in spans.window_dirs(data_dir, data.span_window):
+    files = M.detect_files(directory, data.layout, data.encoding,
+                           spans.catalog_dirs(data_dir))
+    for rating in _parsed(_lines(files.ratings, files.encoding(files.ratings),
+                                 skip_first=files.format.header),
+                          files.format.parse_rating):
+      if (session.min_rating is not None
+          and rating.rating < session.min_rating):
+        continue
+      per_user[rating.user_id] += 1
+      items.add(rating.item_id)
   return from_timelines(list(per_user.values()), len(items), session)
 
 
 def _aliccp(data_dir: str, data: DataConfig,
             session: SessionConfig) -> DataProfile:
-  del data  # one layout, one encoding
-  skeleton, common = A.detect_files(data_dir)["train"]
-  user_of = {}
-  for row in _parsed(_lines(common, "utf-8", max_bytes=MAX_ALICCP_BYTES),
-                     A.parse_common_features):
-    users = A.named_features(row.features, A.USER_FIELDS).get("user_id")
-    if users:
-      user_of[row.key] = users[0]
   clicks: Dict[float, int] = collections.Counter()
   items = set()
-  for row in _parsed(_lines(skeleton, "utf-8", max_bytes=MAX_ALICCP_BYTES),
-                     A.parse_skeleton):
-    item = A.named_features(row.features, A.SKELETON_FIELDS).get("item_id")
-    if row.click and item and row.key in user_of:
-      clicks[user_of[row.key]] += 1
-      items.add(item[0])
-  sampled = any(tf.io.gfile.stat(path).length > MAX_ALICCP_BYTES
-                for path in (skeleton, common))
+  sampled = False
+  for directory in spans.window_dirs(data_dir, data.span_window):
+    skeleton, common = A.detect_files(directory)["train"]
+    user_of = {}
+    for row in _parsed(_lines(common, "utf-8", max_bytes=MAX_ALICCP_BYTES),
+                       A.parse_common_features):
+      users = A.named_features(row.features, A.USER_FIELDS).get("user_id")
+      if users:
+        user_of[row.key] = users[0]
+    for row in _parsed(_lines(skeleton, "utf-8", max_bytes=MAX_ALICCP_BYTES),
+                       A.parse_skeleton):
+      item = A.named_features(row.features, A.SKELETON_FIELDS).get("item_id")
+      if row.click and item and row.key in user_of:
+        clicks[user_of[row.key]] += 1
+        items.add(item[0])
+    sampled = sampled or any(
+        tf.io.gfile.stat(path).length > MAX_ALICCP_BYTES
+        for path in (skeleton, common))
   return from_timelines(list(clicks.values()), len(items), session, sampled)
 
 

@@ -1,16 +1,19 @@
 """The base component of this project's ExampleGens (executor.py runs it).
 
 Each ExampleGen is a FileBasedExampleGen with its own executor, so TFX's
-driver fingerprints the input files (a changed file invalidates the cache);
-subclasses name their split, the files the driver fingerprints and their own
+driver fingerprints the input files (a changed file invalidates the cache)
+and resolves the span to ingest when the data directory holds spans
+(components/lib/spans.py: the newest, or the one `span` names); subclasses
+name their split, the files the driver fingerprints and their own
 execution parameters.
 """
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from google.protobuf import message
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.proto import example_gen_pb2
+from tfx.proto import range_config_pb2
 from tfx.types import component_spec
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
@@ -20,6 +23,7 @@ from components.example_gen.executor import (DUPLICATES_POLICY,
                                              MAX_MALFORMED_LINES, REPORTS_DIR,
                                              SCHEMA_FILE)
 from components.lib import settings
+from components.lib import spans
 
 
 class RawExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -57,15 +61,23 @@ class RawExampleGen(FileBasedExampleGen):
                code_version: str = "", reports_dir: str = "",
                schema_file: str = "",
                duplicates: str = settings.DUPLICATES_FAIL,
-               group_bucket_bytes: int = 0, **parameters):
+               group_bucket_bytes: int = 0, span: Optional[int] = None,
+               **parameters):
     """`reports_dir`: where the ingestion report is kept even when the
     execution fails; `schema_file`: the curated schema whose domains each
     line must keep; `duplicates`, `group_bucket_bytes`: data.duplicates and
-    data.group_bucket_bytes (0: Beam's GroupByKey); `parameters`: the
+    data.group_bucket_bytes (0: Beam's GroupByKey); `span`: the span to
+    ingest when data_dir holds spans (None: the newest); `parameters`: the
     subclass's own (SPEC_CLASS) execution parameters."""
     input_config = example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name=self.SPLIT,
-                                    pattern=self.INPUT_PATTERN)])
+        example_gen_pb2.Input.Split(
+            name=self.SPLIT,
+            pattern=spans.input_pattern(data_dir, self.INPUT_PATTERN))])
+    range_config = None
+    if span is not None:
+      range_config = range_config_pb2.RangeConfig(
+          static_range=range_config_pb2.StaticRange(
+              start_span_number=span, end_span_number=span))
     output_config = example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name=self.SPLIT,
@@ -77,7 +89,7 @@ class RawExampleGen(FileBasedExampleGen):
         input_config=input_config,
         output_config=output_config,
         custom_config=None,
-        range_config=None,
+        range_config=range_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         examples=types.Channel(type=types.standard_artifacts.Examples),

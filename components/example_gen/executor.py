@@ -22,6 +22,7 @@ from apache_beam.runners.runner import PipelineResult
 import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
@@ -31,6 +32,7 @@ from tfx.utils import proto_utils
 
 from components.lib import ingestion
 from components.lib import layout
+from components.lib import spans
 from components.lib.schema_domains import SchemaDomains
 
 MAX_MALFORMED_LINES = "max_malformed_lines"
@@ -44,6 +46,8 @@ SCHEMA_FILE = "schema_file"
 DUPLICATES_POLICY = "duplicates"
 GROUP_BUCKET_BYTES = "group_bucket_bytes"
 REPORT_DIR = "_report_dir"
+# A custom property of the Examples: the data directory (input_base) read.
+DATA_DIR_PROPERTY = "data_dir"
 NAMESPACE = "raw_example_gen"
 MADE_COUNTER = "examples_made"
 SPILL_DIR = "_spill_dir"
@@ -66,6 +70,15 @@ def _varint(value: int) -> bytes:
       out.append(low)
       return bytes(out)
     out.append(low | 0x80)
+
+
+def span_directory(exec_properties: Dict[str, Any]) -> str:
+  """The directory of the span this execution ingests: the one TFX's driver
+  resolved (exec_properties["span"]), the newest when the executor runs
+  without the driver, data_dir itself when it is flat."""
+  return spans.span_dir(
+      exec_properties[standard_component_specs.INPUT_BASE_KEY],
+      exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME))
 
 
 def schema_domains(exec_properties: Dict[str, Any]
@@ -134,9 +147,19 @@ class RawExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor):
     examples = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EXAMPLES_KEY])
     report = self.describe(exec_properties)  # fails early on missing files
+    span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME)
+    if span is not None:
+      report["span"] = span
+      # TFX's driver records the span as a custom property only; the span
+      # resolver functions downstream (pipeline/dag/pipeline.py
+      # spans_in_window) read the Examples type's own `span` property.
+      examples.span = int(span)
     for key, value in report.items():
       if isinstance(value, str):  # e.g. the detected format
         examples.set_string_custom_property(key, value)
+    examples.set_string_custom_property(
+        DATA_DIR_PROPERTY,
+        exec_properties[standard_component_specs.INPUT_BASE_KEY])
     logging.info("Reading %s", json.dumps(report))
     report_dir = os.path.join(examples.uri, "_ingestion")
     spill_dir = os.path.join(examples.uri, "_spill")

@@ -18,7 +18,7 @@ import csv
 import dataclasses
 import os
 import re
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -240,11 +240,24 @@ def _check_header(path: str, expected: str) -> None:
         f"{path}:1: expected the header {expected!r}, found {first[:120]!r}")
 
 
-def detect_files(data_dir: str, layout: str = "",
-                 encoding: str = "") -> MovieLensFiles:
+def _catalog_file(name: str, data_dir: str,
+                  catalog_dirs: Sequence[str]) -> str:
+  """data_dir's own file `name`, else the first of catalog_dirs' (a span
+  without its own movies or users file: components/lib/spans.py)."""
+  for directory in (data_dir, *catalog_dirs):
+    path = os.path.join(directory, name)
+    if tf.io.gfile.exists(path):
+      return path
+  return os.path.join(data_dir, name)
+
+
+def detect_files(data_dir: str, layout: str = "", encoding: str = "",
+                 catalog_dirs: Sequence[str] = ()) -> MovieLensFiles:
   """Finds which MovieLens layout data_dir holds (`layout`, data.layout,
   picks one when it holds several) and each file's encoding (`encoding`,
-  data.encoding, forces one); clear errors otherwise."""
+  data.encoding, forces one); clear errors otherwise. Movies and users
+  files data_dir lacks are taken from the first of `catalog_dirs` that has
+  them."""
   if not tf.io.gfile.isdir(data_dir):
     raise IngestionError(f"data directory not found: {data_dir}")
   present = [f for f in FORMATS if (not layout or f.name == layout)
@@ -264,13 +277,14 @@ def detect_files(data_dir: str, layout: str = "",
   (fmt,) = present
   ratings = require_file(os.path.join(data_dir, fmt.ratings_file),
                          f"{fmt.name} ratings file")
-  movies = require_file(os.path.join(data_dir, fmt.movies_file),
-                        f"{fmt.name} movies file (needed beside {ratings})")
+  movies = require_file(
+      _catalog_file(fmt.movies_file, data_dir, catalog_dirs),
+      f"{fmt.name} movies file (needed beside {ratings})")
   users = None
-  if fmt.users_file and tf.io.gfile.exists(
-      os.path.join(data_dir, fmt.users_file)):
-    users = require_file(os.path.join(data_dir, fmt.users_file),
-                         f"{fmt.name} users file")
+  if fmt.users_file:
+    users_path = _catalog_file(fmt.users_file, data_dir, catalog_dirs)
+    if tf.io.gfile.exists(users_path):
+      users = require_file(users_path, f"{fmt.name} users file")
   if fmt.header:
     for path in (ratings, movies):
       _check_header(path, _CSV_HEADERS[os.path.basename(path)])

@@ -61,9 +61,9 @@ class SessionData:
   raw_features: Tuple[str, ...]
   position_features: Tuple[PositionFeature, ...]
   user_features: Tuple[Tuple[str, str], ...]  # (name, type)
-  # {raw feature: values} -> the interaction, or None when the example is
-  # not one (counted as `skipped`).
-  interaction: Callable[[Dict[str, Sequence]], Optional[Interaction]]
+  # ({raw feature: values}, the span the example came from) -> the
+  # interaction, or None when the example is not one (counted as `skipped`).
+  interaction: Callable[[Dict[str, Sequence], int], Optional[Interaction]]
   catalog_entry: Callable[[Dict[str, Sequence]], Dict[str, Any]]
   # A catalog entry -> the item's own position features (what an app knows
   # of an item in a history), by feature name.
@@ -86,12 +86,14 @@ def _first(values: Dict[str, Sequence], name: str, default):
 
 # --- MovieLens ---------------------------------------------------------------
 
-def _movielens_interaction(values: Dict[str, Sequence]) -> Interaction:
+def _movielens_interaction(values: Dict[str, Sequence],
+                           span: int) -> Interaction:
   rating = float(_first(values, F.RATING, 0.0))
   return Interaction(
       user_id=_first(values, F.USER_ID, b""),
       item_id=_first(values, F.ITEM_ID, b""),
-      order=(int(_first(values, F.TIMESTAMP, 0)),
+      # By time; ties in span and file order.
+      order=(int(_first(values, F.TIMESTAMP, 0)), span,
              int(_first(values, F.FILE_OFFSET, 0))),
       rating=rating,
       position=((rating,), (int(_first(values, F.ITEM_YEAR, 0)),),
@@ -155,14 +157,17 @@ def _id(value) -> bytes:
   return str(value).encode()
 
 
-def _aliccp_interaction(values: Dict[str, Sequence]) -> Optional[Interaction]:
+def _aliccp_interaction(values: Dict[str, Sequence],
+                        span: int) -> Optional[Interaction]:
   if int(_first(values, "click", 0)) != 1:
     return None
   split = _first(values, "source_split", b"").decode()
   return Interaction(
       user_id=_id(_first(values, "user_id", "")),
       item_id=_id(_first(values, "item_id", "")),
-      order=(ALICCP_SPLITS.index(split), int(_first(values, "sample_id", 0))),
+      # No timestamps: spans, then the files, in order.
+      order=(span, ALICCP_SPLITS.index(split),
+             int(_first(values, "sample_id", 0))),
       rating=1.0,
       position=tuple((_id(values[raw][0]),) if values.get(raw) else ()
                      for _, raw in ALICCP_ITEM),

@@ -88,6 +88,9 @@ class DataConfig(Section):
       + " (empty: the layout's, latin-1 for .dat and u.* files, UTF-8 for "
       "CSV; a catalog file that is valid UTF-8 with non-ASCII characters is "
       "read as UTF-8)")
+  span_window: int = setting(
+      0, "when data_dir holds span-NNNN directories (periods): the newest "
+      "spans sessionized and trained on (0: every span ingested so far)")
   duplicates: str = setting(
       DUPLICATES_FAIL, "one thing on several lines of its file (a movie, a "
       "user or an Ali-CCP common-features key defined again; a movie rated "
@@ -102,6 +105,8 @@ class DataConfig(Section):
     _one_of(self.duplicates, f"{prefix}.duplicates", DUPLICATES)
     _require(self.max_malformed_lines >= 0, f"{prefix}.max_malformed_lines",
              "must be >= 0")
+    _require(self.span_window >= 0, f"{prefix}.span_window",
+             "must be >= 0 (0: every span)")
     _require(self.group_bucket_bytes >= 0, f"{prefix}.group_bucket_bytes",
              "must be >= 0 (0: Beam's shuffle)")
 

@@ -14,6 +14,7 @@ from apache_beam.metrics.metric import MetricsFilter
 import tensorflow as tf
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx import types
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
@@ -29,6 +30,15 @@ from components.sessionize.sessions import (CATALOG, NAMESPACE,
                                             SessionizeExamples, feature_spec)
 
 SETTINGS = "settings"
+
+
+def artifact_span(artifact: types.Artifact) -> int:
+  """The span TFX's ExampleGen driver put on an Examples artifact (0 when
+  it has none)."""
+  if artifact.has_custom_property(example_gen_utils.SPAN_PROPERTY_NAME):
+    return artifact.get_int_custom_property(
+        example_gen_utils.SPAN_PROPERTY_NAME)
+  return 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +62,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     step = SessionizeSettings.from_json(exec_properties[SETTINGS])
     params = step.session
     data = session_data(step.data.dataset)
-    raw_artifact = artifact_utils.get_single_instance(input_dict["examples"])
-    raw_splits = artifact_utils.decode_split_names(raw_artifact.split_names)
-    patterns = [os.path.join(artifact_utils.get_split_uri([raw_artifact], s), "*")
-                for s in raw_splits]
+    # One Examples artifact per span (the pipeline's span window).
+    span_of_dir = {}
+    for artifact in input_dict["examples"]:
+      for split in artifact_utils.decode_split_names(artifact.split_names):
+        span_of_dir[artifact_utils.get_split_uri([artifact], split)] = (
+            artifact_span(artifact))
+    patterns = [os.path.join(d, "*") for d in sorted(span_of_dir)]
     output = artifact_utils.get_single_instance(output_dict["sessions"])
     output.split_names = artifact_utils.encode_split_names(list(F.SPLITS))
     catalog = artifact_utils.get_single_instance(output_dict["catalog"])
@@ -72,10 +85,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     spill_dir = os.path.join(output.uri, "_spill")
 
     pipeline = self._make_beam_pipeline()
+    # One read of every file (no Flatten of reads: disk_group.py says why);
+    # each record keeps the span its file belongs to.
     raw = (
-        [pipeline | f"Read[{s}]" >> beam.io.ReadFromTFRecord(p)
-         for s, p in zip(raw_splits, patterns)]
-        | "Flatten" >> beam.Flatten())
+        pipeline
+        | "Patterns" >> beam.Create(patterns)
+        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | "Span" >> beam.Map(
+            lambda named: (span_of_dir[os.path.dirname(named[0])], named[1])))
     sessions = raw | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
         params, data.name, spill_dir, num_buckets, step.eval)
     for split in F.SPLITS:

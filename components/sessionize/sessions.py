@@ -113,9 +113,10 @@ def _feature_values(serialized: bytes, names: Sequence[str]) -> Dict[str, Any]:
 
 
 class ParseRaw(beam.DoFn):
-  """Raw tf.Example -> (user id, Interaction as a plain tuple); and, once per
-  item and bundle, (item id, catalog entry) on the CATALOG output. Examples
-  that are no interaction (Ali-CCP: not clicked) are counted."""
+  """(span, raw tf.Example) -> (user id, Interaction as a plain tuple); and,
+  once per item and bundle, (item id, (span, catalog entry)) on the CATALOG
+  output. Examples that are no interaction (Ali-CCP: not clicked) are
+  counted."""
 
   def __init__(self, dataset: str):
     super().__init__()
@@ -129,19 +130,20 @@ class ParseRaw(beam.DoFn):
   def start_bundle(self):
     self._catalogued = set()
 
-  def process(self, serialized: bytes):
+  def process(self, span_and_example: Tuple[int, bytes]):
+    span, serialized = span_and_example
     values = _feature_values(serialized, self._data.raw_features)
-    interaction = self._data.interaction(values)
+    interaction = self._data.interaction(values, span)
     if interaction is None:
       self._skipped.inc()
       return
     # A plain tuple: what a grouping spilled to disk can encode.
     yield interaction.user_id, tuple(interaction)
-    if interaction.item_id not in self._catalogued:
-      self._catalogued.add(interaction.item_id)
+    if (interaction.item_id, span) not in self._catalogued:
+      self._catalogued.add((interaction.item_id, span))
       yield beam.pvalue.TaggedOutput(CATALOG, (
           interaction.item_id.decode("utf-8"),
-          self._data.catalog_entry(values)))
+          (span, self._data.catalog_entry(values))))
 
 
 def _position_values(interactions: List[Interaction], index: int,
@@ -298,10 +300,11 @@ class _SerializedTimelines(beam.DoFn):
       yield beam.pvalue.TaggedOutput(TRAIN_COUNTS, item_and_count)
 
 
-def _any(values: Iterable):
-  """Picks one of equal values (all interactions of an item carry its
-  metadata)."""
-  return next(iter(values))
+def _newest(spans_and_entries: Iterable):
+  """An item's catalog entry from its newest span (every interaction of an
+  item in one span carries the same metadata; a later span's catalog
+  file may correct it)."""
+  return max(spans_and_entries, key=lambda pair: pair[0])
 
 
 @beam.ptransform_fn
@@ -309,8 +312,8 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: 
                        dataset: str = MOVIELENS, spill_dir: str = "",
                        num_buckets: int = 0,
                        slice_params: SliceConfig = SliceConfig()):
-  """Serialized raw examples -> {split: serialized session examples,
-  CATALOG: one JSON object {item id: catalog entry}}.
+  """(span, serialized raw example) pairs -> {split: serialized session
+  examples, CATALOG: one JSON object {item id: catalog entry}}.
 
   With `num_buckets` the grouping by user spills to files under `spill_dir`
   (components/lib/disk_group.py; the caller deletes it), else Beam's GroupByKey.
@@ -334,10 +337,11 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: 
         with_target_popularity, beam.pvalue.AsSingleton(tiers))
   result[CATALOG] = (
       parsed[CATALOG]
-      | "OnePerItem" >> beam.CombinePerKey(_any)
+      | "OnePerItem" >> beam.CombinePerKey(_newest)
       | "ToList" >> beam.combiners.ToList()
       | "Json" >> beam.Map(lambda entries: json.dumps(
-          dict(entries), ensure_ascii=False, sort_keys=True)))
+          {item: entry for item, (_, entry) in entries}, ensure_ascii=False,
+          sort_keys=True)))
   return result
 
 

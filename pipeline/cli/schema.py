@@ -29,9 +29,9 @@ class InferredSchema(NamedTuple):
 def infer_schema(data_dir: str, output: str, dataset: str = MOVIELENS,
                  layout: str = "", encoding: str = "",
                  duplicates: str = DUPLICATES_FAIL) -> InferredSchema:
-  """Ingests data_dir as the pipeline does and writes TFDV's inferred schema;
-  `layout`, `encoding` and `duplicates` as data.layout, data.encoding and
-  data.duplicates."""
+  """Ingests data_dir (its newest span when it holds spans) as the pipeline
+  does and writes TFDV's inferred schema; `layout`, `encoding` and
+  `duplicates` as data.layout, data.encoding and data.duplicates."""
   # pylint: disable=import-outside-toplevel
   import apache_beam as beam
   import tensorflow_data_validation as tfdv
@@ -40,18 +40,20 @@ def infer_schema(data_dir: str, output: str, dataset: str = MOVIELENS,
   from components.lib import aliccp_format
   from components.lib import ingestion
   from components.lib import movielens_formats
+  from components.lib import spans
 
   with tempfile.TemporaryDirectory() as tmp:
     prefix = os.path.join(tmp, "examples")
     with beam.Pipeline() as pipeline:
       if dataset == ALICCP:
         read = pipeline | "Read" >> aliccp_executor.ReadAliCCP(  # pylint: disable=no-value-for-parameter
-            aliccp_format.detect_files(data_dir),
+            aliccp_format.detect_files(spans.span_dir(data_dir)),
             duplicates_policy=duplicates)
       else:
         read = pipeline | "Read" >> movielens_executor.ReadMovieLens(  # pylint: disable=no-value-for-parameter
-            movielens_formats.detect_files(data_dir, layout, encoding),
-            duplicates)
+            movielens_formats.detect_files(
+                spans.span_dir(data_dir), layout, encoding,
+                spans.catalog_dirs(data_dir)), duplicates)
       _ = read["examples"] | "Write" >> beam.io.WriteToTFRecord(prefix)
       _ = read | "Summarize" >> ingestion.WriteIngestionSummary(
           os.path.join(tmp, "report"))

@@ -4,13 +4,17 @@ import os
 from typing import List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
+import tensorflow as tf
 
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution import canned_resolver_functions as resolver_functions
 from tfx.orchestration import pipeline as tfx_pipeline
 
+from components.example_gen import executor as base_executor
 from components.example_gen.aliccp.component import AliCCPExampleGen
 from components.example_gen.movielens.component import MovieLensExampleGen
 from components.lib import features as F
+from components.lib import spans
 from components.model.export import signature_names as names
 from components.sessionize.component import Sessionize
 from components.sessionize.executor import SessionizeSettings
@@ -36,6 +40,24 @@ _USER_MODULES = "components.user_modules"
 
 def schema_file(dataset: str, schemas_dir: str = SCHEMAS_DIR) -> str:
   return os.path.join(schemas_dir, dataset, "schema.pbtxt")
+
+
+def spans_in_window(example_gen, data_dir: str, window: int):
+  """The Examples of every span of `data_dir` that `example_gen` has
+  ingested, in this run or an earlier one (the latest ingestion of each
+  span), the newest `window` of them (data.span_window; 0: all). A plain
+  Channel of the producer's output, not the output itself: in a synchronous
+  pipeline that would hold this run's artifact alone. Spans of another data
+  directory read into the same output directory are left out."""
+  ingested = resolver_functions.filter_custom_property_equal(
+      tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                      producer_component_id=example_gen.id,
+                      output_key="examples"),
+      key=base_executor.DATA_DIR_PROPERTY, value=data_dir)
+  if window:
+    return resolver_functions.rolling_range(ingested, num_spans=window,
+                                            min_spans=1)
+  return resolver_functions.all_spans(ingested)
 
 
 def _trainer(module: str, transform, step,
@@ -97,30 +119,57 @@ def _evaluate_and_push(stage: nodes.Stage, trainer, sessions, eval_config,
   return [latest_blessed, evaluator, pusher]
 
 
+def _example_gen(config: RunConfig, curated: str,
+                 span: Optional[int] = None):
+  """The data set's ExampleGen; it ingests `span` (None: the newest). The
+  span is named even when it is the newest, so that an execution that
+  ingested it is a cache hit for the next run, which backfills it
+  (create_ingestion_pipeline) once a newer span has arrived."""
+  data = config.data
+  if span is None and tf.io.gfile.isdir(data.data_dir):
+    span = max(spans.span_dirs(data.data_dir), default=None)
+  common = dict(data_dir=data.data_dir,
+                max_malformed_lines=data.max_malformed_lines,
+                reports_dir=config.reports_dir, schema_file=curated,
+                duplicates=data.duplicates,
+                group_bucket_bytes=data.group_bucket_bytes, span=span)
+  if data.dataset == "aliccp":
+    return AliCCPExampleGen(
+        code_version=code_version(AliCCPExampleGen.__module__), **common)
+  return MovieLensExampleGen(
+      code_version=code_version(MovieLensExampleGen.__module__),
+      layout=data.layout, encoding=data.encoding, **common)
+
+
+def create_ingestion_pipeline(
+    config: RunConfig, span: int,
+    metadata: Optional[metadata_store_pb2.ConnectionConfig] = None
+) -> tfx_pipeline.Pipeline:
+  """The pipeline's ExampleGen alone, ingesting `span` (TFX's RangeConfig):
+  what a run does first for each earlier span of its window that no run
+  has ingested yet (a backfill). Same pipeline, node and store as
+  create_pipeline's, so that spans_in_window finds the span."""
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.name, pipeline_root=config.pipeline_root,
+      components=[_example_gen(config, schema_file(config.data.dataset),
+                               span)],
+      enable_cache=True, metadata_connection_config=metadata,
+      beam_pipeline_args=config.beam_args)
+
+
 def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
                     schemas_dir: str = SCHEMAS_DIR,
-                    metadata: Optional[metadata_store_pb2.ConnectionConfig] = None
-                    ) -> tfx_pipeline.Pipeline:
+                    metadata: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                    resolve_spans: bool = True) -> tfx_pipeline.Pipeline:
   """The DAG of `config`. A compiled (Kubeflow) pipeline passes where the
   artifacts and the curated schemas are on the cluster, and no metadata
-  connection (Kubeflow keeps its own store)."""
+  connection (Kubeflow keeps its own store); and `resolve_spans=False`:
+  TFX's Kubeflow V2 compiler takes no resolver functions (only the latest
+  artifact and latest blessed model resolvers), so there Sessionize reads
+  the span its run ingested, not the window of spans_in_window."""
   data = config.data
   curated = schema_file(data.dataset, schemas_dir)
-  if data.dataset == "aliccp":
-    example_gen = AliCCPExampleGen(
-        data_dir=data.data_dir, group_bucket_bytes=data.group_bucket_bytes,
-        max_malformed_lines=data.max_malformed_lines,
-        code_version=code_version(AliCCPExampleGen.__module__),
-        reports_dir=config.reports_dir, schema_file=curated,
-        duplicates=data.duplicates)
-  else:
-    example_gen = MovieLensExampleGen(
-        data_dir=data.data_dir, max_malformed_lines=data.max_malformed_lines,
-        code_version=code_version(MovieLensExampleGen.__module__),
-        reports_dir=config.reports_dir, schema_file=curated,
-        layout=data.layout, encoding=data.encoding,
-        duplicates=data.duplicates,
-        group_bucket_bytes=data.group_bucket_bytes)
+  example_gen = _example_gen(config, curated)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(
@@ -129,7 +178,8 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
   sessionize = Sessionize(
-      examples=example_gen.outputs["examples"],
+      examples=(spans_in_window(example_gen, data.data_dir, data.span_window)
+                if resolve_spans else example_gen.outputs["examples"]),
       anomalies=example_validator.outputs["anomalies"],
       settings=config.step_settings(SessionizeSettings),
       code_version=code_version(Sessionize.__module__))

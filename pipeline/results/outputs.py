@@ -18,6 +18,9 @@ from pipeline.dag import nodes
 # The pipeline_run context's custom property holding the run's resolved
 # config (written by the runner after the run).
 RUN_CONFIG_PROPERTY = "run_config"
+# On the pipeline_run context of a run that ingested one earlier span alone
+# (pipeline/runners/local.py earlier_spans): the span.
+INGESTED_SPAN_PROPERTY = "ingested_span"
 
 
 def open_store(config: RunConfig) -> metadata_store.MetadataStore:

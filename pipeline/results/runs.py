@@ -43,6 +43,16 @@ def run_status(store, executions, live: bool, ended: bool = True) -> str:
           f"{node_of.get(last.id, '?')}")
 
 
+def _with_span(run, status: str) -> str:
+  """A run that ingested an earlier span alone says so: "ingested span N"
+  when complete, else its status and the span."""
+  if outputs.INGESTED_SPAN_PROPERTY not in run.custom_properties:
+    return status
+  span = run.custom_properties[outputs.INGESTED_SPAN_PROPERTY].int_value
+  return (f"ingested span {span}" if status == "complete"
+          else f"{status} (ingesting span {span})")
+
+
 def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
   """`live`: the run's process is still running (pipeline/runners/local.py
   RunMarker)."""
@@ -55,7 +65,8 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
       "started": datetime.datetime.fromtimestamp(
           run.create_time_since_epoch / 1000, datetime.timezone.utc
       ).isoformat(timespec="seconds"),
-      "status": run_status(store, executions, live, ended=config is not None),
+      "status": _with_span(run, run_status(store, executions, live,
+                                           ended=config is not None)),
       "components": len(executions),
       "cached": sum(e.last_known_state == e.CACHED for e in executions),
       "digest": config and config.digest(),

@@ -59,7 +59,8 @@ def compile_pipeline(config: RunConfig, output: str,
   # the checkout's copy of the image's files, or from the URI).
   config = config.with_data_features(local_view(config.data.data_dir))
   dag = create_pipeline(config, pipeline_root=pipeline_root,
-                        schemas_dir=os.path.join(IMAGE_ROOT, "schemas"))
+                        schemas_dir=os.path.join(IMAGE_ROOT, "schemas"),
+                        resolve_spans=False)
   output = os.path.abspath(output)
   compiler = kubeflow.KubeflowV2DagRunner(
       config=kubeflow.KubeflowV2DagRunnerConfig(default_image=image),

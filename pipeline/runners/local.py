@@ -18,12 +18,13 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from apache_beam.utils import shared
 from ml_metadata.metadata_store import metadata_store
 import tensorflow as tf
 
+from components.lib import spans
 from pipeline import metadata
 from pipeline.config import RunConfig, is_uri
 from pipeline.results import outputs
@@ -103,7 +104,8 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   with the path in the message. `quiet` limits the console to errors.
   """
   # Imported here: TFX is slow to import and `recsys --help` should not wait.
-  from pipeline.dag.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from pipeline.dag.pipeline import create_ingestion_pipeline, create_pipeline
 
   # The resolved feature config is what the run records and uses.
   config = config.with_data_features()
@@ -120,6 +122,12 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
       "started_ms": int(time.time() * 1000)}))
   try:
     with scratch_tempdir() as scratch:
+      for span in earlier_spans(config):
+        print(f"[recsys] span {span}: ingesting (an earlier span of the "
+              "window: once per span)", flush=True)
+        _run_dag(config, connection, scratch,
+                 create_ingestion_pipeline(config, span, metadata=connection),
+                 ingested_span=span)
       progress = _run_dag(config, connection, scratch,
                           create_pipeline(config, metadata=connection))
   finally:
@@ -131,10 +139,23 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   return summary
 
 
+def earlier_spans(config: RunConfig) -> List[int]:
+  """The spans of data.data_dir's window before the newest (which the
+  pipeline's own ExampleGen ingests): each is ingested by a run of the
+  ExampleGen alone first, a cache hit once done (components/lib/spans.py).
+  None for a flat directory."""
+  numbers = sorted(spans.span_dirs(config.data.data_dir))
+  if config.data.span_window:
+    numbers = numbers[-config.data.span_window:]
+  return numbers[:-1]
+
+
 def _run_dag(config: RunConfig, connection, scratch: str,
-             dag) -> ProgressHandler:
+             dag, ingested_span: Optional[int] = None) -> ProgressHandler:
   """Runs `dag` on config.runner with TFX's log in run.log and one console
-  line per component; returns the per-component timings."""
+  line per component; returns the per-component timings. `ingested_span`:
+  the run ingests that span alone (create_ingestion_pipeline), which its
+  pipeline_run context records."""
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
 
   # TFX logs through absl at INFO: everything to run.log, and the component
@@ -158,7 +179,7 @@ def _run_dag(config: RunConfig, connection, scratch: str,
   try:
     dag_runner(config.runner).run(dag)
   finally:
-    _record_run_config(config, connection, started_ms)
+    _record_run_config(config, connection, started_ms, ingested_span)
     logging.getLogger("absl").removeHandler(progress)
     root.removeHandler(log_file)
     log_file.close()
@@ -186,10 +207,12 @@ def _release_loaded_models() -> None:
   gc.collect()
 
 
-def _record_run_config(config: RunConfig, connection, started_ms: int) -> None:
+def _record_run_config(config: RunConfig, connection, started_ms: int,
+                       ingested_span: Optional[int] = None) -> None:
   """Puts the resolved config on the pipeline_run context of the run that
   started at `started_ms` (even a failed one), so that each run in MLMD says
-  which settings it ran with, while every step sees only its part."""
+  which settings it ran with, while every step sees only its part; and,
+  for a run that ingests one span alone, which."""
   store = metadata_store.MetadataStore(connection)
   _, found = outputs.pipeline_runs(config, store)
   ours = [context for context, _ in found
@@ -198,6 +221,9 @@ def _record_run_config(config: RunConfig, connection, started_ms: int) -> None:
     context = ours[-1]
     context.custom_properties[outputs.RUN_CONFIG_PROPERTY].string_value = (
         config.to_json())
+    if ingested_span is not None:
+      context.custom_properties[outputs.INGESTED_SPAN_PROPERTY].int_value = (
+          ingested_span)
     store.put_contexts([context])
 
 

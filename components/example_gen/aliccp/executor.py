@@ -27,7 +27,6 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.types import standard_component_specs
 
 from components.example_gen import executor as base_executor
 from components.lib import aliccp_format as A
@@ -197,7 +196,7 @@ def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # py
 @beam.ptransform_fn
 def _AliCCPToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                      split_pattern: str):  # pylint: disable=invalid-name,unused-argument
-  files = A.detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+  files = A.detect_files(base_executor.span_directory(exec_properties))
   read = pipeline | "ReadAliCCP" >> ReadAliCCP(  # pylint: disable=no-value-for-parameter
       files, exec_properties[base_executor.SPILL_DIR],
       int(exec_properties.get(base_executor.GROUP_BUCKET_BYTES) or 0),
@@ -215,8 +214,7 @@ class Executor(base_executor.RawExampleGenExecutor):
     return _AliCCPToExample
 
   def describe(self, exec_properties: Dict[str, Any]) -> Dict[str, Any]:
-    files = A.detect_files(
-        exec_properties[standard_component_specs.INPUT_BASE_KEY])
+    files = A.detect_files(base_executor.span_directory(exec_properties))
     return {"splits": sorted(files),
             "files": [p for split in sorted(files) for p in files[split]],
             # The rows the skeleton's impressions refer to.

@@ -1,4 +1,6 @@
 """MovieLensExampleGen: the component (executor.py reads the files)."""
+from typing import Optional
+
 from tfx.dsl.components.base import executor_spec
 from tfx.types import component_spec
 
@@ -33,9 +35,9 @@ class MovieLensExampleGen(base_component.RawExampleGen):
                code_version: str = "", reports_dir: str = "",
                schema_file: str = "", layout: str = "", encoding: str = "",
                duplicates: str = settings.DUPLICATES_FAIL,
-               group_bucket_bytes: int = 0):
+               group_bucket_bytes: int = 0, span: Optional[int] = None):
     """`layout`, `encoding`: data.layout and data.encoding (empty: detected
     from the files); the rest as RawExampleGen's."""
     super().__init__(data_dir, max_malformed_lines, code_version, reports_dir,
-                     schema_file, duplicates, group_bucket_bytes,
+                     schema_file, duplicates, group_bucket_bytes, span,
                      **{executor.LAYOUT: layout, executor.ENCODING: encoding})

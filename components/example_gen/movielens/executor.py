@@ -23,6 +23,7 @@ from components.example_gen import executor as base_executor
 from components.lib import duplicates
 from components.lib import features as F
 from components.lib import ingestion
+from components.lib import spans
 from components.lib.ingestion import MalformedLine, MalformedLineError
 from components.lib.movielens_formats import Movie, MovieLensFiles, Rating, User
 from components.lib.movielens_formats import detect_files
@@ -271,9 +272,11 @@ def ReadMovieLens(pipeline: beam.Pipeline, files: MovieLensFiles,  # pylint: dis
 
 def movielens_files(exec_properties: Dict[str, Any]) -> MovieLensFiles:
   """The input files, their layout and encodings, as the settings say."""
-  return detect_files(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                      exec_properties.get(LAYOUT) or "",
-                      exec_properties.get(ENCODING) or "")
+  return detect_files(
+      base_executor.span_directory(exec_properties),
+      exec_properties.get(LAYOUT) or "", exec_properties.get(ENCODING) or "",
+      spans.catalog_dirs(
+          exec_properties[standard_component_specs.INPUT_BASE_KEY]))
 
 
 @beam.ptransform_fn

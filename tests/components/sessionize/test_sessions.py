@@ -220,10 +220,12 @@ def decode(example: tf.train.Example) -> dict:
 
 def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
                    num_buckets=0):
-  """-> ({split: [decoded example]}, catalog dict, {counter: value})."""
+  """`raw`: serialized raw examples (span 0), or (span, example) pairs ->
+  ({split: [decoded example]}, catalog dict, {counter: value})."""
   os.makedirs(tmp_dir, exist_ok=True)
   pipeline = beam.Pipeline()
-  pcoll = pipeline | "Create" >> beam.Create(raw)
+  pcoll = pipeline | "Create" >> beam.Create(
+      [r if isinstance(r, tuple) else (0, r) for r in raw])
   if reshuffle:
     pcoll = pcoll | "Reshuffle" >> beam.Reshuffle()
   out = pcoll | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
@@ -343,6 +345,28 @@ def test_equal_timestamps_keep_file_order(default_run, small_run):
   assert test[F.CONTEXT_ITEM_ID] == ["10", "7", "8", "9", "12"]
   (test,) = small_run.runs[F.TEST]["bob"]
   assert test[F.CONTEXT_ITEM_ID] == ["8", "9", "12"]
+
+
+def test_a_timeline_runs_across_spans_in_time_then_span_order(tmp_path):
+  """Spans are periods: a user's interactions from several spans make one
+  timeline, by timestamp, ties in span order before file order (offsets of
+  two spans' files say nothing of each other); an item's catalog entry is
+  its newest span's."""
+  first = serialize([R("alice", "1", 5.0, 100, 900), R("alice", "2", 4.0, 300, 0)])
+  second = serialize([R("alice", "3", 3.0, 300, 10), R("alice", "4", 2.0, 200, 20),
+                      R("alice", "5", 1.0, 400, 30)])
+  renamed = to_example(Rating("alice", "6", 2.0, 500), 40, MOVIES["1"]._replace(
+      item_id="6", title="Heat (Director's Cut) (1995)"), None
+                       ).SerializeToString()
+  older = to_example(Rating("bob", "6", 2.0, 50), 0,
+                     MOVIES["1"]._replace(item_id="6"), None).SerializeToString()
+  examples, catalog, _ = run_sessionize(
+      str(tmp_path), [(1, r) for r in first] + [(2, r) for r in second]
+      + [(2, renamed), (1, older)])
+  runs = by_user(examples)
+  # 2 (span 1) and 3 (span 2) share timestamp 300.
+  assert timeline_of(runs, "alice") == ["1", "4", "2", "3", "5", "6"]
+  assert catalog["6"]["title"] == "Heat (Director's Cut) (1995)"
 
 
 @pytest.mark.parametrize("seed", [3, 4])

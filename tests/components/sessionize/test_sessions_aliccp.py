@@ -40,7 +40,7 @@ def sessions(tmp_path_factory):
          )["examples"] | beam.io.WriteToTFRecord(os.path.join(root, "raw"))
   raw = read(os.path.join(root, "raw*"))
   pipeline = beam.Pipeline()
-  out = (pipeline | beam.Create(raw)
+  out = (pipeline | beam.Create([(0, r) for r in raw])
          | SessionizeExamples(  # pylint: disable=no-value-for-parameter
              SessionConfig(max_context_length=5), D.ALICCP,
              os.path.join(root, "spill"), 4))

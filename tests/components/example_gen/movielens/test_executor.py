@@ -425,3 +425,36 @@ def test_executor_fails_when_no_rating_is_readable(tmp_path):
                   **{example_gen_executor.MAX_MALFORMED_LINES: 10})
   assert "no examples could be read" in str(raised.value)
   assert str(data / "ratings.dat") in str(raised.value)
+
+
+def test_executor_ingests_one_span_with_the_newest_catalogs(tmp_path):
+  """A data directory of spans: the execution reads the span TFX's driver
+  resolved (exec_properties["span"]; the newest without the driver), its
+  ratings only, with the movies and users of the newest span that has
+  them."""
+  data = tmp_path / "data"
+  first, second = data / "span-01", data / "span-02"
+  first.mkdir(parents=True)
+  second.mkdir()
+  write_lines(first / "movies.dat", ["1::Toy Story (1995)::Animation",
+                                     "2::Jumanji (1995)::Adventure"])
+  write_lines(first / "users.dat", ["1::F::1::10::48067"])
+  write_lines(first / "ratings.dat", ["1::1::5::978300760"])
+  write_lines(second / "ratings.dat", ["1::2::3::978400000",
+                                       "1::1::4::978400001"])
+  assert '"pattern": "span-{SPAN:2}/*"' in MovieLensExampleGen(
+      str(data)).exec_properties["input_config"]
+
+  def ingested(out, **span):
+    examples = _run_executor(data, tmp_path / out, **span)
+    with open(os.path.join(examples.uri, layout.INGESTION_REPORT)) as f:
+      report = json.load(f)
+    return report
+
+  newest = ingested("newest")
+  assert newest["examples"] == 2
+  assert newest["files"] == [str(second / "ratings.dat"),
+                             str(first / "movies.dat"),
+                             str(first / "users.dat")]
+  assert ingested("first", span=1)["examples"] == 1
+  assert ingested("first again", span=1)["span"] == 1

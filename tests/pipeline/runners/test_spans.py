@@ -1,0 +1,93 @@
+"""Data that arrives in spans, as a scheduled pipeline meets it: the sample
+cut by time into three span directories, run with the first two, then again
+when the third has arrived, in one output directory."""
+import json
+import os
+
+import pytest
+
+from components.example_gen import executor as base_executor
+from components.lib import layout
+from pipeline.config import load_config
+from pipeline.results import outputs
+from pipeline.results import runs
+from pipeline.runners import local
+from tests.support.pipeline_runs import SAMPLE
+
+
+def _write_spans(root, count: int):
+  """The sample's ratings cut by timestamp into `count` spans of equal size;
+  movies and users in the first and the last span only."""
+  with open(os.path.join(SAMPLE, "ratings.dat"), "rb") as f:
+    ratings = sorted(f.read().splitlines(),
+                     key=lambda line: int(line.split(b"::")[3]))
+  size = -(-len(ratings) // count)
+  directories = []
+  for span in range(1, count + 1):
+    directory = root / f"span-{span:02d}"
+    directory.mkdir(parents=True)
+    part = ratings[(span - 1) * size:span * size]
+    (directory / "ratings.dat").write_bytes(b"\n".join(part) + b"\n")
+    directories.append(directory)
+  for name in ("movies.dat", "users.dat"):
+    with open(os.path.join(SAMPLE, name), "rb") as f:
+      catalog = f.read()
+    for directory in (directories[0], directories[-1]):
+      (directory / name).write_bytes(catalog)
+  return directories, len(ratings)
+
+
+def _sessionized(summary):
+  with open(os.path.join(summary["sessions"], "sessionize_report.json")) as f:
+    return json.load(f)
+
+
+@pytest.mark.e2e
+def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
+    tmp_path):
+  arrived = tmp_path / "data"
+  everything = tmp_path / "all"
+  directories, ratings = _write_spans(everything, 3)
+  arrived.mkdir()
+  for directory in directories[:2]:
+    os.rename(directory, arrived / directory.name)
+  config = load_config(values={"data": {"data_dir": str(arrived)},
+                               "output_dir": str(tmp_path / "out"),
+                               "train": {"epochs": 1},
+                               "ranking": {"enabled": False}})
+
+  first = local.run(config)
+  os.rename(directories[2], arrived / directories[2].name)
+  second = local.run(config)
+
+  # The first run ingested span 1 alone, then span 2 in the pipeline; the
+  # second found both in the cache and read span 3 only.
+  rows = runs.list_runs(config)
+  assert [r["status"] for r in rows] == [
+      "ingested span 1", "complete", "ingested span 1", "ingested span 2",
+      "complete"]
+  assert [r["cached"] for r in rows[2:4]] == [1, 1]
+  ingested = {c["name"]: c["cached"] for c in second["components"]}
+  assert ingested["MovieLensExampleGen"] is False
+  examples = _last_run_examples(config)
+  with open(os.path.join(examples.uri, layout.INGESTION_REPORT)) as f:
+    report = json.load(f)
+  assert report["span"] == 3
+  assert report["files"][0] == str(arrived / "span-03" / "ratings.dat")
+  assert examples.custom_properties[
+      base_executor.DATA_DIR_PROPERTY].string_value == str(arrived)
+  # Every rating of the three spans is in the sessions: each user's timeline
+  # runs across the periods (no user of the sample is short).
+  sessions = _sessionized(second)
+  assert sessions["short_users_dropped"] == 0
+  assert (sessions["train_interactions"] + sessions["eval_examples"]
+          + sessions["test_examples"]) == ratings
+  assert _sessionized(first)["train_interactions"] < sessions[
+      "train_interactions"]
+
+
+def _last_run_examples(config):
+  """The Examples artifact the last run's ExampleGen wrote (MLMD)."""
+  store, found = outputs.pipeline_runs(config)
+  return outputs.run_outputs(store, found[-1][1])["MovieLensExampleGen"][
+      "examples"]
