@@ -70,7 +70,10 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
       "components": len(executions),
       "cached": sum(e.last_known_state == e.CACHED for e in executions),
       "digest": config and config.digest(),
-      "encoder": config and config.model.encoder,
+      # An ingestion run trains nothing.
+      "encoder": (config and config.model.encoder
+                  if outputs.INGESTED_SPAN_PROPERTY not in run.custom_properties
+                  else None),
       "hit_rate@10": result.get("metrics", {}).get(names.SCORES, {}).get(
           "hit_rate@10"),
       "tflite_hit_rate@10": result.get("tflite", {}).get("overall", {}).get(

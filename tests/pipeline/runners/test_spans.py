@@ -67,6 +67,7 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
       "ingested span 1", "complete", "ingested span 1", "ingested span 2",
       "complete"]
   assert [r["cached"] for r in rows[2:4]] == [1, 1]
+  assert rows[0]["encoder"] is None and rows[1]["encoder"] == "attention"
   ingested = {c["name"]: c["cached"] for c in second["components"]}
   assert ingested["MovieLensExampleGen"] is False
   examples = _last_run_examples(config)

@@ -135,3 +135,37 @@ def test_executor_joins_on_disk_and_leaves_no_spill_files(tmp_path, beam_args):
   impressions = sum(count_lines(A.skeleton_path(root, s)) for s in A.SPLITS)
   assert written == report["examples"] == impressions - report[A.INCONSISTENT]
   assert examples.get_int_custom_property("num_examples") == written
+
+
+def test_executor_ingests_the_span_it_is_given(tmp_path):
+  """Ali-CCP spans: each span-NN directory holds its own train/ and test/
+  files; the execution reads the span TFX's driver resolved (the newest
+  without the driver)."""
+  root = tmp_path / "data"
+  for span, impressions in ((1, 300), (2, 500)):
+    make_aliccp.generate(str(root / f"span-0{span}"), impressions=impressions,
+                         seed=span)
+  component = AliCCPExampleGen(str(root), group_bucket_bytes=0)
+  assert '"pattern": "span-{SPAN:2}/*/*.csv"' in component.exec_properties[
+      "input_config"]
+  for span in (None, 1):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / f"out-{span}")
+    properties = executor_properties(component)
+    if span is not None:
+      properties["span"] = span
+    G.Executor(base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=[])).Do(
+            {}, {standard_component_specs.EXAMPLES_KEY: [examples]},
+            properties)
+    with open(os.path.join(examples.uri, layout.INGESTION_REPORT)) as f:
+      report = json.load(f)
+    expected = root / f"span-0{span or 2}"
+    assert report["files"] == [
+        A.skeleton_path(str(expected), "test"),
+        A.common_features_path(str(expected), "test"),
+        A.skeleton_path(str(expected), "train"),
+        A.common_features_path(str(expected), "train")], report["files"]
+    impressions = sum(count_lines(A.skeleton_path(str(expected), s))
+                      for s in A.SPLITS)
+    assert report["examples"] == impressions - report[A.INCONSISTENT]
