@@ -91,6 +91,10 @@ class DataConfig(Section):
   span_window: int = setting(
       0, "when data_dir holds span-NNNN directories (periods): the newest "
       "spans sessionized and trained on (0: every span ingested so far)")
+  accept_drift: bool = setting(
+      False, "run on although the newest span drifted from the previous one "
+      "beyond the curated schema's drift bounds (DistributionValidator still "
+      "reports it)")
   duplicates: str = setting(
       DUPLICATES_FAIL, "one thing on several lines of its file (a movie, a "
       "user or an Ali-CCP common-features key defined again; a movie rated "

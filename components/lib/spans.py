@@ -110,6 +110,13 @@ def window_dirs(data_dir: str, window: int = 0) -> List[str]:
   return [found[s] for s in (numbers[-window:] if window else numbers)]
 
 
+def previous_span(data_dir: str) -> Optional[int]:
+  """The span before the newest (what the newest is checked against for
+  drift); None for a flat directory or a single span."""
+  numbers = sorted(span_dirs(data_dir))
+  return numbers[-2] if len(numbers) > 1 else None
+
+
 def catalog_dirs(data_dir: str) -> List[str]:
   """Where a span's missing catalog files are looked for: the spans from the
   newest back (empty for a flat directory)."""

@@ -1,9 +1,11 @@
-"""Stops a run on data anomalies found by ExampleValidator.
+"""Stops a run on data anomalies found by ExampleValidator, and on drift
+found by DistributionValidator.
 
-ExampleValidator records its verdict per split (custom property `blessed`) and
-the anomalies themselves (SchemaDiff.pb), but it does not stop the pipeline.
-The first component after it calls `raise_on_anomalies`, so bad data never
-reaches training and the error names each anomalous feature.
+Both validators record their verdict per split or split pair (custom
+property `blessed`) and the anomalies themselves (SchemaDiff.pb), but
+neither stops the pipeline. The first component after them calls
+`raise_on_anomalies` and `raise_on_drift`, so bad data never reaches
+training and the error names each anomalous feature.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
+from tfx.components.distribution_validator import executor as drift_executor
 from tfx.components.example_validator import executor as validator_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
@@ -28,28 +31,50 @@ def describe(anomalies: anomalies_pb2.Anomalies) -> list:
   lines = []
   for feature, info in sorted(anomalies.anomaly_info.items()):
     details = "; ".join(r.description for r in info.reason) or info.description
-    lines.append(f"feature {feature!r}: {info.short_description}: {details}")
+    what = f": {info.short_description}" if info.short_description else ""
+    lines.append(f"feature {feature!r}{what}: {details}")
   if anomalies.HasField("dataset_anomaly_info"):
     info = anomalies.dataset_anomaly_info
     lines.append(f"dataset: {info.short_description}: {info.description}")
   return lines
 
 
-def raise_on_anomalies(artifact: types.Artifact) -> None:
-  """Raises DataValidationError if any validated split has anomalies."""
+def _problems(artifact: types.Artifact, directory: str) -> list:
+  """The anomalies of each split (or split pair) not blessed; `directory`:
+  where a split's SchemaDiff.pb is, given the split."""
   blessed = artifact.get_json_value_custom_property(
       validator_executor.ARTIFACT_PROPERTY_BLESSED_KEY) or {}
   problems = []
   for split in artifact_utils.decode_split_names(artifact.split_names):
-    if blessed.get(split, validator_executor.BLESSED_VALUE):
+    if blessed.get(split, validator_executor.BLESSED_VALUE) != (
+        drift_executor.NOT_BLESSED_VALUE):
       continue
-    path = os.path.join(artifact_utils.get_split_uri([artifact], split),
-                        validator_executor.DEFAULT_FILE_NAME)
     anomalies = anomalies_pb2.Anomalies()
-    anomalies.ParseFromString(io_utils.read_bytes_file(path))
+    anomalies.ParseFromString(io_utils.read_bytes_file(os.path.join(
+        directory.format(uri=artifact.uri, split=split),
+        validator_executor.DEFAULT_FILE_NAME)))
     problems += [f"[{split}] {line}" for line in describe(anomalies)]
+  return problems
+
+
+def raise_on_anomalies(artifact: types.Artifact) -> None:
+  """Raises DataValidationError if any validated split has anomalies."""
+  problems = _problems(artifact, "{uri}/Split-{split}")
   if problems:
     raise DataValidationError(
         "ExampleValidator found anomalies in the raw data; fix the data or "
         "curate the schema under schemas/:\n  "
         + "\n  ".join(problems))
+
+
+def raise_on_drift(artifact: types.Artifact) -> None:
+  """Raises DataValidationError if the newest span drifted from the
+  previous one beyond the curated schema's bounds (DistributionValidator,
+  which rubber-stamps a span without a previous one)."""
+  problems = _problems(artifact, "{uri}/SplitPair-{split}")
+  if problems:
+    raise DataValidationError(
+        "the newest span's data drifted from the previous span's beyond the "
+        "bounds of the curated schema (its drift_comparator fields):\n  "
+        + "\n  ".join(problems) + "\n  if the change is real, rerun with "
+        "--set data.accept_drift=true")

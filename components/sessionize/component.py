@@ -24,6 +24,8 @@ class SessionizeSpec(component_spec.ComponentSpec):
           type=standard_artifacts.Examples),
       "anomalies": component_spec.ChannelParameter(
           type=standard_artifacts.ExampleAnomalies, optional=True),
+      "drift": component_spec.ChannelParameter(
+          type=standard_artifacts.ExampleAnomalies, optional=True),
   }
   OUTPUTS = {
       "sessions": component_spec.ChannelParameter(
@@ -37,8 +39,9 @@ class Sessionize(base_beam_component.BaseBeamComponent):
   """Raw interactions -> `sessions` (train/eval/test next-item examples),
   their `schema` and the item `catalog`.
 
-  `anomalies` (ExampleValidator's output) gates the run: any anomaly stops it
-  here, before sessionization and training.
+  `anomalies` (ExampleValidator's output) and `drift` (DistributionValidator's:
+  the newest span against the previous one) gate the run: any anomaly stops
+  it here, before sessionization and training.
   """
 
   SPEC_CLASS = SessionizeSpec
@@ -47,10 +50,12 @@ class Sessionize(base_beam_component.BaseBeamComponent):
   def __init__(self, examples: types.BaseChannel,
                settings: executor.SessionizeSettings,
                anomalies: Optional[types.BaseChannel] = None,
-               code_version: str = ""):
+               code_version: str = "",
+               drift: Optional[types.BaseChannel] = None):
     super().__init__(spec=SessionizeSpec(
         examples=examples,
         anomalies=anomalies,
+        drift=drift,
         code_version=code_version,
         **{executor.SETTINGS: settings.to_json()},
         **{name: types.Channel(type=p.type)

@@ -25,7 +25,9 @@ from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
 from components.lib.session_data import session_data
-from components.sessionize.anomalies import DataValidationError, raise_on_anomalies
+from components.sessionize.anomalies import (DataValidationError,
+                                             raise_on_anomalies,
+                                             raise_on_drift)
 from components.sessionize.sessions import (CATALOG, NAMESPACE,
                                             SessionizeExamples, feature_spec)
 
@@ -59,6 +61,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     if input_dict.get("anomalies"):
       raise_on_anomalies(artifact_utils.get_single_instance(
           input_dict["anomalies"]))
+    if input_dict.get("drift"):
+      raise_on_drift(artifact_utils.get_single_instance(input_dict["drift"]))
     step = SessionizeSettings.from_json(exec_properties[SETTINGS])
     params = step.session
     data = session_data(step.data.dataset)

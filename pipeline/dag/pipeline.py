@@ -8,7 +8,12 @@ import tensorflow as tf
 
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution import canned_resolver_functions as resolver_functions
+from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import distribution_validator_pb2
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import path_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.example_gen import executor as base_executor
 from components.example_gen.aliccp.component import AliCCPExampleGen
@@ -141,18 +146,53 @@ def _example_gen(config: RunConfig, curated: str,
       layout=data.layout, encoding=data.encoding, **common)
 
 
+def drift_config(schema_path: str
+                 ) -> Optional[distribution_validator_pb2.DistributionValidatorConfig]:
+  """DistributionValidator's bounds: the drift_comparator of each feature of
+  the curated schema (one place for every bound on the raw data); None when
+  it has none."""
+  schema = schema_pb2.Schema()
+  with tf.io.gfile.GFile(schema_path) as f:
+    text_format.Parse(f.read(), schema)
+  found = distribution_validator_pb2.DistributionValidatorConfig()
+  for feature in schema.feature:
+    if feature.HasField("drift_comparator"):
+      found.default_slice_config.feature.add(
+          path=path_pb2.Path(step=[feature.name]),
+          distribution_comparator=feature.drift_comparator)
+  return found if found.default_slice_config.feature else None
+
+
+def _drift_validator(statistics_gen, previous_span: int, config):
+  """The newest span's statistics against those of `previous_span`, which
+  an earlier run (or this run's backfill) computed: the latest of them.
+  Selected by the span number itself: TFX's span resolver functions want a
+  `version` property, which ExampleStatistics does not have."""
+  previous = resolver_functions.latest_created(
+      resolver_functions.filter_property_equal(
+          tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                          producer_component_id=statistics_gen.id,
+                          output_key="statistics"),
+          key="span", value=previous_span), n=1)
+  return DistributionValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      baseline_statistics=previous, config=config)
+
+
 def create_ingestion_pipeline(
     config: RunConfig, span: int,
     metadata: Optional[metadata_store_pb2.ConnectionConfig] = None
 ) -> tfx_pipeline.Pipeline:
-  """The pipeline's ExampleGen alone, ingesting `span` (TFX's RangeConfig):
-  what a run does first for each earlier span of its window that no run
-  has ingested yet (a backfill). Same pipeline, node and store as
-  create_pipeline's, so that spans_in_window finds the span."""
+  """The pipeline's ExampleGen and StatisticsGen alone, ingesting `span`
+  (TFX's RangeConfig): what a run does first for each earlier span of its
+  window (a backfill; cached once done). Same pipeline, nodes and store as
+  create_pipeline's, so that spans_in_window finds the span and the next
+  span's drift check its statistics."""
+  example_gen = _example_gen(config, schema_file(config.data.dataset), span)
   return tfx.dsl.Pipeline(
       pipeline_name=config.name, pipeline_root=config.pipeline_root,
-      components=[_example_gen(config, schema_file(config.data.dataset),
-                               span)],
+      components=[example_gen, tfx.components.StatisticsGen(
+          examples=example_gen.outputs["examples"])],
       enable_cache=True, metadata_connection_config=metadata,
       beam_pipeline_args=config.beam_args)
 
@@ -166,7 +206,8 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
   connection (Kubeflow keeps its own store); and `resolve_spans=False`:
   TFX's Kubeflow V2 compiler takes no resolver functions (only the latest
   artifact and latest blessed model resolvers), so there Sessionize reads
-  the span its run ingested, not the window of spans_in_window."""
+  the span its run ingested, not the window of spans_in_window, and no
+  span is checked for drift against the previous one."""
   data = config.data
   curated = schema_file(data.dataset, schemas_dir)
   example_gen = _example_gen(config, curated)
@@ -177,10 +218,19 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
+  validators = [example_validator]
+  previous_span = (spans.previous_span(data.data_dir)
+                   if tf.io.gfile.isdir(data.data_dir) else None)
+  bounds = (drift_config(curated)
+            if resolve_spans and previous_span is not None else None)
+  if bounds:
+    validators.append(_drift_validator(statistics_gen, previous_span, bounds))
   sessionize = Sessionize(
       examples=(spans_in_window(example_gen, data.data_dir, data.span_window)
                 if resolve_spans else example_gen.outputs["examples"]),
       anomalies=example_validator.outputs["anomalies"],
+      drift=(validators[-1].outputs["anomalies"]
+             if bounds and not data.accept_drift else None),
       settings=config.step_settings(SessionizeSettings),
       code_version=code_version(Sessionize.__module__))
   sessions = sessionize.outputs["sessions"]
@@ -198,7 +248,7 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
       disable_statistics=True,
       custom_config={**config.step_settings(TransformSettings).to_dict(),
                      "code_version": code_version(transform_module)})
-  components = [example_gen, statistics_gen, schema_gen, example_validator,
+  components = [example_gen, statistics_gen, schema_gen, *validators,
                 sessionize, transform]
   best_hyperparameters = None
   if config.tuner.enabled:

@@ -140,14 +140,15 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
 
 
 def earlier_spans(config: RunConfig) -> List[int]:
-  """The spans of data.data_dir's window before the newest (which the
-  pipeline's own ExampleGen ingests): each is ingested by a run of the
-  ExampleGen alone first, a cache hit once done (components/lib/spans.py).
-  None for a flat directory."""
+  """The spans before the newest (which the pipeline's own ExampleGen
+  ingests) that the run reads: those of data.span_window, and the previous
+  span, whose statistics the newest is checked against for drift. Each is
+  ingested by a run of the ExampleGen and StatisticsGen alone first, a cache
+  hit once done (components/lib/spans.py). None for a flat directory."""
   numbers = sorted(spans.span_dirs(config.data.data_dir))
-  if config.data.span_window:
-    numbers = numbers[-config.data.span_window:]
-  return numbers[:-1]
+  window = numbers[-config.data.span_window:] if config.data.span_window else (
+      numbers)
+  return sorted(set(window[:-1]) | set(numbers[-2:-1]))
 
 
 def _run_dag(config: RunConfig, connection, scratch: str,

@@ -8,6 +8,7 @@ import pytest
 
 from components.example_gen import executor as base_executor
 from components.lib import layout
+from components.sessionize.anomalies import DataValidationError
 from pipeline.config import load_config
 from pipeline.results import outputs
 from pipeline.results import runs
@@ -66,7 +67,8 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
   assert [r["status"] for r in rows] == [
       "ingested span 1", "complete", "ingested span 1", "ingested span 2",
       "complete"]
-  assert [r["cached"] for r in rows[2:4]] == [1, 1]
+  # ExampleGen and StatisticsGen of spans 1 and 2, from the cache.
+  assert [r["cached"] for r in rows[2:4]] == [2, 2]
   assert rows[0]["encoder"] is None and rows[1]["encoder"] == "attention"
   ingested = {c["name"]: c["cached"] for c in second["components"]}
   assert ingested["MovieLensExampleGen"] is False
@@ -92,3 +94,35 @@ def _last_run_examples(config):
   store, found = outputs.pipeline_runs(config)
   return outputs.run_outputs(store, found[-1][1])["MovieLensExampleGen"][
       "examples"]
+
+
+@pytest.mark.e2e
+def test_a_span_that_drifted_stops_the_run_until_accepted(tmp_path):
+  """The sample cut in two by time, the second half without its Crime
+  movies (about a tenth of the genre values): DistributionValidator finds
+  item_genres beyond the curated schema's bound, and the run stops before
+  sessionizing, naming the feature, its distance and the bound;
+  data.accept_drift lets it through."""
+  data = tmp_path / "data"
+  (first, second), _ = _write_spans(data, 2)
+  with open(os.path.join(SAMPLE, "movies.dat"), "rb") as f:
+    crime = {line.split(b"::")[0] for line in f.read().splitlines()
+             if b"Crime" in line.split(b"::")[2]}
+  kept = [line for line in (second / "ratings.dat").read_bytes().splitlines()
+          if line.split(b"::")[1] not in crime]
+  (second / "ratings.dat").write_bytes(b"\n".join(kept) + b"\n")
+  values = {"data": {"data_dir": str(data)},
+            "output_dir": str(tmp_path / "out"), "train": {"epochs": 1},
+            "ranking": {"enabled": False}}
+
+  with pytest.raises(DataValidationError) as raised:
+    local.run(load_config(values=values))
+  message = str(raised.value)
+  assert "feature 'item_genres'" in message, message
+  assert "above the threshold 0.05" in message, message
+  assert "data.accept_drift=true" in message, message
+  assert not (tmp_path / "out" / "pipeline_root" / "Trainer").exists()
+
+  values["data"]["accept_drift"] = True
+  accepted = local.run(load_config(values=values))
+  assert _sessionized(accepted)["users"] > 0
