@@ -51,6 +51,17 @@ def buckets_for(input_bytes: int, bytes_per_bucket: int) -> int:
   return max(1, math.ceil(input_bytes / bytes_per_bucket))
 
 
+def buckets_for_files(patterns: Iterable[str], bytes_per_bucket: int) -> int:
+  """Buckets for grouping what the files matching `patterns` hold
+  (data.group_bucket_bytes); 0, Beam's GroupByKey, when bytes_per_bucket
+  is 0."""
+  if bytes_per_bucket <= 0:
+    return 0
+  return buckets_for(sum(
+      file.size_in_bytes for match in FileSystems.match(list(patterns))
+      for file in match.metadata_list), bytes_per_bucket)
+
+
 class _Spill(beam.DoFn):
   """(key, value) -> spill files; emits (bucket, path) per file written."""
 

@@ -20,11 +20,10 @@ import os
 from typing import Callable, Hashable, List, Optional, Sequence, Tuple, TypeVar
 
 import apache_beam as beam
-import tensorflow as tf
 
 from components.lib import disk_group
 from components.lib import ingestion
-from components.lib.ingestion import MalformedLine, MalformedLineError
+from components.lib.ingestion import MalformedLine
 from components.lib.settings import DUPLICATES_FAIL, DUPLICATES_FIRST
 
 # Reported kinds: rows that data.duplicates=first or last left out.
@@ -60,39 +59,26 @@ def reported_kind(policy: str, left_out_kind: str) -> str:
   return ingestion.MALFORMED if policy == DUPLICATES_FAIL else left_out_kind
 
 
-class _KeyLines(beam.DoFn):
-  """LineRecord -> ((path, key), (offset, text)). Lines without a key (the
-  header, blank, undecodable or malformed lines) are left to the parser,
-  which reports them."""
+class _Keyed:
+  """A line (as ingestion.ParseLines gives it) -> ((path, key), (offset,
+  text))."""
 
-  def __init__(self, key_of: Callable[[str], Hashable], encoding: str,
-               skip_first_line: bool):
-    super().__init__()
+  def __init__(self, key_of: Callable[[str], Hashable]):
     self._key_of = key_of
-    self._encoding = encoding
-    self._skip_first_line = skip_first_line
 
-  def process(self, record: ingestion.LineRecord):
-    if (self._skip_first_line and record.offset == 0) or not record.text.strip():
-      return
-    try:
-      text = record.text.decode(self._encoding)
-      key = self._key_of(text)
-    except (UnicodeDecodeError, MalformedLineError):
-      return
-    yield (record.path, key), (record.offset, text)
+  def __call__(self, text: str, offset: int, path: str):
+    return (path, self._key_of(text)), (offset, text)
 
 
 class _Resolve(beam.DoFn):
   """A key's lines -> the (path, offset) of each line to skip, and each of
-  them reported (malformed under `fail`, else `kind`)."""
+  them reported (malformed under `fail`, else INTERACTIONS)."""
 
-  def __init__(self, subject: Callable[[Hashable], str], policy: str,
-               kind: str):
+  def __init__(self, subject: Callable[[Hashable], str], policy: str):
     super().__init__()
     self._subject = subject
     self._policy = policy
-    self._kind = reported_kind(policy, kind)
+    self._kind = reported_kind(policy, INTERACTIONS)
 
   def process(self, grouped):
     (path, key), lines = grouped
@@ -113,31 +99,30 @@ class _Resolve(beam.DoFn):
 def FindDuplicates(pipeline: beam.Pipeline, paths: Sequence[str],  # pylint: disable=invalid-name
                    key_of: Callable[[str], Hashable],
                    subject: Callable[[Hashable], str], policy: str,
-                   kind: str = INTERACTIONS, encoding: str = "utf-8",
-                   skip_first_line: bool = False, spill_dir: str = "",
-                   bucket_bytes: int = 0):
+                   encoding: str = "utf-8", skip_first_line: bool = False,
+                   spill_dir: str = "", bucket_bytes: int = 0):
   """Lines of `paths` whose key (`key_of(text)`, within one file) is on
   another line too -> (((path, offset), True) for each line the parse must
   skip, those lines as MalformedLines to report under
-  reported_kind(policy, kind)).
+  reported_kind(policy, INTERACTIONS)).
 
-  `subject(key)` words the reason ("user 1 rated movie 3"). The grouping
-  spills to `spill_dir` in buckets of about `bucket_bytes` of input (0:
-  Beam's GroupByKey).
+  Lines without a key (the header, blank, undecodable or malformed lines)
+  are left to the parse, which reports them. `subject(key)` words the
+  reason ("user 1 rated movie 3"). The grouping spills to `spill_dir` in
+  buckets of about `bucket_bytes` of input (0: Beam's GroupByKey).
   """
-  buckets = 0
-  if bucket_bytes > 0:
-    buckets = disk_group.buckets_for(
-        sum(tf.io.gfile.stat(p).length for p in paths), bucket_bytes)
   keyed = (
       pipeline
       | "ReadKeys" >> ingestion.ReadLinesWithOffsets(*paths)
-      | "Key" >> beam.ParDo(_KeyLines(key_of, encoding, skip_first_line)))
-  reported = reported_kind(policy, kind)
+      | "Key" >> beam.ParDo(ingestion.ParseLines(
+          _Keyed(key_of), encoding, skip_first_line, with_path=True)
+      ).with_outputs(ingestion.MALFORMED, main="keyed"))
+  reported = reported_kind(policy, INTERACTIONS)
   found = (
-      disk_group.group_by_key(keyed, os.path.join(spill_dir, "duplicates"),
-                              buckets, "ByKey")
-      | "Resolve" >> beam.ParDo(_Resolve(subject, policy, kind)).with_outputs(
+      disk_group.group_by_key(
+          keyed.keyed, os.path.join(spill_dir, "duplicates"),
+          disk_group.buckets_for_files(paths, bucket_bytes), "ByKey")
+      | "Resolve" >> beam.ParDo(_Resolve(subject, policy)).with_outputs(
           reported, main="skip"))
   return found.skip, found[reported]
 

@@ -80,12 +80,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                        data.name)
     schema = artifact_utils.get_single_instance(output_dict["schema"])
 
-    bucket_bytes = step.data.group_bucket_bytes
-    num_buckets = 0
-    if bucket_bytes > 0:
-      num_buckets = disk_group.buckets_for(
-          sum(tf.io.gfile.stat(f).length for p in patterns
-              for f in tf.io.gfile.glob(p)), bucket_bytes)
+    num_buckets = disk_group.buckets_for_files(
+        patterns, step.data.group_bucket_bytes)
     spill_dir = os.path.join(output.uri, "_spill")
 
     pipeline = self._make_beam_pipeline()

@@ -173,10 +173,7 @@ def ReadAliCCP(pipeline: beam.Pipeline, files: Dict[str, Tuple[str, str]],  # py
   parsed = records | "Parse" >> beam.ParDo(ingestion.ParseLines(
       _ParseLine(files, domains), "utf-8", with_path=True)).with_outputs(
           ingestion.MALFORMED, main="parsed")
-  buckets = 0
-  if group_bucket_bytes > 0:
-    buckets = disk_group.buckets_for(
-        sum(tf.io.gfile.stat(p).length for p in paths), group_bucket_bytes)
+  buckets = disk_group.buckets_for_files(paths, group_bucket_bytes)
   definitions = duplicates.reported_kind(duplicates_policy,
                                          duplicates.DEFINITIONS)
   joined = (
