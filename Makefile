@@ -30,7 +30,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-ondevice bench-aliccp clean help
+.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-ondevice bench-aliccp replay clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
@@ -41,6 +41,7 @@ help:
 	@echo "make bench-encoders - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
 	@echo "make bench-shapes - the defaults before and after adapting to the data, and tuned, on $(ML1M_DIR), cuts of it and the sample: output/bench-shapes/shapes.md"
 	@echo "make bench-ondevice - the on-device Pareto table on $(ML1M_DIR): each model and quantization's bytes, invoke() against the reference workload, the TFLite file's HR@10: output/bench-ondevice/ondevice.md"
+	@echo "make replay  - $(ML1M_DIR) cut into $(REPLAY_SPANS) spans by time, the pipeline run once per span (warm-started, then from scratch): output/replay/warm/replay.md"
 	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
 
 venv: $(STAMP)
@@ -79,6 +80,15 @@ bench-shapes: $(STAMP)
 bench-ondevice: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
 	$(VENV)/bin/recsys bench --on-device --data-dir $(ML1M_DIR) --output-dir output/bench-ondevice
+
+# The ML-1M subset replayed as 8 spans arriving one by one, warm-started and
+# from scratch (README, Continuous training); the retrieval stage only.
+REPLAY_SPANS ?= 8
+replay: $(STAMP)
+	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
+	$(VENV)/bin/recsys replay --data-dir $(ML1M_DIR) --spans $(REPLAY_SPANS) --output-dir output/replay/warm --set ranking.enabled=false
+	$(VENV)/bin/recsys replay --data-dir $(ML1M_DIR) --spans $(REPLAY_SPANS) --output-dir output/replay/scratch --set ranking.enabled=false --set train.warm_start=false
+	$(VENV)/bin/recsys replay-table output/replay/warm output/replay/scratch
 
 bench-aliccp: $(STAMP)
 	$(VENV)/bin/recsys bench-aliccp --output-dir output/bench-aliccp

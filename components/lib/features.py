@@ -68,6 +68,12 @@ TRAIN = "train"
 EVAL = "eval"
 TEST = "test"
 SPLITS = (TRAIN, EVAL, TEST)
+# Forward evaluation (data in spans): each user's first interaction in the
+# newest span, with the history before it, for the model pushed before that
+# span arrived. Written by Sessionize beside the splits above; the Trainer
+# and Transform never read it.
+FORWARD = "forward"
+SESSION_SPLITS = SPLITS + (FORWARD,)
 
 
 

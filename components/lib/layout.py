@@ -24,6 +24,15 @@ INPUT_MAPPING = "input_mapping.json"
 ONDEVICE_SAVED_MODEL = "ondevice_saved_model"
 REPRESENTATIVE_INPUTS = "representative_inputs.npz"
 TRAINING_SUMMARY = "training_summary.json"
+# In the training summary: the newest span of the data the model was trained
+# on (data in spans; absent when the pipeline did not resolve spans).
+TRAINED_THROUGH_SPAN = "trained_through_span"
+# In a retrieval Model: its weights and the vocabularies of its embedding
+# tables, what a later Trainer warm-starts from (warm_start.py).
+WARM_START_WEIGHTS = "warm_start_weights.npz"
+WARM_START_TABLES = "warm_start_tables.json"
+# The ForwardEvaluator's ModelEvaluation: what it evaluated, or why not.
+FORWARD_STATUS = "forward_status.json"
 MODEL_SETTINGS = "model_settings.json"
 # The TwoStageEvaluation artifact.
 TWO_STAGE_METRICS = "two_stage_metrics.json"

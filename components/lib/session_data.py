@@ -38,6 +38,7 @@ class Interaction(NamedTuple):
   rating: float  # session.min_rating filters on it (Ali-CCP clicks: 1.0)
   position: Tuple[Tuple[Any, ...], ...]  # values per position feature
   user: Tuple[Tuple[str, list], ...]  # (name, values) of the user features
+  span: int = 0  # the span (period) of the data it came from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,8 @@ def _movielens_interaction(values: Dict[str, Sequence],
       position=((rating,), (int(_first(values, F.ITEM_YEAR, 0)),),
                 tuple(values.get(F.ITEM_GENRES, ()))),
       user=tuple((name, list(values[name])) for name in F.USER_FEATURES
-                 if values.get(name)))
+                 if values.get(name)),
+      span=span)
 
 
 def _movielens_catalog_entry(values: Dict[str, Sequence]) -> Dict[str, Any]:
@@ -172,7 +174,8 @@ def _aliccp_interaction(values: Dict[str, Sequence],
       position=tuple((_id(values[raw][0]),) if values.get(raw) else ()
                      for _, raw in ALICCP_ITEM),
       user=tuple((name, [_id(v) for v in values[name]])
-                 for name in ALICCP_USER if values.get(name)))
+                 for name in ALICCP_USER if values.get(name)),
+      span=span)
 
 
 def _aliccp_catalog_entry(values: Dict[str, Sequence]) -> Dict[str, Any]:

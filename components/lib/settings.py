@@ -253,9 +253,17 @@ class TrainConfig(SeedConfig):
       "best epoch is kept)")
   max_minutes: float = setting(
       20.0, "wall-time budget for training, checked after each epoch")
+  warm_start: bool = setting(
+      True, "data in spans: the retrieval Trainer starts from the latest "
+      "blessed model trained on earlier spans (item embeddings carried over "
+      "by item id, new items fresh, the encoder's weights as they are); "
+      "false: from scratch")
+  warm_start_epochs: int = setting(
+      10, "upper bound on epochs when the Trainer warm-starts")
 
   def check(self, prefix: str) -> None:
-    for name in ("epochs", "batch_size", "num_negatives", "patience"):
+    for name in ("epochs", "batch_size", "num_negatives", "patience",
+                 "warm_start_epochs"):
       _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
     _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
     _require(0 < self.learning_rate_decay <= 1, f"{prefix}.learning_rate_decay",

@@ -110,6 +110,11 @@ def window_dirs(data_dir: str, window: int = 0) -> List[str]:
   return [found[s] for s in (numbers[-window:] if window else numbers)]
 
 
+def newest_span(data_dir: str) -> Optional[int]:
+  """The newest span's number; None for a flat directory."""
+  return max(span_dirs(data_dir), default=None)
+
+
 def previous_span(data_dir: str) -> Optional[int]:
   """The span before the newest (what the newest is checked against for
   drift); None for a flat directory or a single span."""

@@ -89,6 +89,22 @@ class DualEncoder(CausalModel):
     self.evaluation_metrics = [catalog_ranking.HitRate(10),
                                catalog_ranking.NDCG(10)]
 
+  def vocabulary_tables(self) -> Dict[int, str]:
+    """{index in `weights`: vocabulary name} of the embedding tables whose
+    rows are vocabulary entries in Transform's order (PAD and OOV first):
+    what a warm start carries over entry by entry, not row by row."""
+    label = self.feature_config.label
+    tables = {id(self.label_encoder.embedding.embeddings): label.vocabulary}
+    features = {f.name: f for g in self.feature_config.groups
+                for f in g.features}
+    for layer in [self.sequence_embedding] + self.static_embeddings:
+      for name, embedding in layer.embeddings.items():
+        if features[name].vocabulary and not features[name].num_ids:
+          tables.setdefault(id(embedding.embeddings),
+                            features[name].vocabulary)
+    return {index: tables[id(weight)] for index, weight in
+            enumerate(self.weights) if id(weight) in tables}
+
   def _queries(self, encoded, features):
     """Appends the static groups' encodings, projects to the item space."""
     statics = [layer(features) for layer in self.static_embeddings]

@@ -10,11 +10,13 @@ training and the error names each anomalous feature.
 from __future__ import annotations
 
 import os
+from typing import Any, Dict
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
 from tfx.components.distribution_validator import executor as drift_executor
 from tfx.components.example_validator import executor as validator_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
@@ -55,6 +57,28 @@ def _problems(artifact: types.Artifact, directory: str) -> list:
         validator_executor.DEFAULT_FILE_NAME)))
     problems += [f"[{split}] {line}" for line in describe(anomalies)]
   return problems
+
+
+def drift_distances(uri: str, split_names: str) -> Dict[str, Dict[str, Any]]:
+  """{feature: {measure, distance, bound}}: what DistributionValidator
+  measured between the newest span and the previous one (its anomalies
+  artifact's uri and encoded split names), within the bounds or not
+  (TFDV's drift_skew_info)."""
+  found: Dict[str, Dict[str, Any]] = {}
+  for split in artifact_utils.decode_split_names(split_names):
+    path = os.path.join(uri, f"SplitPair-{split}",
+                        validator_executor.DEFAULT_FILE_NAME)
+    if not fileio.exists(path):
+      continue
+    anomalies = anomalies_pb2.Anomalies()
+    anomalies.ParseFromString(io_utils.read_bytes_file(path))
+    for info in anomalies.drift_skew_info:
+      for measured in info.drift_measurements:
+        found[".".join(info.path.step)] = {
+            "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(
+                measured.type),
+            "distance": measured.value, "bound": measured.threshold}
+  return found
 
 
 def raise_on_anomalies(artifact: types.Artifact) -> None:

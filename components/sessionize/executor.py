@@ -73,8 +73,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         span_of_dir[artifact_utils.get_split_uri([artifact], split)] = (
             artifact_span(artifact))
     patterns = [os.path.join(d, "*") for d in sorted(span_of_dir)]
+    # Forward evaluation needs a span before the newest.
+    spans_read = sorted(set(span_of_dir.values()))
+    forward_span = spans_read[-1] if len(spans_read) > 1 else None
     output = artifact_utils.get_single_instance(output_dict["sessions"])
-    output.split_names = artifact_utils.encode_split_names(list(F.SPLITS))
+    output.split_names = artifact_utils.encode_split_names(
+        list(F.SESSION_SPLITS))
     catalog = artifact_utils.get_single_instance(output_dict["catalog"])
     catalog.set_string_custom_property(ItemCatalog.DATASET_PROPERTY,
                                        data.name)
@@ -94,8 +98,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         | "Span" >> beam.Map(
             lambda named: (span_of_dir[os.path.dirname(named[0])], named[1])))
     sessions = raw | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
-        params, data.name, spill_dir, num_buckets, step.eval)
-    for split in F.SPLITS:
+        params, data.name, spill_dir, num_buckets, step.eval, forward_span)
+    for split in F.SESSION_SPLITS:
       _ = sessions[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
           os.path.join(artifact_utils.get_split_uri([output], split),
                        "data_tfrecord"),
@@ -114,8 +118,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         "users", "short_users_dropped", "short_user_interactions_dropped",
         "low_rating_interactions_dropped", "train_interactions",
         "train_examples", "train_context_repeats", "eval_examples",
-        "test_examples")
+        "test_examples", "forward_examples", "forward_new_users")
         + ((data.skipped,) if data.skipped else ())}
+    report["spans"] = spans_read
+    report["forward_span"] = forward_span
     with tf.io.gfile.GFile(os.path.join(catalog.uri, layout.CATALOG)) as f:
       items = json.loads(f.read() or "{}")
     if any(p.slotted for p in data.position_features):

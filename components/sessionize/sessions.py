@@ -212,13 +212,18 @@ def own_items(example: tf.train.Example) -> List[bytes]:
 def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
                       params: SessionConfig,
                       data: SessionData = MOVIELENS_DATA,
-                      slice_params: SliceConfig = SliceConfig()):
+                      slice_params: SliceConfig = SliceConfig(),
+                      forward_span: Optional[int] = None):
   """Yields (split, tf.train.Example) for one user's timeline.
 
   Interactions below min_rating are left out; a user left with fewer than
   min_timeline_length interactions yields nothing. Both are counted. Eval
   and test examples carry every slice feature but the target's popularity
   (which needs every user's train counts: with_target_popularity).
+
+  With `forward_span` (the newest span of several), the user's first
+  interaction in that span is also a FORWARD example, with the history
+  before it, when there is one (a user new in that span is counted).
   """
   timeline = sorted(interactions, key=lambda i: i.order)
   if params.min_rating is not None:
@@ -252,7 +257,15 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
     Metrics.counter(NAMESPACE, "train_examples").inc()
     Metrics.counter(NAMESPACE, "train_context_repeats").inc(own_from)
     yield F.TRAIN, example(window[:-1], window[-1], None, own_from)
-  for split, position in ((F.EVAL, length - 2), (F.TEST, length - 1)):
+  targets = [(F.EVAL, length - 2), (F.TEST, length - 1)]
+  if forward_span is not None:
+    first = next((position for position, i in enumerate(timeline)
+                  if i.span == forward_span), None)
+    if first == 0:
+      Metrics.counter(NAMESPACE, "forward_new_users").inc()
+    elif first is not None:
+      targets.append((F.FORWARD, first))
+  for split, position in targets:
     Metrics.counter(NAMESPACE, f"{split}_examples").inc()
     slice_values = {slices.HISTORY_LENGTH: slices.history_length_bucket(
         position, slice_params.history_length_edges).encode(), **user_slices}
@@ -277,10 +290,11 @@ class _SerializedTimelines(beam.DoFn):
   items: each train interaction once)."""
 
   def __init__(self, params: SessionConfig, dataset: str,
-               slice_params: SliceConfig):
+               slice_params: SliceConfig, forward_span: Optional[int]):
     super().__init__()
     self._params, self._dataset = params, dataset
     self._slice_params = slice_params
+    self._forward_span = forward_span
 
   def setup(self):
     self._data = session_data(self._dataset)
@@ -291,7 +305,8 @@ class _SerializedTimelines(beam.DoFn):
     counts: Dict[bytes, int] = {}
     for split, example in timeline_examples(user_id, interactions,
                                             self._params, self._data,
-                                            self._slice_params):
+                                            self._slice_params,
+                                            self._forward_span):
       if split == F.TRAIN:
         for item in own_items(example):
           counts[item] = counts.get(item, 0) + 1
@@ -311,9 +326,11 @@ def _newest(spans_and_entries: Iterable):
 def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: disable=invalid-name
                        dataset: str = MOVIELENS, spill_dir: str = "",
                        num_buckets: int = 0,
-                       slice_params: SliceConfig = SliceConfig()):
+                       slice_params: SliceConfig = SliceConfig(),
+                       forward_span: Optional[int] = None):
   """(span, serialized raw example) pairs -> {split: serialized session
-  examples, CATALOG: one JSON object {item id: catalog entry}}.
+  examples (F.SESSION_SPLITS; FORWARD empty without `forward_span`),
+  CATALOG: one JSON object {item id: catalog entry}}.
 
   With `num_buckets` the grouping by user spills to files under `spill_dir`
   (components/lib/disk_group.py; the caller deletes it), else Beam's GroupByKey.
@@ -324,15 +341,16 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: 
       disk_group.group_by_key(parsed[INTERACTIONS], spill_dir, num_buckets,
                               "GroupByUser")
       | "Timelines" >> beam.ParDo(
-          _SerializedTimelines(params, dataset, slice_params)).with_outputs(
-              TRAIN_COUNTS, *F.SPLITS))
+          _SerializedTimelines(params, dataset, slice_params,
+                               forward_span)).with_outputs(
+              TRAIN_COUNTS, *F.SESSION_SPLITS))
   tiers = (examples[TRAIN_COUNTS]
            | "TrainCounts" >> beam.CombinePerKey(sum)
            | "CountList" >> beam.combiners.ToList()
            | "Tiers" >> beam.Map(slices.popularity_tiers,
                                  slice_params.popularity_shares))
   result = {F.TRAIN: examples[F.TRAIN]}
-  for split in (F.EVAL, F.TEST):
+  for split in (F.EVAL, F.TEST, F.FORWARD):
     result[split] = examples[split] | f"Popularity[{split}]" >> beam.Map(
         with_target_popularity, beam.pvalue.AsSingleton(tiers))
   result[CATALOG] = (

@@ -217,11 +217,13 @@ def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None,
           + [tfma.MetricConfig(class_name="ExampleCount")])
 
 
-def eval_config(min_hit_rate_at_10: float, max_hit_rate_drop: float,
+def eval_config(min_hit_rate_at_10: Optional[float] = None,
+                max_hit_rate_drop: Optional[float] = None,
                 slice_features: Sequence[str] = slices.FEATURES
                 ) -> tfma.EvalConfig:
   """The candidate (and baseline) ranked on the test split, overall and per
-  slice; the candidate's HR@10 gates the blessing.
+  slice; the candidate's HR@10 gates the blessing (no gate without bounds:
+  the forward evaluation's).
 
   One unnamed model spec: given a baseline, TFX's Evaluator adds its copy
   (TFMA's names `candidate` and `baseline`); without one it keeps the spec

@@ -6,7 +6,10 @@ custom_config, `TrainerSettings`), with the Tuner's best hyperparameters in
 place when the pipeline tunes (hyperparameters.py), and the Model artifact
 records exactly what made it. Training stops at `train.epochs`, when the eval split's
 NDCG@10 (history excluded) has not improved for `train.patience` epochs, or
-when `train.max_minutes` is spent, and keeps the best epoch's weights. The
+when `train.max_minutes` is spent, and keeps the best epoch's weights. Given
+a base model (data in spans: the latest blessed model of earlier spans), it
+starts from its weights (warm_start.py) and trains at most
+`train.warm_start_epochs`. The
 Model artifact holds the SavedModel (Format-Serving, evaluated by TFMA), its
 TFLite conversion (pushed to devices), the training summary and the
 settings (training.py); TensorBoard logs go to the model run directory: the
@@ -16,7 +19,7 @@ training.TENSORBOARD_EVERY batches.
 import dataclasses
 import json
 import os
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -35,6 +38,7 @@ from components.model.export import retrieval
 from components.model.export import tflite
 from components.user_modules import hyperparameters
 from components.user_modules import training
+from components.user_modules import warm_start
 
 MONITOR = "val_ndcg_at_10"
 # Train examples that calibrate int8 quantization (serving.quantization).
@@ -96,13 +100,15 @@ def build_model(step: TrainerSettings,
 
 
 def fit(step: TrainerSettings, model: DualEncoder, train: tf.data.Dataset,
-        evaluation: tf.data.Dataset, max_minutes: float, log_dir: str):
+        evaluation: tf.data.Dataset, max_minutes: float, log_dir: str,
+        epochs: Optional[int] = None):
   """training.fit with the train settings (the Trainer's and each Tuner
   trial's): early stopping on the eval NDCG@10, the decaying learning
-  rate."""
+  rate; at most `epochs` (default train.epochs)."""
   t = step.train
   return training.fit(
-      model, train, evaluation, t.epochs, t.patience, max_minutes, MONITOR,
+      model, train, evaluation, epochs or t.epochs, t.patience, max_minutes,
+      MONITOR,
       log_dir, schedule=[training.decaying(t.learning_rate,
                                            t.learning_rate_decay)])
 
@@ -141,9 +147,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     step = hyperparameters.apply(step, fn_args.hyperparameters["values"])
   tft_output, train, evaluation = datasets(step, fn_args)
   model = build_model(step, tft_output)
+  vocabularies = {name: tft_output.vocabulary_by_name(name)
+                  for name in step.features.vocabularies()}
+  started_from, epochs = None, step.train.epochs
+  if fn_args.base_model and step.train.warm_start:
+    features, _ = next(iter(train))
+    model.encode_positions(features)  # creates every weight
+    model(features)
+    started_from = warm_start.warm_start(
+        model, os.path.dirname(fn_args.base_model), vocabularies)
+    logging.info("Warm start: %s", json.dumps(started_from))
+    if "skipped" not in started_from:
+      epochs = min(epochs, step.train.warm_start_epochs)
   history, keep_best, seconds = fit(step, model, train, evaluation,
                                     step.train.max_minutes,
-                                    fn_args.model_run_dir)
+                                    fn_args.model_run_dir, epochs)
   epochs = len(history["loss"])
   targets = count_targets(train) * epochs
   summary = {
@@ -153,6 +171,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       "train_predictions_per_second": targets / seconds,
       "history": history,
   }
+  if started_from is not None:
+    summary["warm_start"] = started_from
+  if layout.TRAINED_THROUGH_SPAN in fn_args.custom_config:
+    summary[layout.TRAINED_THROUGH_SPAN] = fn_args.custom_config[
+        layout.TRAINED_THROUGH_SPAN]
   logging.info("Training summary: %s", json.dumps(summary))
 
   export = retrieval.RecommenderExport(
@@ -169,6 +192,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   training.write_model_files(
       fn_args.serving_model_dir, summary, step,
       tflite.convert_ondevice(tflite_dir, step.serving.quantization), mapping)
+  warm_start.save(os.path.dirname(fn_args.serving_model_dir), model,
+                  vocabularies)
 
 
 def representative_inputs(dataset: tf.data.Dataset, names: Sequence[str],

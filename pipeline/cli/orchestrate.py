@@ -1,6 +1,8 @@
-"""`recsys run`, `recsys compile` and `recsys kubeflow`: running the pipeline
-here, or compiling and submitting it to Kubeflow Pipelines."""
+"""`recsys run`, `recsys replay`, `recsys compile` and `recsys kubeflow`:
+running the pipeline here (once, or once per span of a replayed data set),
+or compiling and submitting it to Kubeflow Pipelines."""
 import argparse
+import os
 from typing import Any, Dict, List
 
 from components.model.export import signature_names as names
@@ -22,7 +24,8 @@ RATING_OUTPUTS = ((names.RATING, "model"),
                   (names.GLOBAL_MEAN_RATING, "global mean"))
 
 
-def _format_metrics(metrics, outputs, order) -> List[str]:
+def _format_metrics(metrics, outputs, order,
+                    counted: str = "test users") -> List[str]:
   lines = []
   for output, label in outputs:
     values = metrics.get(output, {})
@@ -30,7 +33,7 @@ def _format_metrics(metrics, outputs, order) -> List[str]:
       shown = "  ".join(f"{k}={values[k]:.4f}" for k in order if k in values)
       count = int(values.get("example_count", 0))
       lines.append(f"    {label:<13} {shown}" + (
-          f"  (test users: {count})" if count else ""))
+          f"  ({counted}: {count})" if count else ""))
   return lines
 
 
@@ -84,6 +87,14 @@ def cmd_run(args) -> int:
         f"{summary['config'].digest()}, as `recsys runs` lists it)")
   print(f"  config:     {summary['run_config']}")
   _print_stage(summary, RETRIEVAL_OUTPUTS, REPORTED_METRICS)
+  forward = summary.get("forward") or {}
+  if forward.get("metrics"):
+    print(f"  forward:    span {forward['span']}, the model blessed before "
+          f"it (trained through span {forward['model_trained_through_span']})")
+    print("\n".join(_format_metrics(forward["metrics"], RETRIEVAL_OUTPUTS,
+                                    REPORTED_METRICS, "users")))
+  elif forward.get("span") is not None:
+    print(f"  forward:    none ({forward['status']})")
   if "ranking" in summary:
     print("ranking stage (rating model):")
     _print_stage(summary["ranking"], RATING_OUTPUTS, ("rmse", "mae"))
@@ -91,6 +102,39 @@ def cmd_run(args) -> int:
     print(f"two-stage, test split ({summary['two_stage']['users']} users):")
     print("\n".join(_format_two_stage(summary["two_stage"],
                                        REPORTED_METRICS)))
+  return 0
+
+
+def cmd_replay(args) -> int:
+  # pylint: disable=import-outside-toplevel
+  from pipeline import adaptive
+  from pipeline.runners import replay
+  if args.dataset not in (None, "movielens"):
+    raise ConfigError("recsys replay cuts MovieLens data (by timestamp); "
+                      "Ali-CCP has no timestamps")
+  config = options.resolve_config(args, adapt=True)
+  output_dir = os.path.abspath(args.output_dir)
+  print(f"[recsys] replay: {config.data.data_dir} cut into {args.spans} "
+        f"spans -> {output_dir}")
+  for line in adaptive.describe(config):
+    print(f"[recsys] {line}")
+  result = replay.run(config, os.path.abspath(config.data.data_dir),
+                      args.spans, output_dir)
+  print(replay.markdown(result))
+  print(f"wrote {os.path.join(output_dir, replay.TABLE)} and "
+        f"{replay.RESULT}")
+  return 0
+
+
+def cmd_replay_table(args) -> int:
+  from pipeline.runners import replay  # pylint: disable=import-outside-toplevel
+  result = replay.read(args.replay)
+  scratch = replay.read(args.scratch) if args.scratch else None
+  if scratch and scratch["spans"] != result["spans"]:
+    raise ConfigError(f"{args.scratch} replayed other spans than "
+                      f"{args.replay}: not comparable")
+  replay.write(args.replay, result, scratch)
+  print(replay.markdown(result, scratch))
   return 0
 
 
@@ -147,6 +191,37 @@ def add_commands(commands) -> None:
                    help="TFX orchestrator: local (LocalDagRunner, default) or "
                    "beam (BeamDagRunner); sets runner")
   _add_pipeline_options(run, cmd_run)
+
+  replay_ = options.command(
+      commands, "replay", "replay a MovieLens data set as spans arriving "
+      "one by one", "Cut the ratings by timestamp into SPANS spans of equal "
+      "size, then run the pipeline once per span as a scheduler would (span "
+      "k arrives before run k), in one output directory and MLMD store; "
+      "print and write (replay.md, replay.json) one row per run: new "
+      "ratings, users, new items, drift distances, components executed and "
+      "cached, ingestion time, training epochs and time (warm-started or "
+      "not: train.warm_start), test and forward HR@10/NDCG@10, blessed, "
+      "pushed. The settings are those `recsys run` adapts to the whole data "
+      "set, the same for every run.", BEAM_HELP)
+  options.add_data_options(replay_, "the MovieLens files to cut (default "
+                           "data/sample)")
+  replay_.add_argument("--spans", type=int, default=8,
+                       help="how many spans (default 8)")
+  replay_.add_argument("--output-dir", default="output/replay", metavar="DIR",
+                       help="an empty directory for the spans, the runs and "
+                       "the table (default output/replay)")
+  _add_pipeline_options(replay_, cmd_replay)
+
+  table = commands.add_parser(
+      "replay-table", help="the table of a replay beside a from-scratch one",
+      description="Print (and rewrite into REPLAY/replay.md) the table of a "
+      "finished replay, with the from-scratch columns of SCRATCH: the same "
+      "replay run with --set train.warm_start=false.")
+  table.add_argument("replay", metavar="REPLAY",
+                     help="the replay's output directory")
+  table.add_argument("scratch", metavar="SCRATCH", nargs="?",
+                     help="the from-scratch replay's output directory")
+  table.set_defaults(func=cmd_replay_table)
 
   compile_ = options.command(
       commands, "compile", "compile the pipeline for Kubeflow Pipelines",

@@ -18,5 +18,12 @@ RETRIEVAL = Stage("Trainer", "latest_blessed_model", "Evaluator",
 RANKING = Stage("rating_trainer", "latest_blessed_rating_model",
                 "rating_evaluator", "rating_pusher")
 TWO_STAGE_EVALUATOR = "two_stage_evaluator"
+# The retrieval model blessed before the newest span, on that span.
+FORWARD_EVALUATOR = "forward_evaluator"
+# TFX's default id of the DistributionValidator (data in spans: the newest
+# span against the previous one).
+DRIFT_VALIDATOR = "DistributionValidator"
+# The model the retrieval Trainer warm-starts from (an Importer).
+BASE_MODEL = "base_model"
 # TFX's default id of the Tuner (tuner.enabled).
 TUNER = "Tuner"

@@ -18,7 +18,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from components.example_gen import executor as base_executor
 from components.example_gen.aliccp.component import AliCCPExampleGen
 from components.example_gen.movielens.component import MovieLensExampleGen
+from components.forward_evaluator.component import ForwardEvaluator
 from components.lib import features as F
+from components.lib import layout
 from components.lib import spans
 from components.model.export import signature_names as names
 from components.sessionize.component import Sessionize
@@ -65,19 +67,27 @@ def spans_in_window(example_gen, data_dir: str, window: int):
   return resolver_functions.all_spans(ingested)
 
 
-def _trainer(module: str, transform, step,
-             hyperparameters=None) -> tfx.components.Trainer:
+def _trainer(module: str, transform, step, hyperparameters=None,
+             trained_through_span: Optional[int] = None,
+             base_model=None) -> tfx.components.Trainer:
   """A Trainer of `module`.run_fn on the Transform output: train split to
-  fit, eval split to stop early; `step` is the module's settings, and
-  `hyperparameters` the Tuner's best when the pipeline tunes."""
+  fit, eval split to stop early; `step` is the module's settings,
+  `hyperparameters` the Tuner's best when the pipeline tunes,
+  `trained_through_span` the newest span of the data, which the model
+  records (forward evaluation and warm start check it), and `base_model`
+  the model it warm-starts from."""
+  span = ({layout.TRAINED_THROUGH_SPAN: trained_through_span}
+          if trained_through_span is not None else {})
   return tfx.components.Trainer(
       run_fn=f"{module}.run_fn",
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       hyperparameters=hyperparameters,
+      base_model=base_model,
       train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
-      custom_config={**step.to_dict(), "code_version": code_version(module)})
+      custom_config={**step.to_dict(), "code_version": code_version(module),
+                     **span})
 
 
 def _tuner(transform, step: TunerSettings) -> tfx.components.Tuner:
@@ -132,7 +142,7 @@ def _example_gen(config: RunConfig, curated: str,
   (create_ingestion_pipeline) once a newer span has arrived."""
   data = config.data
   if span is None and tf.io.gfile.isdir(data.data_dir):
-    span = max(spans.span_dirs(data.data_dir), default=None)
+    span = spans.newest_span(data.data_dir)
   common = dict(data_dir=data.data_dir,
                 max_malformed_lines=data.max_malformed_lines,
                 reports_dir=config.reports_dir, schema_file=curated,
@@ -176,7 +186,8 @@ def _drift_validator(statistics_gen, previous_span: int, config):
           key="span", value=previous_span), n=1)
   return DistributionValidator(
       statistics=statistics_gen.outputs["statistics"],
-      baseline_statistics=previous, config=config)
+      baseline_statistics=previous, config=config).with_id(
+          nodes.DRIFT_VALIDATOR)
 
 
 def create_ingestion_pipeline(
@@ -200,14 +211,18 @@ def create_ingestion_pipeline(
 def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
                     schemas_dir: str = SCHEMAS_DIR,
                     metadata: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                    resolve_spans: bool = True) -> tfx_pipeline.Pipeline:
+                    resolve_spans: bool = True,
+                    base_model_uri: Optional[str] = None
+                    ) -> tfx_pipeline.Pipeline:
   """The DAG of `config`. A compiled (Kubeflow) pipeline passes where the
   artifacts and the curated schemas are on the cluster, and no metadata
   connection (Kubeflow keeps its own store); and `resolve_spans=False`:
   TFX's Kubeflow V2 compiler takes no resolver functions (only the latest
   artifact and latest blessed model resolvers), so there Sessionize reads
   the span its run ingested, not the window of spans_in_window, and no
-  span is checked for drift against the previous one."""
+  span is checked for drift against the previous one. `base_model_uri`:
+  the retrieval model the Trainer warm-starts from (imported; the runner
+  finds it in MLMD: runners/local.py warm_start_model)."""
   data = config.data
   curated = schema_file(data.dataset, schemas_dir)
   example_gen = _example_gen(config, curated)
@@ -255,16 +270,39 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
     tuner = _tuner(transform, config.step_settings(TunerSettings))
     components.append(tuner)
     best_hyperparameters = tuner.outputs["best_hyperparameters"]
+  newest = None
+  if resolve_spans:
+    newest = (spans.newest_span(data.data_dir)
+              if tf.io.gfile.isdir(data.data_dir) else None)
+    newest = spans.FLAT_SPAN if newest is None else newest
+  base_model = None
+  if base_model_uri:
+    importer = tfx.dsl.Importer(
+        source_uri=base_model_uri,
+        artifact_type=tfx.types.standard_artifacts.Model,
+        # The Trainer's own artifact, not a copy: the Trainer's inputs stay
+        # the same from run to run, and so does its cache key.
+        reimport=False).with_id(nodes.BASE_MODEL)
+    components.append(importer)
+    base_model = importer.outputs["result"]
   trainer = _trainer(f"{_USER_MODULES}.trainer", transform,
                      config.step_settings(TrainerSettings),
-                     best_hyperparameters)
+                     best_hyperparameters, newest, base_model)
   components.append(trainer)
-  components += _evaluate_and_push(
+  retrieval = _evaluate_and_push(
       nodes.RETRIEVAL, trainer, sessions,
       evaluation.eval_config(config.eval.min_hit_rate_at_10,
                              config.eval.max_hit_rate_drop),
       config.serving_dir, catalog=sessionize.outputs["catalog"],
       examples=sessions, max_tflite_drop=config.serving.max_tflite_drop)
+  components += retrieval
+  if resolve_spans:
+    latest_blessed = retrieval[0]
+    components.append(ForwardEvaluator(
+        examples=sessions, model=latest_blessed.outputs["model"],
+        eval_config=evaluation.eval_config(),
+        code_version=code_version(ForwardEvaluator.__module__),
+    ).with_id(nodes.FORWARD_EVALUATOR))
   if config.has_ranking:
     rating_trainer = _trainer(
         f"{_USER_MODULES}.rating_trainer", transform,

@@ -121,6 +121,53 @@ def outcome(outputs: Dict[str, Dict[str, Any]],
   return result
 
 
+def forward_outcome(outputs: Dict[str, Dict[str, Any]]
+                    ) -> Optional[Dict[str, Any]]:
+  """The forward evaluation of a run (the model blessed before the newest
+  span, on that span): its status file, and the metrics when it evaluated;
+  None when the run had none."""
+  from components.forward_evaluator.executor import EVALUATED  # pylint: disable=import-outside-toplevel
+  from components.user_modules.evaluation import read_metrics  # pylint: disable=import-outside-toplevel
+  evaluation = outputs.get(nodes.FORWARD_EVALUATOR, {}).get("evaluation")
+  path = evaluation and os.path.join(evaluation.uri, layout.FORWARD_STATUS)
+  if not path or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    result = json.load(f)
+  if result["status"] == EVALUATED:
+    result["metrics"] = read_metrics(evaluation.uri)
+  return result
+
+
+def warm_start_model(config: RunConfig, newest_span: int) -> Optional[str]:
+  """The latest blessed retrieval model of `config`'s pipeline over the same
+  data directory that was trained on spans before `newest_span`: what the
+  Trainer warm-starts from (its uri; None when there is none)."""
+  try:
+    store, found = pipeline_runs(config)
+  except ConfigError:  # no store yet
+    return None
+  for run, executions in reversed(found):
+    recorded = recorded_config(run)
+    if recorded is None or recorded.data.data_dir != config.data.data_dir:
+      continue
+    found_outputs = run_outputs(store, executions)
+    model = found_outputs.get(nodes.RETRIEVAL.trainer, {}).get("model")
+    blessing = found_outputs.get(nodes.RETRIEVAL.evaluator, {}).get(
+        "blessing")
+    if model is None or blessing is None or not property_value(
+        blessing, "blessed"):
+      continue
+    summary = os.path.join(model.uri, layout.TRAINING_SUMMARY)
+    if not tf.io.gfile.exists(summary):
+      continue
+    with tf.io.gfile.GFile(summary) as f:
+      span = json.load(f).get(layout.TRAINED_THROUGH_SPAN)
+    if span is not None and span < newest_span:
+      return model.uri
+  return None
+
+
 def stage_summary(outputs: Dict[str, Dict[str, Any]],
                   stage: nodes.Stage) -> Dict[str, Any]:
   """Where a stage's model, its evaluation and pushed bundle landed."""
@@ -160,7 +207,25 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
   evaluation = outputs.get(nodes.TWO_STAGE_EVALUATOR, {}).get("evaluation")
   if evaluation is not None:
     summary["two_stage"] = read_metrics(evaluation.uri)
+  forward = forward_outcome(outputs)
+  if forward is not None:
+    summary["forward"] = forward
+  drift = drift_outcome(outputs)
+  if drift is not None:
+    summary["drift"] = drift
   return summary
+
+
+def drift_outcome(outputs: Dict[str, Dict[str, Any]]
+                  ) -> Optional[Dict[str, Dict[str, Any]]]:
+  """The newest span's distances from the previous span's statistics, per
+  feature with its bound (None: the run checked no drift)."""
+  from components.sessionize.anomalies import drift_distances  # pylint: disable=import-outside-toplevel
+  anomalies = outputs.get(nodes.DRIFT_VALIDATOR, {}).get("anomalies")
+  if anomalies is None:
+    return None
+  return drift_distances(anomalies.uri,
+                         anomalies.properties["split_names"].string_value)
 
 
 def recorded_config(run) -> Optional[RunConfig]:

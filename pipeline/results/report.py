@@ -160,6 +160,8 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
                       if nodes.RANKING.trainer in found_outputs else None)
   two = output(nodes.TWO_STAGE_EVALUATOR, "evaluation")
   found["two_stage"] = two and read_metrics(two.uri)
+  found["forward"] = outputs.forward_outcome(found_outputs)
+  found["drift"] = outputs.drift_outcome(found_outputs)
   found["tuning"] = tuning_facts(output(nodes.TUNER, "tuner_results"),
                                  output(nodes.TUNER, "best_hyperparameters"))
   return found
@@ -270,6 +272,11 @@ def format_text(found: Dict[str, Any]) -> str:
   lines.append("  anomalies: " + ("none" if not data["anomalies"] else
                                   f"{len(data['anomalies'])}"))
   lines += [f"    {line}" for line in data["anomalies"]]
+  if found.get("drift"):
+    lines.append("  drift from the previous span (DistributionValidator): "
+                 + ", ".join(f"{feature} {d['measure']} {d['distance']:.4f} "
+                             f"(bound {d['bound']:g})"
+                             for feature, d in sorted(found["drift"].items())))
   sessions = found.get("sessions")
   if sessions:
     lines.append(
@@ -283,6 +290,12 @@ def format_text(found: Dict[str, Any]) -> str:
         f"({sessions['short_user_interactions_dropped']} interactions), "
         f"{sessions['low_rating_interactions_dropped']} low-rated "
         "interactions")
+    if sessions.get("forward_span") is not None:
+      lines.append(
+          f"  spans {', '.join(map(str, sessions['spans']))}: forward "
+          f"examples {sessions['forward_examples']} (first interactions in "
+          f"span {sessions['forward_span']}; "
+          f"{sessions['forward_new_users']} users new in it)")
 
   tuning = found.get("tuning")
   if tuning:
@@ -322,6 +335,8 @@ def format_text(found: Dict[str, Any]) -> str:
         previous = feature
       lines += _table(["slice", "value", "users"] + header, table_rows)
 
+  if (found.get("forward") or {}).get("span") is not None:  # several spans
+    lines += [""] + forward_text(found["forward"])
   if found.get("tflite"):
     lines += [""] + tflite_text(found["tflite"], (slices_found or {}).get(
         (), {}).get(evaluation.CANDIDATE, {}).get(names.SCORES, {}))
@@ -338,6 +353,22 @@ def format_text(found: Dict[str, Any]) -> str:
   if found.get("two_stage"):
     lines += ["", ""] + two_stage_text(found["two_stage"])
   return "\n".join(lines)
+
+
+def forward_text(forward: Dict[str, Any]) -> List[str]:
+  """The model blessed before the newest span, ranked on that span (each
+  user's first interaction in it), beside most-popular; or why not."""
+  if not forward.get("metrics"):
+    return [f"Forward evaluation: none ({forward['status']})"]
+  metrics = forward["metrics"]
+  rows = [[label] + [_number(metrics.get(output, {}).get(name))
+                     for output in (names.SCORES, names.POPULARITY_SCORES)]
+          for name, label in METRIC_LABELS]
+  return ([f"Forward evaluation on span {forward['span']} "
+           f"({forward['examples']} users' first interaction in it, full "
+           "ranking, seen items excluded): the latest blessed model before "
+           f"it, trained through span {forward['model_trained_through_span']}"]
+          + _table(["metric", "model", "most popular"], rows))
 
 
 def tflite_text(tflite: Dict[str, Any], saved_model: Dict[str, Any]

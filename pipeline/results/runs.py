@@ -60,6 +60,7 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
   result = outputs.outcome(found)
   rating = outputs.outcome(found, nodes.RANKING).get("metrics", {})
   config = outputs.recorded_config(run)
+  forward = outputs.forward_outcome(found) or {}
   return {
       "run": run.name,
       "started": datetime.datetime.fromtimestamp(
@@ -78,6 +79,9 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
           "hit_rate@10"),
       "tflite_hit_rate@10": result.get("tflite", {}).get("overall", {}).get(
           "hit_rate@10"),
+      "forward_hit_rate@10": forward.get("metrics", {}).get(
+          names.SCORES, {}).get("hit_rate@10"),
+      "forward_span": forward.get("span") if forward.get("metrics") else None,
       "rmse": rating.get(names.RATING, {}).get("rmse"),
       "blessed": result.get("blessed"), "pushed": result.get("pushed")}
 
@@ -109,26 +113,32 @@ def running_since(config: RunConfig) -> Optional[int]:
   return marker["started_ms"]
 
 
-def _cell(value: Optional[Any]) -> str:
+def cell(value: Optional[Any], digits: int = 4) -> str:
+  """A table cell: '-' for nothing, yes/no, floats to `digits` places."""
   if value is None:
     return "-"
   if isinstance(value, bool):
     return "yes" if value else "no"
   if isinstance(value, float):
-    return f"{value:.4f}"
+    return f"{value:.{digits}f}"
   return str(value)
 
 
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
   header = ["run", "started (UTC)", "status", "config", "encoder", "HR@10",
-            "TFLite HR@10", "blessed", "rating RMSE", "cached", "pushed"]
-  lines = [[_cell(r["run"]), _cell(r["started"]), r["status"],
-            _cell(r["digest"]),
-            _cell(r["encoder"]), _cell(r["hit_rate@10"]),
-            _cell(r["tflite_hit_rate@10"]), _cell(r["blessed"]),
-            _cell(r["rmse"]),
-            f"{r['cached']}/{r['components']}", _cell(r["pushed"])]
+            "TFLite HR@10", "forward HR@10", "blessed", "rating RMSE",
+            "cached", "pushed"]
+  lines = [[cell(r["run"]), cell(r["started"]), r["status"],
+            cell(r["digest"]),
+            cell(r["encoder"]), cell(r["hit_rate@10"]),
+            cell(r["tflite_hit_rate@10"]),
+            cell(r["forward_hit_rate@10"]) + (
+                f" (span {r['forward_span']})"
+                if r["forward_span"] is not None else ""),
+            cell(r["blessed"]),
+            cell(r["rmse"]),
+            f"{r['cached']}/{r['components']}", cell(r["pushed"])]
            for r in rows]
   widths = [max(len(x) for x in column) for column in zip(header, *lines)]
   return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()

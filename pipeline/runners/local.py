@@ -120,23 +120,48 @@ def run(config: RunConfig, quiet: bool = False) -> Dict[str, Any]:
   _write(config.running_path, json.dumps({
       "pid": os.getpid(), "host": socket.gethostname(),
       "started_ms": int(time.time() * 1000)}))
+  backfill = []
   try:
     with scratch_tempdir() as scratch:
       for span in earlier_spans(config):
         print(f"[recsys] span {span}: ingesting (an earlier span of the "
               "window: once per span)", flush=True)
-        _run_dag(config, connection, scratch,
-                 create_ingestion_pipeline(config, span, metadata=connection),
-                 ingested_span=span)
+        ingested = _run_dag(
+            config, connection, scratch,
+            create_ingestion_pipeline(config, span, metadata=connection),
+            ingested_span=span)
+        backfill.append({"span": span, "components": [
+            dataclasses.asdict(r) for r in ingested.runs]})
+      base_model = warm_start_model(config)
+      if base_model:
+        print(f"[recsys] Trainer: warm start from {base_model} (the latest "
+              "blessed model of earlier spans)", flush=True)
       progress = _run_dag(config, connection, scratch,
-                          create_pipeline(config, metadata=connection))
+                          create_pipeline(config, metadata=connection,
+                                          base_model_uri=base_model))
   finally:
     tf.io.gfile.remove(config.running_path)
   summary = outputs.summarize(config)
   summary["config"] = config
   summary["seconds"] = time.monotonic() - started
   summary["components"] = [dataclasses.asdict(r) for r in progress.runs]
+  summary["backfill"] = backfill
   return summary
+
+
+def ingest(config: RunConfig, span: int) -> List[Dict[str, Any]]:
+  """Ingests `span` of config's data directory alone (ExampleGen and
+  StatisticsGen, as a run backfills an earlier span); -> the components'
+  timings."""
+  from pipeline.dag.pipeline import create_ingestion_pipeline  # pylint: disable=import-outside-toplevel
+  config = config.with_data_features()
+  connection = metadata.connection_config(config)
+  with scratch_tempdir() as scratch:
+    progress = _run_dag(
+        config, connection, scratch,
+        create_ingestion_pipeline(config, span, metadata=connection),
+        ingested_span=span)
+  return [dataclasses.asdict(r) for r in progress.runs]
 
 
 def earlier_spans(config: RunConfig) -> List[int]:
@@ -149,6 +174,18 @@ def earlier_spans(config: RunConfig) -> List[int]:
   window = numbers[-config.data.span_window:] if config.data.span_window else (
       numbers)
   return sorted(set(window[:-1]) | set(numbers[-2:-1]))
+
+
+def warm_start_model(config: RunConfig) -> Optional[str]:
+  """What the retrieval Trainer starts from (train.warm_start): the latest
+  blessed model trained on spans before the newest, found in MLMD before
+  the run (the pipeline imports it, so that a rerun over the same spans
+  starts from the same model and is a cache hit). None for a flat
+  directory: a run over the same data trains as it did."""
+  newest = spans.newest_span(config.data.data_dir)
+  if not config.train.warm_start or newest is None:
+    return None
+  return outputs.warm_start_model(config, newest)
 
 
 def _run_dag(config: RunConfig, connection, scratch: str,

@@ -19,15 +19,16 @@ ALICCP_SAMPLE = os.path.join(PROJECT_ROOT, "data", "aliccp-sample")
 RETRIEVAL_COMPONENTS = [
     "ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",
     "ExampleValidator", "Sessionize", "Transform", "Trainer",
-    "latest_blessed_model", "Evaluator", "TFLitePusher"]
+    "latest_blessed_model", "Evaluator", "TFLitePusher", "forward_evaluator"]
 COMPONENTS = RETRIEVAL_COMPONENTS + [
     "rating_trainer", "latest_blessed_rating_model", "rating_evaluator",
     "rating_pusher", "two_stage_evaluator"]
 RESOLVERS = {"latest_blessed_model", "latest_blessed_rating_model"}
 # What a re-run with the same config executes again: the resolvers, which
-# now find the first run's blessed models, and what depends on them.
+# now find the first run's blessed models, and what depends on them (the
+# forward evaluation finds the sample is one span, and says so).
 RERUN = RESOLVERS | {"Evaluator", "TFLitePusher", "rating_evaluator",
-                     "rating_pusher"}
+                     "rating_pusher", "forward_evaluator"}
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 # The executors that run a Beam job, and so must get BEAM_ARGS.
 BEAM_EXECUTORS = {

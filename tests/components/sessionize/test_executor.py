@@ -69,7 +69,7 @@ def test_executor_end_to_end(tmp_path):
 
   sessions = outputs["sessions"]
   assert artifact_utils.decode_split_names(sessions.split_names) == list(
-      F.SPLITS)
+      F.SESSION_SPLITS)
   # min_rating 1.5 drops alice's 6, bob's 11 and frank's 1 (all rated 1).
   # Left: alice 1 2 3 4 5 (3 train), bob 10 7 8 9 12 (3 train), carol 1 14 13
   # (1 train), frank 15 4 6 3 2 5 7 14 13 9 11 (9 train: windows of 4
@@ -109,8 +109,11 @@ def test_executor_end_to_end(tmp_path):
               "train_context_repeats": 3 + 2 + 2,
               "eval_examples": 4, "test_examples": 4,
               # 2 (3 genres), 6 (3 genres), 15 (4 genres) > 2 slots.
-              "items_with_more_genres_than_slots": 3}
-  assert report == {**expected, "params": {
+              "items_with_more_genres_than_slots": 3,
+              # One span: no forward evaluation.
+              "forward_examples": 0, "forward_new_users": 0}
+  assert report == {**expected, "spans": [0], "forward_span": None,
+                    "params": {
       "min_rating": 1.5, "min_timeline_length": 3, "max_context_length": 3,
       "max_item_genres": 2, "train_stride": 2}}
   for name, value in expected.items():

@@ -219,7 +219,7 @@ def decode(example: tf.train.Example) -> dict:
 
 
 def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
-                   num_buckets=0):
+                   num_buckets=0, forward_span=None):
   """`raw`: serialized raw examples (span 0), or (span, example) pairs ->
   ({split: [decoded example]}, catalog dict, {counter: value})."""
   os.makedirs(tmp_dir, exist_ok=True)
@@ -229,8 +229,9 @@ def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
   if reshuffle:
     pcoll = pcoll | "Reshuffle" >> beam.Reshuffle()
   out = pcoll | "Sessionize" >> SessionizeExamples(  # pylint: disable=no-value-for-parameter
-      params, spill_dir=os.path.join(tmp_dir, "spill"), num_buckets=num_buckets)
-  for split in F.SPLITS:
+      params, spill_dir=os.path.join(tmp_dir, "spill"), num_buckets=num_buckets,
+      forward_span=forward_span)
+  for split in F.SESSION_SPLITS:
     _ = out[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
         os.path.join(tmp_dir, split), shard_name_template="")
   _ = out[sessions.CATALOG] | "WriteCatalog" >> beam.io.WriteToText(
@@ -242,7 +243,7 @@ def run_sessionize(tmp_dir, raw, params=SessionConfig(), reshuffle=False,
       MetricsFilter().with_namespace(sessions.NAMESPACE))["counters"]:
     counters[counter.key.metric.name] += counter.result
   examples = {}
-  for split in F.SPLITS:
+  for split in F.SESSION_SPLITS:
     path = os.path.join(tmp_dir, split)
     records = (tf.data.TFRecordDataset(path).as_numpy_iterator()
                if os.path.exists(path) else [])
@@ -367,6 +368,39 @@ def test_a_timeline_runs_across_spans_in_time_then_span_order(tmp_path):
   # 2 (span 1) and 3 (span 2) share timestamp 300.
   assert timeline_of(runs, "alice") == ["1", "4", "2", "3", "5", "6"]
   assert catalog["6"]["title"] == "Heat (Director's Cut) (1995)"
+
+
+def test_the_forward_split_is_each_users_first_interaction_in_the_newest_span(
+    tmp_path):
+  """With several spans, each user's first interaction (in time) in the
+  newest span is a forward target with every earlier interaction as its
+  history, whichever span that came from; a user with nothing before the
+  newest span is counted, not a target; one without it has no target."""
+  raw = ([(1, r) for r in serialize([
+      R("alice", "1", 5.0, 100, 0), R("alice", "2", 4.0, 300, 10),
+      R("bob", "1", 4.0, 100, 20), R("bob", "2", 4.0, 200, 30),
+      R("bob", "3", 4.0, 300, 40)])]
+         + [(2, r) for r in serialize([
+             R("alice", "3", 3.0, 250, 0), R("alice", "4", 3.0, 400, 10),
+             R("alice", "5", 3.0, 500, 20), R("carol", "1", 3.0, 100, 30),
+             R("carol", "2", 3.0, 200, 40), R("carol", "3", 3.0, 300, 50)])])
+  examples, _, counters = run_sessionize(
+      str(tmp_path), raw, SessionConfig(max_context_length=1), forward_span=2)
+
+  (forward,) = examples[F.FORWARD]
+  assert forward[F.USER_ID] == ["alice"]
+  assert forward[F.LABEL_ITEM_ID] == ["3"]  # span 2, before span 1's "2"
+  assert forward[F.CONTEXT_ITEM_ID] == ["1"]
+  assert forward[F.HISTORY_ITEM_ID] == ["1"]
+  assert counters["forward_examples"] == 1
+  assert counters["forward_new_users"] == 1  # carol
+  # The leave-last-out splits do not change.
+  assert [e[F.LABEL_ITEM_ID] for e in examples[F.TEST]
+          if e[F.USER_ID] == ["alice"]] == [["5"]]
+
+  without, _, _ = run_sessionize(str(tmp_path / "one"), raw,
+                                 SessionConfig(max_context_length=1))
+  assert without[F.FORWARD] == []
 
 
 @pytest.mark.parametrize("seed", [3, 4])

@@ -73,8 +73,9 @@ RETRIEVAL_STAGE = {"Trainer", "Evaluator", "TFLitePusher",
                    "two_stage_evaluator"}
 RANKING_STAGE = {"rating_trainer", "rating_evaluator", "rating_pusher",
                  "two_stage_evaluator"}
-AFTER_SESSIONIZE = {"Sessionize", "Transform"} | RETRIEVAL_STAGE | (
-    RANKING_STAGE)
+# The forward evaluation reads the sessions and the latest blessed model.
+AFTER_SESSIONIZE = {"Sessionize", "Transform", "forward_evaluator"} | (
+    RETRIEVAL_STAGE | RANKING_STAGE)
 
 
 @pytest.mark.parametrize("override, rerun", [
@@ -91,7 +92,8 @@ AFTER_SESSIONIZE = {"Sessionize", "Transform"} | RETRIEVAL_STAGE | (
     ("ranking.max_rmse_increase=0.5", {"rating_evaluator", "rating_pusher"}),
     ("ranking.two_stage_candidates=10,20", {"two_stage_evaluator"}),
     # Transform reads the vocabulary caps of the model section, not the rest.
-    ("model.vocabulary_min_count=2", AFTER_SESSIONIZE - {"Sessionize"}),
+    ("model.vocabulary_min_count=2",
+     AFTER_SESSIONIZE - {"Sessionize", "forward_evaluator"}),
     # Sessionize reads the slice settings of the eval section.
     ("eval.history_length_edges=5,50", AFTER_SESSIONIZE),
     ("session.max_context_length=20", AFTER_SESSIONIZE),
@@ -125,7 +127,7 @@ def test_beam_args_are_in_the_cache_key_of_the_beam_steps(tmp_path):
   assert {name for name in base if base[name][0] != changed[name][0]} == set()
   assert {name for name in base if base[name][1] != changed[name][1]} == {
       "MovieLensExampleGen", "StatisticsGen", "Sessionize", "Transform",
-      "Evaluator", "rating_evaluator"}
+      "Evaluator", "rating_evaluator", "forward_evaluator"}
 
 
 # --- The pipeline on the sample -----------------------------------------------

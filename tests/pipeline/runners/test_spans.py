@@ -1,16 +1,21 @@
 """Data that arrives in spans, as a scheduled pipeline meets it: the sample
 cut by time into three span directories, run with the first two, then again
 when the third has arrived, in one output directory."""
+import glob
 import json
 import os
 
 import pytest
+import tensorflow as tf
 
 from components.example_gen import executor as base_executor
+from components.lib import features as F
 from components.lib import layout
+from components.sessionize import sessions as sessionization
 from components.sessionize.anomalies import DataValidationError
 from pipeline.config import load_config
 from pipeline.results import outputs
+from pipeline.results import report as run_report
 from pipeline.results import runs
 from pipeline.runners import local
 from tests.support.pipeline_runs import SAMPLE
@@ -52,9 +57,12 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
   arrived.mkdir()
   for directory in directories[:2]:
     os.rename(directory, arrived / directory.name)
+  # One epoch: the mechanics are tested, not the model, which is blessed
+  # whatever its HR@10 (the forward evaluation takes a blessed model).
   config = load_config(values={"data": {"data_dir": str(arrived)},
                                "output_dir": str(tmp_path / "out"),
                                "train": {"epochs": 1},
+                               "eval": {"min_hit_rate_at_10": 0.0},
                                "ranking": {"enabled": False}})
 
   first = local.run(config)
@@ -87,6 +95,53 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
           + sessions["test_examples"]) == ratings
   assert _sessionized(first)["train_interactions"] < sessions[
       "train_interactions"]
+  # Forward evaluation: the first run's model (trained through span 2) on
+  # each user's first interaction in span 3, beside most-popular.
+  assert first["forward"]["status"] == "no model was blessed before span 2"
+  forward = second["forward"]
+  assert forward["status"] == "evaluated", forward
+  assert (forward["span"], forward["model_trained_through_span"]) == (3, 2)
+  assert forward["examples"] == sessions["forward_examples"] > 0
+  assert forward["model_uri"] == first["model"]
+  # No forward target was a train label (or context) of the model it
+  # evaluated: those came from spans 1 and 2 only.
+  forward_pairs = _pairs(second["sessions"], "forward", own_items=False)
+  assert len(forward_pairs) == forward["examples"]
+  assert not forward_pairs & _pairs(first["sessions"], "train")
+  metrics = forward["metrics"]
+  assert metrics["scores"]["example_count"] == forward["examples"]
+  assert 0 < metrics["popularity_scores"]["hit_rate@10"] < 1
+  assert runs.list_runs(config)[-1]["forward_hit_rate@10"] == (
+      metrics["scores"]["hit_rate@10"])
+  # The second run's Trainer started from the first run's model, every
+  # item of its vocabulary carried over (the window grew: none left; the
+  # first two spans already hold all 757 items of the sample).
+  assert "warm_start" not in first["training"]
+  started = second["training"]["warm_start"]
+  assert started["base_model"] == first["model"], started
+  assert started["vocabularies"]["item_id"] == {
+      "carried_over": 757, "new": 0, "left_out": 0}
+  assert second["training"]["trained_through_span"] == 3
+  # The report shows the drift distances and the forward table.
+  text = run_report.format_text(run_report.facts(config))
+  assert "drift from the previous span (DistributionValidator): item_genres" in (
+      text)
+  assert f"Forward evaluation on span 3 ({forward['examples']} users'" in text
+
+
+def _pairs(sessions_uri, split, own_items=True):
+  """(user, item) of a split's labels, and with `own_items` of its
+  examples' own context items (train windows)."""
+  files = glob.glob(os.path.join(sessions_uri, f"Split-{split}", "*.gz"))
+  found = set()
+  for record in tf.data.TFRecordDataset(
+      files, compression_type="GZIP").as_numpy_iterator():
+    example = tf.train.Example.FromString(record)
+    user = example.features.feature[F.USER_ID].bytes_list.value[0]
+    items = (sessionization.own_items(example) if own_items else list(
+        example.features.feature[F.LABEL_ITEM_ID].bytes_list.value))
+    found |= {(user, item) for item in items}
+  return found
 
 
 def _last_run_examples(config):
