@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from components.lib import movielens_formats
 from components.lib.errors import InputError
@@ -147,15 +147,14 @@ def row(span: Span, summary: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def replay(config: RunConfig, spans: List[Span], output_dir: str,
-           quiet: bool = True) -> List[Dict[str, Any]]:
+           quiet: bool = True) -> Iterator[Dict[str, Any]]:
   """Runs `config` once per span in `output_dir`, spans arriving one by
-  one; -> one row per run."""
+  one; yields each run's row as it ends."""
   arrived = os.path.join(output_dir, ARRIVED_DIR)
   os.makedirs(arrived, exist_ok=True)
   run_config = from_json(config.to_json())
   run_config.data.data_dir = arrived
   run_config.output_dir = os.path.join(output_dir, "pipeline")
-  rows: List[Dict[str, Any]] = []
   for span in spans:
     shutil.copytree(span.directory,
                     os.path.join(arrived, os.path.basename(span.directory)))
@@ -167,10 +166,10 @@ def replay(config: RunConfig, spans: List[Span], output_dir: str,
     except InputError as e:  # bad data or drift: the run stops, as scheduled
       summary = {"stopped": str(e).splitlines()[0],
                  "seconds": time.monotonic() - started}
-    rows.append(row(span, summary))
-    print(f"[recsys] replay: span {span.number}: "
-          + format_row(rows[-1]), flush=True)
-  return rows
+    found = row(span, summary)
+    print(f"[recsys] replay: span {span.number}: " + format_row(found),
+          flush=True)
+    yield found
 
 
 def ingestion_from_scratch(config: RunConfig, spans: List[Span],
@@ -200,7 +199,12 @@ def run(config: RunConfig, data_dir: str, count: int,
       "data_dir": data_dir, "spans": [dataclasses.asdict(s) for s in spans],
       "config": config.to_dict(), "config_digest": config.digest(),
       "warm_start": config.train.warm_start}
-  result["runs"] = replay(config, spans, output_dir)
+  result["runs"] = []
+  for found in replay(config, spans, output_dir):
+    result["runs"].append(found)
+    # The rows so far are kept, should a later run fail.
+    with open(os.path.join(output_dir, RESULT), "w") as f:
+      f.write(json.dumps(result, indent=2))
   result["ingestion_from_scratch_seconds"] = ingestion_from_scratch(
       config, spans, os.path.join(output_dir, "ingestion"))
   write(output_dir, result)
@@ -278,7 +282,8 @@ def markdown(result: Dict[str, Any],
                   cell(s.get("hit_rate@10")), cell(s.get("ndcg@10")),
                   cell(s.get("forward_hit_rate@10"))]
     lines.append("| " + " | ".join(cells) + " |")
-  lines += ["", f"Ingestion and statistics of all {len(result['spans'])} "
-            "spans in a fresh store: "
-            f"{result['ingestion_from_scratch_seconds']:.1f} s."]
+  if "ingestion_from_scratch_seconds" in result:
+    lines += ["", f"Ingestion and statistics of all {len(result['spans'])} "
+              "spans in a fresh store: "
+              f"{result['ingestion_from_scratch_seconds']:.1f} s."]
   return "\n".join(lines)

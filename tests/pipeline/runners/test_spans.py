@@ -18,6 +18,7 @@ from pipeline.results import outputs
 from pipeline.results import report as run_report
 from pipeline.results import runs
 from pipeline.runners import local
+from pipeline.runners import replay
 from tests.support.pipeline_runs import SAMPLE
 
 
@@ -122,11 +123,30 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
   assert started["vocabularies"]["item_id"] == {
       "carried_over": 757, "new": 0, "left_out": 0}
   assert second["training"]["trained_through_span"] == 3
+  # The replay's row of this run (pipeline/runners/replay.py).
+  found = replay.row(replay.Span(3, str(arrived / "span-03"), 100, 0, 0, 0),
+                     second)
+  assert (found["users"], found["warm_start"], found["epochs"]) == (
+      600, True, 1)
+  assert found["forward_hit_rate@10"] == metrics["scores"]["hit_rate@10"]
+  assert found["executed"] + found["cached"] == len(second["components"])
+  assert set(found["drift"]) == {"item_genres", "rating"}
+  assert found["ingestion_seconds"] > 0 and found["stopped"] is None
   # The report shows the drift distances and the forward table.
   text = run_report.format_text(run_report.facts(config))
   assert "drift from the previous span (DistributionValidator): item_genres" in (
       text)
   assert f"Forward evaluation on span 3 ({forward['examples']} users'" in text
+
+  # Run again with nothing new: the Trainer starts from the same imported
+  # model, a cache hit; the latest blessed model now is the second run's,
+  # trained on span 3, so nothing is evaluated forward.
+  third = local.run(config)
+  ran = {c["name"]: c["cached"] for c in third["components"]}
+  assert "base_model" in ran and ran["Trainer"], ran
+  assert third["forward"]["status"] == (
+      "the latest blessed model was trained on spans up to 3: span 3 is not "
+      "ahead of it")
 
 
 def _pairs(sessions_uri, split, own_items=True):
