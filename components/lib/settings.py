@@ -259,7 +259,8 @@ class TrainConfig(SeedConfig):
       "by item id, new items fresh, the encoder's weights as they are); "
       "false: from scratch")
   warm_start_epochs: int = setting(
-      10, "upper bound on epochs when the Trainer warm-starts")
+      12, "upper bound on epochs when the Trainer warm-starts (ML-1M "
+      "replay: README, Continuous training)")
 
   def check(self, prefix: str) -> None:
     for name in ("epochs", "batch_size", "num_negatives", "patience",
