@@ -37,8 +37,9 @@ SESSIONS_FORWARD_SPAN = "forward_span"
 SESSIONS_FORWARD_EXAMPLES = "forward_examples"
 
 
-def model_span(model: types.Artifact) -> Optional[int]:
-  """The newest span a Model was trained on (None: not recorded)."""
+def model_span(model) -> Optional[int]:
+  """The newest span a Model (a TFX artifact, or its MLMD record) was
+  trained on (None: not recorded)."""
   path = os.path.join(model.uri, layout.TRAINING_SUMMARY)
   if not tf.io.gfile.exists(path):
     return None

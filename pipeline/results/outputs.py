@@ -143,6 +143,7 @@ def warm_start_model(config: RunConfig, newest_span: int) -> Optional[str]:
   """The latest blessed retrieval model of `config`'s pipeline over the same
   data directory that was trained on spans before `newest_span`: what the
   Trainer warm-starts from (its uri; None when there is none)."""
+  from components.forward_evaluator.executor import model_span  # pylint: disable=import-outside-toplevel
   try:
     store, found = pipeline_runs(config)
   except ConfigError:  # no store yet
@@ -158,11 +159,7 @@ def warm_start_model(config: RunConfig, newest_span: int) -> Optional[str]:
     if model is None or blessing is None or not property_value(
         blessing, "blessed"):
       continue
-    summary = os.path.join(model.uri, layout.TRAINING_SUMMARY)
-    if not tf.io.gfile.exists(summary):
-      continue
-    with tf.io.gfile.GFile(summary) as f:
-      span = json.load(f).get(layout.TRAINED_THROUGH_SPAN)
+    span = model_span(model)
     if span is not None and span < newest_span:
       return model.uri
   return None

@@ -25,6 +25,7 @@ import shutil
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
+from components.lib import layout
 from components.lib import movielens_formats
 from components.lib.errors import InputError
 from pipeline.config import RunConfig, from_json
@@ -111,7 +112,7 @@ def row(span: Span, summary: Dict[str, Any]) -> Dict[str, Any]:
   training = summary.get("training", {})
   sessions = {}
   if summary.get("sessions"):
-    with open(os.path.join(summary["sessions"], "sessionize_report.json")) as f:
+    with open(os.path.join(summary["sessions"], layout.SESSIONIZE_REPORT)) as f:
       sessions = json.load(f)
   forward = summary.get("forward") or {}
   pushed = summary.get("pushed")
