@@ -248,6 +248,10 @@ class TrainConfig(SeedConfig):
       "softmax", "softmax (full, exact) or sampled_softmax (logQ-corrected, "
       "for large catalogs)")
   num_negatives: int = setting(1024, "negatives per batch for sampled_softmax")
+  exclude_seen: bool = setting(
+      True, "each train prediction's softmax leaves out the items up to it "
+      "in its window (not its target), as rankings leave out the history "
+      "(ML-1M subset: README)")
   patience: int = setting(
       5, "epochs without a better eval-split NDCG@10 before stopping (the "
       "best epoch is kept)")

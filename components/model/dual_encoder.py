@@ -10,11 +10,13 @@ included; they are never targets and are excluded from rankings).
 Training is causal: every position of a context predicts the next item (the
 following context item, and the label after the newest one) when that item
 is one of the window's own (F.OWN_ITEMS_FROM), with a full
-softmax over the catalog or a sampled one. Serving and evaluation read the
+softmax over the catalog or a sampled one; with `exclude_seen` each
+prediction's softmax leaves out the window's items up to its position, as
+rankings leave out the history. Serving and evaluation read the
 position of the newest item. Validation ranks the whole catalog with the
 user's history excluded, as the test metrics do.
 """
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -47,6 +49,29 @@ def next_item_targets(context_items: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
                   shifted)
 
 
+def seen_before(context_items: tf.Tensor, positions: tf.Tensor,
+                num_items: int) -> Callable[[tf.Tensor], tf.Tensor]:
+  """For predictions at `positions` ([n, 2] (row, position) pairs) of the
+  windows `context_items` [batch, length]: a function of item ids [k] ->
+  [n, k] bool, whether each item is in the row at or before the position.
+  It looks up only the ids asked for (a sampled softmax's few)."""
+  items = tf.cast(context_items, tf.int32)
+  batch, length = tf.shape(items)[0], tf.shape(items)[1]
+  index = tf.broadcast_to(tf.range(length)[tf.newaxis], [batch, length])
+  row = tf.broadcast_to(tf.range(batch)[:, tf.newaxis], [batch, length])
+  # [batch, num_items]: the first position of each item in each row (the
+  # largest int32 where it is absent).
+  first = tf.reshape(tf.math.unsorted_segment_min(
+      tf.reshape(index, [-1]), tf.reshape(row * num_items + items, [-1]),
+      batch * num_items), [batch, num_items])
+  positions = tf.cast(positions, tf.int32)
+
+  def seen(ids: tf.Tensor) -> tf.Tensor:
+    return tf.gather(tf.gather(first, tf.cast(ids, tf.int32), axis=1),
+                     positions[:, 0]) <= positions[:, 1:]
+  return seen
+
+
 class DualEncoder(CausalModel):
   """Next-item retrieval model over transformed features."""
 
@@ -54,12 +79,14 @@ class DualEncoder(CausalModel):
                vocabulary_sizes: Dict[str, int], context_length: int,
                model_config: ModelConfig,
                item_counts: Optional[Sequence[float]] = None,
-               loss: str = "softmax", num_negatives: int = 1024, **kwargs):
+               loss: str = "softmax", num_negatives: int = 1024,
+               exclude_seen: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.feature_config = feature_config
     self.context_length = context_length
+    self.exclude_seen = exclude_seen
     label = feature_config.label
-    num_items = vocabulary_sizes[label.vocabulary]
+    self.num_items = num_items = vocabulary_sizes[label.vocabulary]
     self.label_encoder = ItemEmbeddingLabelEncoder(
         num_items, label.embedding_dim, name="label_encoder")
 
@@ -142,9 +169,14 @@ class DualEncoder(CausalModel):
     valid = tf.logical_and(
         targets >= F.NUM_RESERVED_IDS,
         own_positions(features, targets, offset=1))
+    excluded = None
+    if self.exclude_seen:
+      excluded = seen_before(features[F.CONTEXT_ITEM_ID], tf.where(valid),
+                             self.num_items)
     return self.loss_layer(tf.boolean_mask(queries, valid),
                            tf.boolean_mask(targets, valid),
-                           self.label_encoder.candidates(), training=True)
+                           self.label_encoder.candidates(), excluded=excluded,
+                           training=True)
 
   def test_step(self, data):
     """Eval split: loss on the label, ranking metrics with history excluded."""

@@ -94,7 +94,8 @@ def build_model(step: TrainerSettings,
   model = DualEncoder(
       config, training.vocabulary_sizes(tft_output, config),
       step.session.max_context_length, step.model, item_counts=item_counts,
-      loss=train.loss, num_negatives=train.num_negatives)
+      loss=train.loss, num_negatives=train.num_negatives,
+      exclude_seen=train.exclude_seen)
   model.compile(optimizer=keras.optimizers.Adam(train.learning_rate))
   return model
 

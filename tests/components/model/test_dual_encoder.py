@@ -11,7 +11,7 @@ from components.lib import features as F
 from components.lib.feature_config import SEQUENCE_ENCODERS
 from components.lib.settings import ModelConfig
 from components.model.dual_encoder import DualEncoder
-from components.model.dual_encoder import next_item_targets
+from components.model.dual_encoder import next_item_targets, seen_before
 from components.model.losses import FullSoftmaxLoss
 from tests.support.sessions import GENRE_SLOTS, feature_config
 
@@ -146,3 +146,42 @@ def test_only_the_windows_own_items_are_targets():
   del x[F.OWN_ITEMS_FROM]
   assert float(model.training_loss((x, y))) != pytest.approx(expected,
                                                              rel=1e-3)
+
+
+def test_seen_before_marks_the_items_at_or_before_each_position():
+  context = tf.constant([[5, 3, 7, 0], [2, 2, 4, 6]], tf.int64)
+  positions = tf.constant([[0, 0], [0, 2], [1, 1], [1, 3]], tf.int64)
+  seen = seen_before(context, positions, 8)
+  assert [list(np.flatnonzero(row)) for row in seen(tf.range(8)).numpy()
+          ] == [[5], [3, 5, 7], [2], [2, 4, 6]]
+  # Only the ids asked for, in their order.
+  np.testing.assert_array_equal(seen(tf.constant([7, 2])).numpy(),
+                                [[0, 0], [1, 0], [0, 1], [0, 1]])
+
+
+def test_excluding_seen_items_leaves_them_out_of_each_softmax():
+  """With exclude_seen a prediction's softmax leaves out the window's items
+  up to its position, except its own target (an item seen again)."""
+  keras.utils.set_random_seed(0)
+  model = DualEncoder(feature_config(item_dim=16), {
+      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
+      dataclasses.replace(MODEL, encoder="attention", dropout=0.0),
+      exclude_seen=True)
+  # Row 1 sees item 7 again as its label.
+  x = batch([[3, 4, 5, 0, 0, 0], [7, 8, 0, 0, 0, 0]])
+  y = np.array([9, 7])
+  queries, _ = model.encode_positions(x, training=False)
+  logits = tf.matmul(queries, model.label_encoder.candidates(),
+                     transpose_b=True).numpy()
+  wanted = [(0, 0, 4, [3]), (0, 1, 5, [3, 4]), (0, 2, 9, [3, 4, 5]),
+            (1, 0, 8, [7]), (1, 1, 7, [8])]
+  losses = []
+  for row, position, target, seen in wanted:
+    kept = np.delete(np.arange(ITEMS), seen)
+    scores = logits[row, position, kept]
+    losses.append(-tf.nn.log_softmax(scores)[list(kept).index(target)])
+  assert float(model.training_loss((x, y))) == pytest.approx(
+      float(np.mean(losses)), rel=1e-5)
+  # Every item competes without it: a larger loss.
+  model.exclude_seen = False
+  assert float(model.training_loss((x, y))) > float(np.mean(losses)) + 0.01
