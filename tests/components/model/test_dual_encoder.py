@@ -47,12 +47,12 @@ def batch(items, real_genres=True):
   }
 
 
-def dual_encoder(name="bow", loss="softmax", counts=None):
+def dual_encoder(name="bow", loss="softmax", counts=None, exclude_seen=False):
   keras.utils.set_random_seed(0)
   model = DualEncoder(feature_config(item_dim=16), {
       "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
       dataclasses.replace(MODEL, encoder=name), item_counts=counts, loss=loss,
-      num_negatives=10)
+      num_negatives=10, exclude_seen=exclude_seen)
   model.compile(optimizer=keras.optimizers.Adam(0.05))
   return model
 
@@ -107,8 +107,9 @@ def test_sampled_softmax_approaches_full_softmax_when_trained():
   assert after < before / 2
 
 
+@pytest.mark.parametrize("exclude_seen", [False, True])
 @pytest.mark.parametrize("loss", ["softmax", "sampled_softmax"])
-def test_out_of_vocabulary_targets_are_not_trained_on(loss):
+def test_out_of_vocabulary_targets_are_not_trained_on(loss, exclude_seen):
   # A capped vocabulary: items outside it are OOV in contexts and labels.
   x, y = causal_data(64)
   x[F.CONTEXT_ITEM_ID][:, 1] = np.where(x[F.CONTEXT_ITEM_ID][:, 1] > 0,
@@ -116,7 +117,8 @@ def test_out_of_vocabulary_targets_are_not_trained_on(loss):
   y = np.where(np.arange(len(y)) % 2 == 0, F.OOV_ID, y)
   counts = np.ones(ITEMS, np.float32)
   counts[:F.NUM_RESERVED_IDS] = 0.0  # OOV has no train count
-  model = dual_encoder("bow", loss=loss, counts=counts)
+  model = dual_encoder("bow", loss=loss, counts=counts,
+                       exclude_seen=exclude_seen)
   history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
                       epochs=2, verbose=0)
   assert np.all(np.isfinite(history.history["loss"]))
