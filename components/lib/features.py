@@ -62,6 +62,12 @@ HISTORY_ITEM_ID = "history_item_id"
 # train interactions, each the own item of exactly one window. The position
 # before an own item predicts it; 0 in eval and test examples.
 OWN_ITEMS_FROM = "own_items_from"
+# The ranker's train labels are the newest few train interactions of each
+# user (session.ranker_labels_per_user): items of a train window from this
+# position on are such labels, which the retrieval model that makes the
+# ranker's train candidates never trains on. The window's item count (its
+# context and label) when it has none.
+RANKER_LABELS_FROM = "ranker_labels_from"
 
 # Splits of the session examples, following ../shared/PROTOCOL.md.
 TRAIN = "train"
@@ -73,7 +79,10 @@ SPLITS = (TRAIN, EVAL, TEST)
 # span arrived. Written by Sessionize beside the splits above; the Trainer
 # and Transform never read it.
 FORWARD = "forward"
-SESSION_SPLITS = SPLITS + (FORWARD,)
+# The ranker's train labels (see RANKER_LABELS_FROM), one example each with
+# the history before it, as in eval and test; Transform never reads it.
+RANKER_TRAIN = "ranker_train"
+SESSION_SPLITS = SPLITS + (FORWARD, RANKER_TRAIN)
 
 
 

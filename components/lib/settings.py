@@ -136,8 +136,16 @@ class SessionConfig(Section):
       "train_stride items of its history (all of it when shorter); 1 gives "
       "every target its whole history up to max_context_length; 0: half of "
       "max_context_length")
+  ranker_labels_per_user: int = setting(
+      10, "the newest N train interactions of each user (at most half of "
+      "them) are the next-item ranker's train labels: the retrieval model "
+      "that proposes the ranker's train candidates is trained without them "
+      "(the retrieval model that is pushed trains on every train "
+      "interaction)")
 
   def check(self, prefix: str) -> None:
+    _require(self.ranker_labels_per_user >= 0,
+             f"{prefix}.ranker_labels_per_user", "must be >= 0")
     _require(self.min_timeline_length >= 3, f"{prefix}.min_timeline_length",
              "must be >= 3 (a train, an eval and a test interaction)")
     _require(self.max_context_length >= 1, f"{prefix}.max_context_length",

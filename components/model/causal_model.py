@@ -45,6 +45,17 @@ def own_positions(features: Dict[str, tf.Tensor], positions: tf.Tensor,
   return index >= tf.cast(own_from, tf.int64)[:, tf.newaxis]
 
 
+def before_ranker_labels(features: Dict[str, tf.Tensor], positions: tf.Tensor,
+                         offset: int = 0) -> tf.Tensor:
+  """Whether the item at position t + offset of each row comes before the
+  example's ranker labels (F.RANKER_LABELS_FROM), shaped as `positions`:
+  the targets of a retrieval model that proposes the ranker's train
+  candidates, which must not have trained on the ranker's labels."""
+  shape = tf.shape(positions)
+  index = tf.range(shape[1], dtype=tf.int64)[tf.newaxis] + offset
+  return index < tf.cast(features[F.RANKER_LABELS_FROM], tf.int64)[:, tf.newaxis]
+
+
 class CausalModel(keras.Model):
   """Base: subclasses implement `training_loss(data)` and `test_step`, and
   set `evaluation_metrics` (reported beside the loss)."""

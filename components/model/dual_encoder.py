@@ -12,7 +12,9 @@ following context item, and the label after the newest one) when that item
 is one of the window's own (F.OWN_ITEMS_FROM), with a full
 softmax over the catalog or a sampled one; with `exclude_seen` each
 prediction's softmax leaves out the window's items up to its position, as
-rankings leave out the history. Serving and evaluation read the
+rankings leave out the history. With `hold_out_ranker_labels` the ranker's
+train labels (F.RANKER_LABELS_FROM) are no targets: the model proposes the
+ranker's train candidates. Serving and evaluation read the
 position of the newest item. Validation ranks the whole catalog with the
 user's history excluded, as the test metrics do.
 """
@@ -26,7 +28,8 @@ from components.lib import features as F
 from components.lib.settings import ModelConfig
 from components.model import losses
 from components.model import catalog_ranking
-from components.model.causal_model import CausalModel, own_positions
+from components.model.causal_model import (CausalModel, before_ranker_labels,
+                                           own_positions)
 from components.model.context_encoders import build_context_encoder
 from components.model.feature_embeddings import (PaddedEmbedding,
                                                 SequenceGroupEmbedding,
@@ -80,11 +83,13 @@ class DualEncoder(CausalModel):
                model_config: ModelConfig,
                item_counts: Optional[Sequence[float]] = None,
                loss: str = "softmax", num_negatives: int = 1024,
-               exclude_seen: bool = False, **kwargs):
+               exclude_seen: bool = False,
+               hold_out_ranker_labels: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.feature_config = feature_config
     self.context_length = context_length
     self.exclude_seen = exclude_seen
+    self.hold_out_ranker_labels = hold_out_ranker_labels
     label = feature_config.label
     self.num_items = num_items = vocabulary_sizes[label.vocabulary]
     self.label_encoder = ItemEmbeddingLabelEncoder(
@@ -169,6 +174,9 @@ class DualEncoder(CausalModel):
     valid = tf.logical_and(
         targets >= F.NUM_RESERVED_IDS,
         own_positions(features, targets, offset=1))
+    if self.hold_out_ranker_labels:
+      valid = tf.logical_and(
+          valid, before_ranker_labels(features, targets, offset=1))
     excluded = None
     if self.exclude_seen:
       excluded = seen_before(features[F.CONTEXT_ITEM_ID], tf.where(valid),

@@ -118,7 +118,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         "users", "short_users_dropped", "short_user_interactions_dropped",
         "low_rating_interactions_dropped", "train_interactions",
         "train_examples", "train_context_repeats", "eval_examples",
-        "test_examples", "forward_examples", "forward_new_users")
+        "test_examples", "forward_examples", "forward_new_users",
+        "ranker_train_examples")
         + ((data.skipped,) if data.skipped else ())}
     report["spans"] = spans_read
     report["forward_span"] = forward_span

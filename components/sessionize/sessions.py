@@ -72,6 +72,7 @@ def feature_spec(data: SessionData = MOVIELENS_DATA) -> Dict[str, Any]:
       F.USER_ID: tf.io.FixedLenFeature([], tf.string),
       F.LABEL_ITEM_ID: tf.io.FixedLenFeature([], tf.string),
       F.OWN_ITEMS_FROM: tf.io.FixedLenFeature([], tf.int64),
+      F.RANKER_LABELS_FROM: tf.io.FixedLenFeature([], tf.int64),
       F.CONTEXT_ITEM_ID: var(tf.string),
       **{p.name: var(dtypes[p.type]) for p in data.position_features},
       **{F.label_feature(p.name): var(dtypes[p.type])
@@ -165,13 +166,16 @@ def _session_example(data: SessionData, list_of: Dict[str, str],
                      context: List[Interaction], label: Interaction,
                      history: Optional[List[Interaction]],
                      slots: int, own_from: int = 0,
-                     slice_values: Optional[Dict[str, bytes]] = None
+                     slice_values: Optional[Dict[str, bytes]] = None,
+                     ranker_from: Optional[int] = None
                      ) -> tf.train.Example:
   features = {
       F.USER_ID: [user_id],
       F.LABEL_ITEM_ID: [label.item_id],
       F.CONTEXT_ITEM_ID: [i.item_id for i in context],
       F.OWN_ITEMS_FROM: [own_from],
+      F.RANKER_LABELS_FROM: [len(context) + 1 if ranker_from is None
+                             else ranker_from],
       **user,
       **{name: [value] for name, value in (slice_values or {}).items()},
   }
@@ -224,6 +228,10 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
   With `forward_span` (the newest span of several), the user's first
   interaction in that span is also a FORWARD example, with the history
   before it, when there is one (a user new in that span is counted).
+
+  The newest `ranker_labels_per_user` train interactions (at most half of
+  them) are also RANKER_TRAIN examples, with the history before each; the
+  train windows mark where they start (F.RANKER_LABELS_FROM).
   """
   timeline = sorted(interactions, key=lambda i: i.order)
   if params.min_rating is not None:
@@ -243,21 +251,25 @@ def timeline_examples(user_id: bytes, interactions: Iterable[Interaction],
 
   user_slices = data.user_slices(user)
 
-  def example(context, label, history, own_from=0, slice_values=None):
+  def example(context, label, history, own_from=0, slice_values=None,
+              ranker_from=None):
     return _session_example(data, list_of, user_id, user, context, label,
                             history, params.max_item_genres, own_from,
-                            slice_values)
+                            slice_values, ranker_from)
 
   context_length = params.max_context_length
   train_end = length - 2
+  ranker_from = train_end - min(params.ranker_labels_per_user, train_end // 2)
   Metrics.counter(NAMESPACE, "train_interactions").inc(train_end)
   for start, end, own_from in train_windows(train_end, context_length,
                                             params.window_stride()):
     window = timeline[start:end]
     Metrics.counter(NAMESPACE, "train_examples").inc()
     Metrics.counter(NAMESPACE, "train_context_repeats").inc(own_from)
-    yield F.TRAIN, example(window[:-1], window[-1], None, own_from)
+    yield F.TRAIN, example(window[:-1], window[-1], None, own_from,
+                           ranker_from=max(0, min(ranker_from, end) - start))
   targets = [(F.EVAL, length - 2), (F.TEST, length - 1)]
+  targets += [(F.RANKER_TRAIN, p) for p in range(ranker_from, train_end)]
   if forward_span is not None:
     first = next((position for position, i in enumerate(timeline)
                   if i.span == forward_span), None)
@@ -350,7 +362,7 @@ def SessionizeExamples(raw: beam.PCollection, params: SessionConfig,  # pylint: 
            | "Tiers" >> beam.Map(slices.popularity_tiers,
                                  slice_params.popularity_shares))
   result = {F.TRAIN: examples[F.TRAIN]}
-  for split in (F.EVAL, F.TEST, F.FORWARD):
+  for split in (F.EVAL, F.TEST, F.FORWARD, F.RANKER_TRAIN):
     result[split] = examples[split] | f"Popularity[{split}]" >> beam.Map(
         with_target_popularity, beam.pvalue.AsSingleton(tiers))
   result[CATALOG] = (

@@ -32,7 +32,7 @@ from components.lib import feature_config as fc
 from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
-from components.model.causal_model import own_positions
+from components.model.causal_model import before_ranker_labels, own_positions
 from components.model.dual_encoder import DualEncoder
 from components.model.export import retrieval
 from components.model.export import tflite
@@ -41,6 +41,9 @@ from components.user_modules import training
 from components.user_modules import warm_start
 
 MONITOR = "val_ndcg_at_10"
+# custom_config key: true for the retrieval model that proposes the ranker's
+# train candidates (trained without the ranker's labels).
+HOLD_OUT_RANKER_LABELS = "hold_out_ranker_labels"
 # Train examples that calibrate int8 quantization (serving.quantization).
 REPRESENTATIVE_EXAMPLES = 300
 
@@ -58,12 +61,14 @@ class TrainerSettings(settings.StepSettings):
 def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
                  config: fc.FeatureConfig, batch_size: int,
                  with_history: bool = False, shuffle: bool = False,
-                 seed: int = 0) -> tf.data.Dataset:
+                 seed: int = 0, hold_out_ranker_labels: bool = False
+                 ) -> tf.data.Dataset:
   """(model features, label) batches, parsed once and held in memory.
 
   With `with_history` the features include the dense history (PAD-padded),
   which validation excludes from the ranking. With `shuffle` the batches are
-  shuffled with `seed` (in_memory_dataset).
+  shuffled with `seed` (in_memory_dataset). With `hold_out_ranker_labels`
+  they include where the ranker's labels start (F.RANKER_LABELS_FROM).
   """
   names = config.input_names()
   if with_history:  # histories differ in length: keep the read batches
@@ -79,14 +84,15 @@ def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,
     ).prefetch(tf.data.AUTOTUNE)
   arrays = training.to_numpy(training.read_transformed(
       file_pattern, data_accessor, tft_output,
-      names + [F.LABEL_ITEM_ID, F.OWN_ITEMS_FROM]))
+      names + [F.LABEL_ITEM_ID, F.OWN_ITEMS_FROM] +
+      ([F.RANKER_LABELS_FROM] if hold_out_ranker_labels else [])))
   labels = arrays.pop(F.LABEL_ITEM_ID)
   return training.in_memory_dataset(arrays, labels, labels, batch_size,
                                     shuffle, seed)
 
 
-def build_model(step: TrainerSettings,
-                tft_output: tft.TFTransformOutput) -> DualEncoder:
+def build_model(step: TrainerSettings, tft_output: tft.TFTransformOutput,
+                hold_out_ranker_labels: bool = False) -> DualEncoder:
   config, train = step.features, step.train
   item_counts = None
   if train.loss == "sampled_softmax":
@@ -95,7 +101,8 @@ def build_model(step: TrainerSettings,
       config, training.vocabulary_sizes(tft_output, config),
       step.session.max_context_length, step.model, item_counts=item_counts,
       loss=train.loss, num_negatives=train.num_negatives,
-      exclude_seen=train.exclude_seen)
+      exclude_seen=train.exclude_seen,
+      hold_out_ranker_labels=hold_out_ranker_labels)
   model.compile(optimizer=keras.optimizers.Adam(train.learning_rate))
   return model
 
@@ -114,29 +121,35 @@ def fit(step: TrainerSettings, model: DualEncoder, train: tf.data.Dataset,
                                            t.learning_rate_decay)])
 
 
-def count_targets(dataset: tf.data.Dataset) -> int:
+def count_targets(dataset: tf.data.Dataset,
+                  hold_out_ranker_labels: bool = False) -> int:
   """Predictions per epoch: the real context positions whose next item is
   one of the window's own (see next_item_targets: each real position has
-  exactly one next item)."""
+  exactly one next item), and not a held-out ranker label."""
   def targets(batch):
     features = batch[0]
     items = features[F.CONTEXT_ITEM_ID]
-    return tf.reduce_sum(tf.cast(tf.logical_and(
-        items != F.PAD_ID, own_positions(features, items, offset=1)),
-                                 tf.int64))
+    trained = tf.logical_and(items != F.PAD_ID,
+                             own_positions(features, items, offset=1))
+    if hold_out_ranker_labels:
+      trained = tf.logical_and(
+          trained, before_ranker_labels(features, items, offset=1))
+    return tf.reduce_sum(tf.cast(trained, tf.int64))
   return int(dataset.reduce(tf.constant(0, tf.int64),
                             lambda total, batch: total + targets(batch)
                             ).numpy())
 
 
-def datasets(step: TrainerSettings, fn_args: tfx.components.FnArgs):
+def datasets(step: TrainerSettings, fn_args: tfx.components.FnArgs,
+             hold_out_ranker_labels: bool = False):
   """(Transform output, train batches, eval batches) of a Trainer's or a
   Tuner's inputs, with the random seed set."""
   keras.utils.set_random_seed(step.train.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output,
                        step.features, step.train.batch_size, shuffle=True,
-                       seed=step.train.seed)
+                       seed=step.train.seed,
+                       hold_out_ranker_labels=hold_out_ranker_labels)
   evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor,
                             tft_output, step.features, 256, with_history=True)
   return tft_output, train, evaluation
@@ -146,8 +159,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   step = TrainerSettings.parse(fn_args.custom_config)
   if fn_args.hyperparameters:  # the Tuner's best
     step = hyperparameters.apply(step, fn_args.hyperparameters["values"])
-  tft_output, train, evaluation = datasets(step, fn_args)
-  model = build_model(step, tft_output)
+  hold_out = bool(fn_args.custom_config.get(HOLD_OUT_RANKER_LABELS))
+  tft_output, train, evaluation = datasets(step, fn_args, hold_out)
+  model = build_model(step, tft_output, hold_out)
   vocabularies = {name: tft_output.vocabulary_by_name(name)
                   for name in step.features.vocabularies()}
   started_from, epochs = None, step.train.epochs
@@ -164,7 +178,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                     step.train.max_minutes,
                                     fn_args.model_run_dir, epochs)
   epochs = len(history["loss"])
-  targets = count_targets(train) * epochs
+  targets = count_targets(train, hold_out) * epochs
   summary = {
       "seconds": seconds, "epochs": epochs,
       "best_epoch": keep_best.best_epoch + 1,

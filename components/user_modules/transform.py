@@ -128,4 +128,5 @@ def preprocessing_fn(inputs: Dict[str, Any],
   outputs[F.HISTORY_ITEM_ID] = ids(inputs[F.HISTORY_ITEM_ID], config.label,
                                    vocabularies)
   outputs[F.OWN_ITEMS_FROM] = own_from
+  outputs[F.RANKER_LABELS_FROM] = inputs[F.RANKER_LABELS_FROM]
   return outputs

@@ -47,11 +47,14 @@ def feature_config(item_dim=8, side_dim=4, users=True) -> fc.FeatureConfig:
 
 def session(label, context=(), ratings=None, years=None, genres=None,
             history=(), user=b"u", gender=b"F", age=25, label_rating=4.0,
-            label_year=1990, label_genres=(b"Drama",), own_from=0):
+            label_year=1990, label_genres=(b"Drama",), own_from=0,
+            ranker_from=None):
   """One session example as TFT's instance dict (raw feature names).
 
   `genres` is one list per context item, padded to GENRE_SLOTS slots;
-  `own_from` is where a train window's own items start (F.OWN_ITEMS_FROM).
+  `own_from` is where a train window's own items start (F.OWN_ITEMS_FROM),
+  `ranker_from` where its ranker labels do (F.RANKER_LABELS_FROM; default:
+  none).
   """
   genres = genres if genres is not None else [[b"Drama"]] * len(context)
   return {
@@ -65,6 +68,8 @@ def session(label, context=(), ratings=None, years=None, genres=None,
                         for g in (list(item) + [b""] * GENRE_SLOTS)[:GENRE_SLOTS]],
       F.HISTORY_ITEM_ID: list(history),
       F.OWN_ITEMS_FROM: own_from,
+      F.RANKER_LABELS_FROM: (len(context) + 1 if ranker_from is None
+                             else ranker_from),
       F.LABEL_RATING: [label_rating],
       F.label_feature(F.CONTEXT_YEAR): [label_year],
       F.label_feature(F.CONTEXT_GENRE): (

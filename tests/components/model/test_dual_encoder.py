@@ -150,6 +150,35 @@ def test_only_the_windows_own_items_are_targets():
                                                              rel=1e-3)
 
 
+def test_held_out_ranker_labels_are_no_targets():
+  """The retrieval model that proposes the ranker's train candidates never
+  trains on the ranker's labels: items of a window from
+  ranker_labels_from on are no targets (they stay context)."""
+  keras.utils.set_random_seed(0)
+  model = DualEncoder(feature_config(item_dim=16), {
+      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
+      dataclasses.replace(MODEL, encoder="attention", dropout=0.0),
+      hold_out_ranker_labels=True)
+  x = batch([[3, 4, 5, 6, 0, 0], [7, 8, 0, 0, 0, 0]])
+  y = np.array([9, 10])
+  x[F.OWN_ITEMS_FROM] = np.array([0, 0])
+  # Row 0's items from index 3 on (6 and the label 9) are ranker labels;
+  # row 1 has none (its item count).
+  x[F.RANKER_LABELS_FROM] = np.array([3, 3])
+  queries, _ = model.encode_positions(x, training=False)
+  logits = tf.matmul(queries, model.label_encoder.candidates(),
+                     transpose_b=True)
+  wanted = [(0, 0, 4), (0, 1, 5), (1, 0, 8), (1, 1, 10)]
+  expected = np.mean([-tf.nn.log_softmax(logits[row, position])[target]
+                      for row, position, target in wanted])
+  assert float(model.training_loss((x, y))) == pytest.approx(expected,
+                                                             rel=1e-5)
+  # The retrieval model that is pushed trains on them.
+  model.hold_out_ranker_labels = False
+  assert float(model.training_loss((x, y))) != pytest.approx(expected,
+                                                             rel=1e-3)
+
+
 def test_seen_before_marks_the_items_at_or_before_each_position():
   context = tf.constant([[5, 3, 7, 0], [2, 2, 4, 6]], tf.int64)
   positions = tf.constant([[0, 0], [0, 2], [1, 1], [1, 3]], tf.int64)

@@ -111,11 +111,14 @@ def test_executor_end_to_end(tmp_path):
               # 2 (3 genres), 6 (3 genres), 15 (4 genres) > 2 slots.
               "items_with_more_genres_than_slots": 3,
               # One span: no forward evaluation.
-              "forward_examples": 0, "forward_new_users": 0}
+              "forward_examples": 0, "forward_new_users": 0,
+              # At most half of each user's train interactions.
+              "ranker_train_examples": 1 + 1 + 0 + 4}
   assert report == {**expected, "spans": [0], "forward_span": None,
                     "params": {
       "min_rating": 1.5, "min_timeline_length": 3, "max_context_length": 3,
-      "max_item_genres": 2, "train_stride": 2}}
+      "max_item_genres": 2, "train_stride": 2,
+      "ranker_labels_per_user": 10}}
   for name, value in expected.items():
     assert sessions.get_int_custom_property(name) == value, name
 

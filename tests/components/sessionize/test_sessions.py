@@ -455,6 +455,50 @@ def test_eval_and_test_targets_are_never_train_items(default_run, small_run):
         assert F.HISTORY_ITEM_ID not in e, (user, e)
 
 
+def test_ranker_labels_are_the_newest_train_interactions(default_run,
+                                                         small_run):
+  held = {"alice": 2, "bob": 2, "carol": 0, "erin": 6, "frank": 5}
+  for run, context_length in ((default_run, 50), (small_run, 3)):
+    for user, count in held.items():
+      timeline = TIMELINES[user]
+      train_end = len(timeline) - 2
+      ranker = run.runs[F.RANKER_TRAIN].get(user, [])
+      # One example per held-out train interaction, each with the history
+      # before it and its most recent items as the context.
+      assert labels(ranker) == timeline[train_end - count:train_end], user
+      for e in ranker:
+        position = timeline.index(e[F.LABEL_ITEM_ID][0])
+        assert e[F.HISTORY_ITEM_ID] == timeline[:position]
+        assert e.get(F.CONTEXT_ITEM_ID, []) == timeline[
+            max(0, position - context_length):position]
+        assert e[F.RANKER_LABELS_FROM] == [len(e.get(F.CONTEXT_ITEM_ID, []))
+                                           + 1]
+      # The train windows mark them: an item at or after a window's
+      # ranker_labels_from is a ranker label, the items before it are not.
+      marked = set()
+      for e in run.runs[F.TRAIN][user]:
+        items = e.get(F.CONTEXT_ITEM_ID, []) + e[F.LABEL_ITEM_ID]
+        (start,) = e[F.RANKER_LABELS_FROM]
+        assert 0 <= start <= len(items)
+        assert not set(items[:start]) & set(labels(ranker)), user
+        marked |= set(items[start:])
+      assert marked == set(labels(ranker)), user
+  # Eval and test examples hold no ranker label.
+  for e in default_run.runs[F.TEST]["erin"]:
+    assert e[F.RANKER_LABELS_FROM] == [len(e[F.CONTEXT_ITEM_ID]) + 1]
+
+
+def test_no_ranker_labels_when_none_are_asked_for(tmp_path):
+  examples, _, counters = run_sessionize(
+      str(tmp_path), serialize(ALL_RATINGS, USERS),
+      SessionConfig(ranker_labels_per_user=0))
+  assert examples[F.RANKER_TRAIN] == []
+  assert "ranker_train_examples" not in counters
+  for e in examples[F.TRAIN]:
+    items = e.get(F.CONTEXT_ITEM_ID, []) + e[F.LABEL_ITEM_ID]
+    assert e[F.RANKER_LABELS_FROM] == [len(items)]
+
+
 # --- Train windows ----------------------------------------------------------------
 
 def test_train_windows_with_default_params(default_run):
@@ -528,7 +572,7 @@ def test_timeline_examples_train_windows(max_context_length, windows_,
           user_id=b"u", item_id=f"x{i}".encode(), order=(ts, i),
           rating=float(i), position=((float(i),), (2000 + i,), ()), user=())
       for i, ts in enumerate(timestamps)][::-1]
-  out = {split: [] for split in F.SPLITS}
+  out = {split: [] for split in F.SESSION_SPLITS}
   for split, example in sessions.timeline_examples(
       b"u", interactions, SessionConfig(max_context_length=max_context_length)):
     out[split].append(decode(example))
@@ -536,6 +580,11 @@ def test_timeline_examples_train_windows(max_context_length, windows_,
   got = sorted(windows(out[F.TRAIN]), key=lambda w: int(w[1][1:]))
   assert got == [(names(range(start, end - 1)), f"x{end - 1}", own_from)
                  for start, end, own_from in windows_]
+  # The newest 4 of the 9 train interactions (at most half) are ranker
+  # labels: x5..x8.
+  assert sorted(e[F.RANKER_LABELS_FROM][0] for e in out[F.TRAIN]) == sorted(
+      max(0, min(5, end) - start) for start, end, _ in windows_)
+  assert labels(out[F.RANKER_TRAIN]) == names(range(5, 9))
   (eval_example,) = out[F.EVAL]
   (test_example,) = out[F.TEST]
   assert eval_example[F.LABEL_ITEM_ID] == ["x9"]
@@ -733,7 +782,10 @@ def test_counters(default_run, small_run):
   common = {"users": 5, "short_users_dropped": 1,
             "short_user_interactions_dropped": 2,
             "train_interactions": 4 + 4 + 1 + 12 + 10,
-            "eval_examples": 5, "test_examples": 5}
+            "eval_examples": 5, "test_examples": 5,
+            # The newest 10 train interactions, at most half: alice 2 of 4,
+            # bob 2 of 4, carol 0 of 1, erin 6 of 12, frank 5 of 10.
+            "ranker_train_examples": 2 + 2 + 0 + 6 + 5}
   assert default_run.counters == {**common, "train_examples": 5,
                                   "train_context_repeats": 0}
   # erin's 4 newer windows and frank's 3 repeat 2 items each.
@@ -773,7 +825,8 @@ def test_min_timeline_length_and_min_rating(tmp_path):
       "short_user_interactions_dropped": 2 + 2,
       "low_rating_interactions_dropped": 3 + 3 + 1 + 0 + 9 + 6,
       "train_interactions": 1 + 1 + 3 + 4, "train_examples": 4,
-      "train_context_repeats": 0, "eval_examples": 4, "test_examples": 4}
+      "train_context_repeats": 0, "eval_examples": 4, "test_examples": 4,
+      "ranker_train_examples": 0 + 0 + 1 + 2}
 
   # min_timeline_length 12: frank (exactly 12) and erin (14) are kept.
   examples, _, counters = run_sessionize(
@@ -787,7 +840,8 @@ def test_min_timeline_length_and_min_rating(tmp_path):
       "users": 2, "short_users_dropped": 4,
       "short_user_interactions_dropped": 6 + 6 + 3 + 2,
       "train_interactions": 12 + 10, "train_examples": 2,
-      "train_context_repeats": 0, "eval_examples": 2, "test_examples": 2}
+      "train_context_repeats": 0, "eval_examples": 2, "test_examples": 2,
+      "ranker_train_examples": 6 + 5}
 
 
 def test_catalog_maps_items_to_title_genres_year(default_run):
