@@ -124,24 +124,34 @@ def test_out_of_vocabulary_targets_are_not_trained_on(loss, exclude_seen):
   assert np.all(np.isfinite(history.history["loss"]))
 
 
-def test_only_the_windows_own_items_are_targets():
-  """A window's context items before own_items_from belong to an older
-  window: the loss averages the positions predicting own items only."""
+def attention_model(**kwargs) -> DualEncoder:
   keras.utils.set_random_seed(0)
-  model = DualEncoder(feature_config(item_dim=16), {
+  return DualEncoder(feature_config(item_dim=16), {
       "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
-      dataclasses.replace(MODEL, encoder="attention", dropout=0.0))
-  x = batch([[3, 4, 5, 6, 0, 0], [7, 8, 0, 0, 0, 0]])
-  y = np.array([9, 10])
-  x[F.OWN_ITEMS_FROM] = np.array([3, 0])
+      dataclasses.replace(MODEL, encoder="attention", dropout=0.0), **kwargs)
+
+
+def next_item_loss(model: DualEncoder, x, wanted) -> float:
+  """The mean full-softmax loss of the (row, position, target) predictions
+  `wanted`, computed by hand from the model's queries."""
   queries, _ = model.encode_positions(x, training=False)
   logits = tf.matmul(queries, model.label_encoder.candidates(),
                      transpose_b=True)
+  return float(np.mean([-tf.nn.log_softmax(logits[row, position])[target]
+                        for row, position, target in wanted]))
+
+
+def test_only_the_windows_own_items_are_targets():
+  """A window's context items before own_items_from belong to an older
+  window: the loss averages the positions predicting own items only."""
+  model = attention_model()
+  x = batch([[3, 4, 5, 6, 0, 0], [7, 8, 0, 0, 0, 0]])
+  y = np.array([9, 10])
+  x[F.OWN_ITEMS_FROM] = np.array([3, 0])
   # Row 0 predicts its own 6 (from position 2) and the label 9 (position
   # 3); row 1 owns everything: 8 and the label 10.
-  wanted = [(0, 2, 6), (0, 3, 9), (1, 0, 8), (1, 1, 10)]
-  expected = np.mean([-tf.nn.log_softmax(logits[row, position])[target]
-                      for row, position, target in wanted])
+  expected = next_item_loss(model, x, [(0, 2, 6), (0, 3, 9), (1, 0, 8),
+                                       (1, 1, 10)])
   assert float(model.training_loss((x, y))) == pytest.approx(expected,
                                                              rel=1e-5)
   # Without the feature every item of the window is a target.
@@ -154,23 +164,15 @@ def test_held_out_ranker_labels_are_no_targets():
   """The retrieval model that proposes the ranker's train candidates never
   trains on the ranker's labels: items of a window from
   ranker_labels_from on are no targets (they stay context)."""
-  keras.utils.set_random_seed(0)
-  model = DualEncoder(feature_config(item_dim=16), {
-      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
-      dataclasses.replace(MODEL, encoder="attention", dropout=0.0),
-      hold_out_ranker_labels=True)
+  model = attention_model(hold_out_ranker_labels=True)
   x = batch([[3, 4, 5, 6, 0, 0], [7, 8, 0, 0, 0, 0]])
   y = np.array([9, 10])
   x[F.OWN_ITEMS_FROM] = np.array([0, 0])
   # Row 0's items from index 3 on (6 and the label 9) are ranker labels;
   # row 1 has none (its item count).
   x[F.RANKER_LABELS_FROM] = np.array([3, 3])
-  queries, _ = model.encode_positions(x, training=False)
-  logits = tf.matmul(queries, model.label_encoder.candidates(),
-                     transpose_b=True)
-  wanted = [(0, 0, 4), (0, 1, 5), (1, 0, 8), (1, 1, 10)]
-  expected = np.mean([-tf.nn.log_softmax(logits[row, position])[target]
-                      for row, position, target in wanted])
+  expected = next_item_loss(model, x, [(0, 0, 4), (0, 1, 5), (1, 0, 8),
+                                       (1, 1, 10)])
   assert float(model.training_loss((x, y))) == pytest.approx(expected,
                                                              rel=1e-5)
   # The retrieval model that is pushed trains on them.
@@ -193,11 +195,7 @@ def test_seen_before_marks_the_items_at_or_before_each_position():
 def test_excluding_seen_items_leaves_them_out_of_each_softmax():
   """With exclude_seen a prediction's softmax leaves out the window's items
   up to its position, except its own target (an item seen again)."""
-  keras.utils.set_random_seed(0)
-  model = DualEncoder(feature_config(item_dim=16), {
-      "item_id": ITEMS, "genre": GENRES, "user_gender": 4}, LENGTH,
-      dataclasses.replace(MODEL, encoder="attention", dropout=0.0),
-      exclude_seen=True)
+  model = attention_model(exclude_seen=True)
   # Row 1 sees item 7 again as its label.
   x = batch([[3, 4, 5, 0, 0, 0], [7, 8, 0, 0, 0, 0]])
   y = np.array([9, 7])
