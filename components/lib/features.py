@@ -69,6 +69,14 @@ OWN_ITEMS_FROM = "own_items_from"
 # context and label) when it has none.
 RANKER_LABELS_FROM = "ranker_labels_from"
 
+# --- Ranker examples: session examples with retrieval's candidates. --------
+# (components/candidate_gen/) The retrieval model's best items for the
+# example (vocabulary indices, best first; PAD where fewer were left) and
+# their scores; the label's rank under the protocol over the whole catalog.
+CANDIDATE_ITEM_INDEX = "candidate_item_index"
+CANDIDATE_SCORE = "candidate_score"
+LABEL_RETRIEVAL_RANK = "label_retrieval_rank"
+
 # Splits of the session examples, following ../shared/PROTOCOL.md.
 TRAIN = "train"
 EVAL = "eval"

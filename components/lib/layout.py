@@ -7,6 +7,9 @@ the command line, reports, benchmarks)."""
 INGESTION_REPORT = "ingestion_report.json"
 # Beside Sessionize's sessions: counts of users, examples and what was dropped.
 SESSIONIZE_REPORT = "sessionize_report.json"
+# Beside CandidateGen's examples: per split, how many and how often the label
+# is among the candidates.
+CANDIDATES_REPORT = "candidates_report.json"
 # Sessionize's Schema artifact: the session examples' schema.
 SESSIONS_SCHEMA = "schema.pbtxt"
 # The ItemCatalog artifact, and the bundle's copy of it.
