@@ -7,7 +7,7 @@ A static group gives one vector per example: the concatenation of its
 features' means. Padding adds nothing anywhere: the PAD row of every
 embedding is zero (`PaddedEmbedding`).
 """
-from typing import Dict
+from typing import Dict, List
 
 import tensorflow as tf
 import tf_keras as keras
@@ -88,3 +88,20 @@ class StaticGroupEmbedding(keras.layers.Layer):
     return tf.concat([
         slot_mean(self.embeddings[f.name], features[f.name], f.length)
         for f in self.group.features], axis=-1)[:, 0]
+
+
+def static_group_embeddings(config: fc.FeatureConfig,
+                            vocabulary_sizes: Dict[str, int]
+                            ) -> List[StaticGroupEmbedding]:
+  """One StaticGroupEmbedding per static group of `config`, each feature
+  with its own table (the user's features, for the models beside
+  retrieval)."""
+  layers = []
+  for group in config.groups:
+    if group.kind == fc.STATIC:
+      embeddings = {f.name: PaddedEmbedding(
+          f.num_ids or vocabulary_sizes[f.vocabulary], f.embedding_dim,
+          name=f"{f.name}_embedding") for f in group.features}
+      layers.append(StaticGroupEmbedding(group, embeddings,
+                                         name=f"{group.name}_embedding"))
+  return layers

@@ -25,8 +25,7 @@ from components.lib import features as F
 from components.lib.settings import RatingModelConfig
 from components.model.causal_model import CausalModel, own_positions
 from components.model.context_encoders import masked_mean
-from components.model.feature_embeddings import (PaddedEmbedding,
-                                                StaticGroupEmbedding)
+from components.model.feature_embeddings import static_group_embeddings
 
 
 class ItemTower(keras.layers.Layer):
@@ -140,14 +139,8 @@ class RatingModel(CausalModel):
     self.history_embedding = keras.layers.Embedding(
         num_items, dim, name="history_item_embedding")
     self.pooling = RatedHistoryPooling(name="history_pooling")
-    self.static_embeddings = []
-    for group in feature_config.groups:
-      if group.kind == fc.STATIC:
-        embeddings = {f.name: PaddedEmbedding(
-            f.num_ids or vocabulary_sizes[f.vocabulary], f.embedding_dim,
-            name=f"{f.name}_embedding") for f in group.features}
-        self.static_embeddings.append(StaticGroupEmbedding(
-            group, embeddings, name=f"{group.name}_embedding"))
+    self.static_embeddings = static_group_embeddings(feature_config,
+                                                     vocabulary_sizes)
     self.hidden = []
     for i, units in enumerate(model_config.hidden_units):
       self.hidden += [keras.layers.Dense(units, activation="relu",
