@@ -83,6 +83,13 @@ def recent_items(context: tf.Tensor, count: int) -> tf.Tensor:
   return tf.where(index >= 0, found, tf.zeros_like(found))
 
 
+def _narrow(ids: np.ndarray) -> np.ndarray:
+  """int16 when every id fits (TFLite gathers int16), else int32."""
+  ids = np.asarray(ids)
+  fits = ids.size == 0 or int(ids.max()) <= np.iinfo(np.int16).max
+  return ids.astype(np.int16 if fits else np.int32)
+
+
 class CandidateFeatures(keras.layers.Layer):
   """(candidates [b, n], their retrieval scores [b, n], context [b, L]) ->
   dense features [b, n, width] (see the module's docstring), from constant
@@ -93,11 +100,13 @@ class CandidateFeatures(keras.layers.Layer):
                recent_windows: Sequence[int], **kwargs):
     super().__init__(**kwargs)
     self.recent_windows = sorted(recent_windows)
+    # Id tables in the narrowest integer type that holds their ids: on the
+    # phone they are most of the file.
     self._tables = {
         "log_popularity": np.asarray(log_popularity, np.float32),
-        "neighbor_ids": np.asarray(neighbor_ids, np.int32),
+        "neighbor_ids": _narrow(neighbor_ids),
         "neighbor_similarity": np.asarray(neighbor_similarity, np.float32),
-        "attribute_table": np.asarray(attribute_table, np.int32)}
+        "attribute_table": _narrow(attribute_table)}
     self.width = 3 + 1 + 2 * len(self.recent_windows) + (
         1 if self._tables["attribute_table"].shape[1] else 0)
 
@@ -128,7 +137,7 @@ class CandidateFeatures(keras.layers.Layer):
     """Per window of recent items: the mean and the largest similarity."""
     # [b, r, k] each recent item's neighbors; [b, n, r] a candidate's
     # similarity to each recent item (0 unless it is a neighbor).
-    ids = tf.gather(self.neighbor_ids, recent)
+    ids = tf.cast(tf.gather(self.neighbor_ids, recent), tf.int32)
     weights = tf.gather(self.neighbor_similarity, recent)
     match = tf.cast(tf.equal(candidates[:, :, tf.newaxis, tf.newaxis],
                              ids[:, tf.newaxis]), tf.float32)
@@ -144,8 +153,10 @@ class CandidateFeatures(keras.layers.Layer):
 
   def _attributes(self, candidates, recent):
     """The share of a candidate's attribute values the recent items hold."""
-    own = tf.gather(self.attribute_table, candidates)  # [b, n, s]
-    held = tf.gather(self.attribute_table, recent[:, :ATTRIBUTE_RECENT_ITEMS])
+    own = tf.cast(tf.gather(self.attribute_table, candidates),
+                  tf.int32)  # [b, n, s]
+    held = tf.cast(tf.gather(self.attribute_table,
+                             recent[:, :ATTRIBUTE_RECENT_ITEMS]), tf.int32)
     held = tf.reshape(held, [tf.shape(held)[0], 1, 1, -1])  # [b, 1, 1, r*s]
     found = tf.reduce_any(tf.equal(own[..., tf.newaxis], held), axis=-1)
     real = tf.not_equal(own, F.PAD_ID)

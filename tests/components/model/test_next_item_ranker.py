@@ -143,3 +143,19 @@ def test_padding_scores_the_floor_and_lists_without_their_label_weigh_zero():
       alone, rel=1e-5)
   nothing = -tf.ones([4], positions.dtype)
   assert float(model.training_loss((lists.inputs, nothing))) == 0.0
+
+
+def test_id_tables_take_the_narrowest_type_that_holds_the_ids():
+  small = _features()
+  small.build(None)
+  assert small.neighbor_ids.dtype == tf.int16
+  assert small.attribute_table.dtype == tf.int16
+  wide = ranker.CandidateFeatures(
+      np.zeros(40000), np.full([40000, 1], 39999), np.ones([40000, 1]),
+      np.zeros([40000, 0]), recent_windows=[1])
+  wide.build(None)
+  assert wide.neighbor_ids.dtype == tf.int32
+  # Item 39999's neighbour is itself: found through the int32 table.
+  x = wide(tf.constant([[39999]]), tf.constant([[1.0]]),
+           tf.constant([[39999]])).numpy()
+  assert x[0, 0, 4] == 1.0
