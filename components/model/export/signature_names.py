@@ -24,3 +24,8 @@ RATINGS = "ratings"
 RATING = "rating"
 GLOBAL_MEAN_RATING = "global_mean_rating"
 ITEM_MEAN_RATING = "item_mean_rating"
+
+# The next-item ranker's on-device signature (ranker.tflite): retrieval's
+# candidates (vocabulary indices) and scores, the context's indices and the
+# user's, at a static batch of one; returns `scores`, one per candidate.
+RANK = "rank"
