@@ -26,7 +26,7 @@ from components.lib import layout
 from components.lib import session_data
 from components.lib import settings
 from components.lib.settings import (ConfigError, DataConfig, EvalConfig,
-                                     ModelConfig, RankingConfig,
+                                     ModelConfig, RankerConfig, RankingConfig,
                                      ServingConfig, SessionConfig, TrainConfig,
                                      TunerConfig, setting)
 
@@ -110,6 +110,7 @@ class RunConfig:
   train: TrainConfig = _section(TrainConfig)
   eval: EvalConfig = _section(EvalConfig)
   ranking: RankingConfig = _section(RankingConfig)
+  ranker: RankerConfig = _section(RankerConfig)
   serving: ServingConfig = _section(ServingConfig)
   tuner: TunerConfig = _section(TunerConfig)
   # What the run adapted to its data, {setting: why} (pipeline/adaptive.py):

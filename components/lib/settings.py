@@ -344,6 +344,18 @@ class EvalConfig(SliceConfig):
              f"{prefix}.max_hit_rate_drop", "must be within [-1, 1]")
 
 
+def _check_dense_training(section: Section, prefix: str) -> None:
+  """The checks of a dense model's section (the rating model's, the
+  ranker's): its layers, dropout, learning rate and time budget."""
+  _require(bool(section.hidden_units) and min(section.hidden_units) >= 1,
+           f"{prefix}.hidden_units", "must be a non-empty list of sizes >= 1")
+  _require(0.0 <= section.dropout < 1.0, f"{prefix}.dropout",
+           "must be within [0, 1)")
+  _require(section.learning_rate > 0, f"{prefix}.learning_rate",
+           "must be > 0")
+  _require(section.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+
+
 @dataclasses.dataclass
 class RatingModelConfig(Section):
   """The rating model's settings of the ranking section: what its Trainer
@@ -362,13 +374,7 @@ class RatingModelConfig(Section):
   def check(self, prefix: str) -> None:
     for name in ("embedding_dim", "epochs", "batch_size", "patience"):
       _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
-    _require(bool(self.hidden_units) and min(self.hidden_units) >= 1,
-             f"{prefix}.hidden_units",
-             "must be a non-empty list of sizes >= 1")
-    _require(0.0 <= self.dropout < 1.0, f"{prefix}.dropout",
-             "must be within [0, 1)")
-    _require(self.learning_rate > 0, f"{prefix}.learning_rate", "must be > 0")
-    _require(self.max_minutes > 0, f"{prefix}.max_minutes", "must be > 0")
+    _check_dense_training(self, prefix)
 
 
 @dataclasses.dataclass
@@ -394,6 +400,44 @@ class RankingConfig(RatingModelConfig):
     _require(bool(self.two_stage_candidates) and
              min(self.two_stage_candidates) >= 1,
              f"{prefix}.two_stage_candidates", "must be counts >= 1")
+
+
+@dataclasses.dataclass
+class RankerConfig(Section):
+  """The next-item ranker: retrieval's top N re-ordered
+  (components/model/next_item_ranker.py)."""
+  candidates: int = setting(
+      100, "retrieval's top N that the ranker re-orders (a label outside "
+      "them keeps its retrieval rank)")
+  neighbors: int = setting(
+      10, "co-occurring items kept per item: the table the ranker file "
+      "holds (the largest part of it)")
+  recent_windows: List[int] = setting(
+      [1, 5, 20], "the newest context items a candidate's co-occurrence is "
+      "averaged and maxed over, one feature pair per window")
+  hidden_units: List[int] = setting([64, 32], "ranker: dense layers")
+  dropout: float = setting(0.0, "ranker: dropout")
+  epochs: int = setting(10, "ranker: upper bound on epochs")
+  batch_size: int = setting(128, "ranker: candidate lists per batch")
+  learning_rate: float = setting(0.001, "ranker: Adam's learning rate")
+  patience: int = setting(
+      2, "ranker: epochs without a better eval-split NDCG@10 before "
+      "stopping (the best epoch is kept)")
+  max_minutes: float = setting(10.0, "ranker: wall-time budget")
+  quantization: str = setting(
+      "float16", "weights of the ranker's model.tflite: none, float16 or "
+      "dynamic (full int8 would need representative lists)")
+
+  def check(self, prefix: str) -> None:
+    _one_of(self.quantization, f"{prefix}.quantization",
+            ("none", "float16", "dynamic"))
+    for name in ("candidates", "neighbors", "epochs", "batch_size",
+                 "patience"):
+      _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
+    _require(bool(self.recent_windows) and min(self.recent_windows) >= 1,
+             f"{prefix}.recent_windows", "must be a non-empty list of "
+             "counts >= 1")
+    _check_dense_training(self, prefix)
 
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")

@@ -98,7 +98,7 @@ def test_every_setting_is_recorded():
   assert set(recorded) == {"profile", "name", "output_dir", "push_dir",
                            "runner",
                            "beam_args", "adapt", "metadata", "data",
-                           "session", "model", "train", "eval", "ranking",
+                           "session", "model", "train", "eval", "ranking", "ranker",
                            "serving", "tuner", "adapted"}
 
 

@@ -16,6 +16,7 @@ from components.lib import layout
 from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.user_modules.evaluation import target_rank
 from tests.support.retrieval_model import serialized_examples
+from tests.support.session_artifacts import sessions_artifact
 
 X = EXCLUDED_SCORE
 
@@ -48,15 +49,6 @@ def test_an_example_keeps_its_features_and_gets_its_candidates():
   assert list(feature[F.LABEL_RETRIEVAL_RANK].int64_list.value) == [3]
 
 
-def _write_split(sessions, split, records):
-  directory = artifact_utils.get_split_uri([sessions], split)
-  os.makedirs(directory, exist_ok=True)
-  with tf.io.TFRecordWriter(os.path.join(directory, "data.gz"),
-                            options="GZIP") as writer:
-    for record in records:
-      writer.write(record)
-
-
 def _read_split(output, split):
   files = tf.io.gfile.glob(os.path.join(
       artifact_utils.get_split_uri([output], split), "*"))
@@ -83,13 +75,9 @@ class _ShiftedModel:
 @pytest.fixture(scope="module")
 def generated(retrieval_export, tmp_path_factory):
   tmp = tmp_path_factory.mktemp("candidate_gen")
-  sessions = standard_artifacts.Examples()
-  sessions.uri = str(tmp / "sessions")
-  sessions.split_names = artifact_utils.encode_split_names(
-      list(F.SESSION_SPLITS))
   records = serialized_examples(retrieval_export, retrieval_export["test"])
-  for split in candidate_gen.SPLIT_MODELS:
-    _write_split(sessions, split, records)
+  sessions = sessions_artifact(str(tmp / "sessions"), {
+      split: records for split in candidate_gen.SPLIT_MODELS})
   model = standard_artifacts.Model()
   model.uri = retrieval_export["model_uri"]
   holdout = standard_artifacts.Model()

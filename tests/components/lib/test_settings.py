@@ -15,7 +15,8 @@ from tests.support.sessions import feature_config
 def test_session_defaults_follow_the_protocol():
   assert dataclasses.asdict(SessionConfig()) == {
       "min_rating": None, "min_timeline_length": 3,
-      "max_context_length": 50, "max_item_genres": 3, "train_stride": 0}
+      "max_context_length": 50, "max_item_genres": 3, "train_stride": 0,
+      "ranker_labels_per_user": 10}
   with pytest.raises(TypeError):
     SessionConfig(max_context_genres=4)  # pylint: disable=unexpected-keyword-arg
 
@@ -38,6 +39,16 @@ def test_session_defaults_follow_the_protocol():
     (ModelConfig, {"attention_units": 10, "attention_heads": 3},
      "model.attention_units"),
     (ModelConfig, {"vocabulary_top_k": -1}, "model.vocabulary_top_k"),
+    (SessionConfig, {"ranker_labels_per_user": -1},
+     "session.ranker_labels_per_user"),
+    (settings.RankerConfig, {"candidates": 0}, "ranker.candidates"),
+    (settings.RankerConfig, {"neighbors": 0}, "ranker.neighbors"),
+    (settings.RankerConfig, {"recent_windows": []}, "ranker.recent_windows"),
+    (settings.RankerConfig, {"recent_windows": [0, 5]},
+     "ranker.recent_windows"),
+    (settings.RankerConfig, {"quantization": "int8"}, "ranker.quantization"),
+    (settings.RankerConfig, {"dropout": 1.0}, "ranker.dropout"),
+    (settings.RankingConfig, {"hidden_units": []}, "ranking.hidden_units"),
 ])
 def test_checks_name_the_setting(section, values, name):
   prefix = name.split(".")[0]
@@ -49,7 +60,8 @@ def test_checks_name_the_setting(section, values, name):
 def test_every_setting_has_help():
   for cls in (settings.DataConfig, SessionConfig, ModelConfig,
               settings.TrainConfig, settings.EvalConfig,
-              settings.RankingConfig, settings.ServingConfig):
+              settings.RankingConfig, settings.RankerConfig,
+              settings.ServingConfig):
     for field in dataclasses.fields(cls):
       assert field.metadata.get("help"), f"{cls.__name__}.{field.name}"
 
