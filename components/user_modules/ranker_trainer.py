@@ -14,12 +14,15 @@ contexts and labels, and co-occurrence from each user's items before their
 ranker labels (the history of their first ranker example), so that no
 ranker label, eval or test target is in them.
 
-The Model artifact holds the ranker's on-device SavedModel (Format-Serving)
-and its TFLite conversion (Format-TFLite/model.tflite, builtin ops,
-ranker.quantization), the training summary and the settings.
+The Model artifact holds the chain's SavedModel (Format-Serving: the
+retrieval model, its base_model, followed by the ranker; what TFMA
+evaluates), the ranker's on-device SavedModel and its TFLite conversion
+(Format-TFLite/model.tflite, builtin ops, ranker.quantization), the
+training summary and the settings.
 """
 import dataclasses
 import json
+import os
 from typing import Any, Dict, List, Sequence
 
 from absl import logging
@@ -31,10 +34,11 @@ from tfx import v1 as tfx
 
 from components.lib import feature_config as fc
 from components.lib import features as F
+from components.lib import layout
 from components.lib import settings
 from components.model.export import retrieval
 from components.model.export import tflite
-from components.model.export.ranker import RankerOnDeviceExport
+from components.model.export.ranker import ChainExport, RankerOnDeviceExport
 from components.model.export.signature_names import RANK
 from components.model.next_item_ranker import (CandidateFeatures,
                                                NextItemRanker,
@@ -142,6 +146,11 @@ def build_model(step: RankerTrainerSettings, tft_output: tft.TFTransformOutput,
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """Trains the ranker; `base_model` is the retrieval model it follows
+  (the chain's first stage, exported with it)."""
+  if not fn_args.base_model:
+    raise ValueError("the ranker's Trainer needs the retrieval model it "
+                     "ranks for as its base_model")
   step = RankerTrainerSettings.parse(fn_args.custom_config)
   config, ranker = step.features, step.ranker
   keras.utils.set_random_seed(step.train.seed)
@@ -180,10 +189,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   }
   logging.info("Ranker training summary: %s", json.dumps(summary))
 
-  export = RankerOnDeviceExport(
+  ChainExport(model, tf.saved_model.load(fn_args.base_model), tft_output,
+              config, ranker.candidates).save(fn_args.serving_model_dir)
+  ondevice = os.path.join(training.tflite_dir(fn_args.serving_model_dir),
+                          layout.ONDEVICE_SAVED_MODEL)
+  RankerOnDeviceExport(
       model, ranker.candidates, step.session.max_context_length,
-      {f.name: f.length for f in config.static_features()})
-  export.save(fn_args.serving_model_dir)
+      {f.name: f.length for f in config.static_features()}).save(ondevice)
   training.write_model_files(
       fn_args.serving_model_dir, summary, step,
-      tflite.convert(fn_args.serving_model_dir, RANK, ranker.quantization))
+      tflite.convert(ondevice, RANK, ranker.quantization))

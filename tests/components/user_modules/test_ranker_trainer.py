@@ -15,13 +15,17 @@ from components.candidate_gen import executor as candidate_gen
 from components.lib import features as F
 from components.lib import layout
 from components.lib import settings
+from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.export.signature_names import RANK, SCORES
 from components.user_modules import ranker_trainer
+from components.user_modules.evaluation import target_rank
 from tests.support.retrieval_model import (CONTEXT, FEATURES, ITEMS, example,
                                            serialized_examples)
 from tests.support.session_artifacts import sessions_artifact
 
 P = F.PAD_ID
+# Retrieval's top 3: some test labels (those that jump ahead) fall outside.
+CANDIDATES = 3
 
 
 def test_label_positions():
@@ -40,14 +44,16 @@ def test_earliest_histories_are_each_users_shortest():
   assert [list(h) for h in got] == [[5], [2, 3]]
 
 
-def _lists(users):
+def _lists(users, jump=0):
   """Session examples of users who watch items in id order: each of the
-  last positions of a 10-item timeline, with its history."""
+  last positions of a 10-item timeline, with its history; with `jump` the
+  label skips that many items ahead (retrieval misses it)."""
   examples = []
   for u in users:
     seq = [ITEMS[(u + i) % len(ITEMS)] for i in range(10)]
     for end in range(6, 10):
-      examples.append(example(seq[max(0, end - CONTEXT):end], seq[end],
+      label = ITEMS[(u + end + jump) % len(ITEMS)]
+      examples.append(example(seq[max(0, end - CONTEXT):end], label,
                               history=seq[:end], user=str(u).encode()))
   return examples
 
@@ -56,9 +62,11 @@ def _lists(users):
 def trained(retrieval_export, tmp_path_factory):
   tmp = tmp_path_factory.mktemp("ranker")
   sessions = sessions_artifact(str(tmp / "sessions"), {
-      split: serialized_examples(retrieval_export, _lists(users))
-      for split, users in ((F.RANKER_TRAIN, range(30)),
-                           (F.EVAL, range(30, 40)), (F.TEST, range(40, 45)))})
+      split: serialized_examples(retrieval_export, examples)
+      for split, examples in (
+          (F.RANKER_TRAIN, _lists(range(30))),
+          (F.EVAL, _lists(range(30, 40))),
+          (F.TEST, _lists(range(40, 45)) + _lists(range(45, 48), jump=12)))})
   model = standard_artifacts.Model()
   model.uri = retrieval_export["model_uri"]
   candidates = standard_artifacts.Examples()
@@ -66,11 +74,11 @@ def trained(retrieval_export, tmp_path_factory):
   candidate_gen.Executor().Do(
       {"examples": [sessions], "model": [model], "holdout_model": [model]},
       {"candidates": [candidates]},
-      {candidate_gen.CANDIDATES_PER_EXAMPLE: 8})
+      {candidate_gen.CANDIDATES_PER_EXAMPLE: CANDIDATES})
   step = ranker_trainer.RankerTrainerSettings(
       features=FEATURES,
       session=settings.SessionConfig(max_context_length=CONTEXT),
-      ranker=settings.RankerConfig(candidates=8, neighbors=4,
+      ranker=settings.RankerConfig(candidates=CANDIDATES, neighbors=4,
                                    recent_windows=[1, 3], hidden_units=[8],
                                    epochs=3, quantization="none"),
       train=settings.SeedConfig())
@@ -82,6 +90,7 @@ def trained(retrieval_export, tmp_path_factory):
           [candidates], F.EVAL), "*")],
       transform_graph_path=retrieval_export["tft_output"]._transform_output_dir,  # pylint: disable=protected-access
       serving_model_dir=serving, model_run_dir=str(tmp / "model_run"),
+      base_model=retrieval_export["saved_model_path"],
       custom_config=step.to_dict())
   ranker_trainer.run_fn(fn_args)
   return {"serving": serving, "candidates": candidates,
@@ -100,14 +109,16 @@ def test_run_fn_trains_on_the_ranker_lists(trained):
 
 
 def test_the_file_scores_the_candidates_as_the_saved_model(trained):
-  loaded = tf.saved_model.load(trained["serving"])
-  path = os.path.join(os.path.dirname(trained["serving"]), layout.TFLITE_DIR,
-                      layout.TFLITE_MODEL)
+  tflite_dir = os.path.join(os.path.dirname(trained["serving"]),
+                            layout.TFLITE_DIR)
+  loaded = tf.saved_model.load(os.path.join(tflite_dir,
+                                            layout.ONDEVICE_SAVED_MODEL))
+  path = os.path.join(tflite_dir, layout.TFLITE_MODEL)
   runner = tf.lite.Interpreter(model_path=path).get_signature_runner(RANK)
   lists = ranker_trainer.read_lists(
       [os.path.join(artifact_utils.get_split_uri(
           [trained["candidates"]], F.TEST), "*")],
-      trained["retrieval"]["tft_output"], FEATURES, 8)
+      trained["retrieval"]["tft_output"], FEATURES, CANDIDATES)
   inputs = ranker_trainer.model_inputs(lists, FEATURES)
   for row in range(3):
     one = {name: values[row:row + 1].astype(
@@ -116,3 +127,44 @@ def test_the_file_scores_the_candidates_as_the_saved_model(trained):
     want = loaded.signatures[RANK](**one)[SCORES].numpy()[0]
     np.testing.assert_allclose(runner(**one)[SCORES][0], want, rtol=1e-5,
                                atol=1e-5)
+
+
+def test_the_chain_ranks_as_the_protocol_says(trained):
+  """The chain's `evaluate` (what TFMA ranks): a target among retrieval's
+  candidates ranks where the ranker puts it among them, ties against
+  it; a target outside them keeps its retrieval rank."""
+  chain = tf.saved_model.load(trained["serving"])
+  ranker = tf.saved_model.load(os.path.join(
+      os.path.dirname(trained["serving"]), layout.TFLITE_DIR,
+      layout.ONDEVICE_SAVED_MODEL))
+  files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri(
+      [trained["candidates"]], F.TEST), "*"))
+  records = list(tf.data.TFRecordDataset(
+      files, compression_type="GZIP").as_numpy_iterator())
+  lists = ranker_trainer.read_lists(files, trained["retrieval"]["tft_output"],
+                                    FEATURES, CANDIDATES)
+  inputs = ranker_trainer.model_inputs(lists, FEATURES)
+  positions = ranker_trainer.label_positions(
+      lists[F.CANDIDATE_ITEM_INDEX], lists[F.LABEL_ITEM_ID])
+  scores = chain.signatures["evaluate"](
+      examples=tf.constant(records))[SCORES].numpy()
+  labels = chain.signatures["transform_features"](
+      examples=tf.constant(records))[F.LABEL_ITEM_ID].numpy().reshape(-1)
+  outside = 0
+  for row, record in enumerate(records):
+    got = target_rank(scores[row], int(labels[row]))
+    if positions[row] >= 0:
+      one = {name: values[row:row + 1].astype(
+          np.float32 if name == F.CANDIDATE_SCORE else np.int32)
+             for name, values in inputs.items()}
+      ranked = ranker.signatures[RANK](**one)[SCORES].numpy()[0]
+      assert got == target_rank(ranked, int(positions[row]))
+    else:
+      outside += 1
+      (retrieval_rank,) = tf.train.Example.FromString(
+          record).features.feature[F.LABEL_RETRIEVAL_RANK].int64_list.value
+      assert got == retrieval_rank >= CANDIDATES
+    # The history stays excluded.
+    assert (scores[row][lists[F.HISTORY_ITEM_ID][row]] <=
+            EXCLUDED_SCORE).all()
+  assert 0 < outside < len(records)
