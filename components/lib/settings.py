@@ -403,8 +403,8 @@ class RankingConfig(RatingModelConfig):
 
 
 @dataclasses.dataclass
-class RankerConfig(Section):
-  """The next-item ranker: retrieval's top N re-ordered
+class RankerModelConfig(Section):
+  """The ranker's settings of the ranker section: what its Trainer reads
   (components/model/next_item_ranker.py)."""
   candidates: int = setting(
       100, "retrieval's top N that the ranker re-orders (a label outside "
@@ -438,6 +438,18 @@ class RankerConfig(Section):
              f"{prefix}.recent_windows", "must be a non-empty list of "
              "counts >= 1")
     _check_dense_training(self, prefix)
+
+
+@dataclasses.dataclass
+class RankerConfig(RankerModelConfig):
+  enabled: bool = setting(
+      False, "the next-item ranker: a retrieval model trained without the "
+      "ranker's labels proposes its train candidates, the ranker is trained "
+      "on them and the chain evaluated against retrieval alone (not pushed "
+      "yet)")
+  min_ndcg_gain: float = setting(
+      0.0, "blessing: the chain's test NDCG@10 at least this far above "
+      "retrieval alone's")
 
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")

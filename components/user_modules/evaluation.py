@@ -192,38 +192,48 @@ def _metric(cls, top_k: int, **kwargs) -> tfma.MetricConfig:
                            config=json.dumps({"top_k": top_k}), **kwargs)
 
 
-def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None,
-                           max_hit_rate_drop: Optional[float] = None
-                           ) -> List[tfma.MetricConfig]:
-  """HR@1/5/10/50, NDCG@10, the HR@k curve and the example count; optionally
-  a lower bound on HR@10 and a largest drop against the baseline, on the
-  overall slice (a metric
-  computed after export carries its own threshold; TFX drops the change
-  threshold when there is no baseline yet)."""
-  gate = tfma.MetricThreshold()
-  if min_hit_rate_at_10 is not None:
-    gate.value_threshold.lower_bound.value = min_hit_rate_at_10
-  if max_hit_rate_drop is not None:
-    gate.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
-    gate.change_threshold.absolute.value = -max_hit_rate_drop
-  # A MetricConfig's `threshold` would apply to every slice: the gate is on
-  # the overall slice only (the slices are for reading, not for blessing).
-  gated = {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
+def _overall(gate: tfma.MetricThreshold) -> Dict[str, Any]:
+  """A MetricConfig's thresholds on the overall slice only (its `threshold`
+  would apply to every slice; the slices are for reading, not blessing)."""
+  return {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
       slicing_specs=[tfma.SlicingSpec()], threshold=gate)]} if (
           gate.ByteSize()) else {}
-  return ([_metric(HitRateAtK, k, **(gated if k == 10 else {}))
+
+
+def ranking_metric_configs(min_hit_rate_at_10: Optional[float] = None,
+                           max_hit_rate_drop: Optional[float] = None,
+                           min_ndcg_gain: Optional[float] = None
+                           ) -> List[tfma.MetricConfig]:
+  """HR@1/5/10/50, NDCG@10, the HR@k curve and the example count;
+  optionally, on the overall slice, a lower bound on HR@10, its largest
+  drop against the baseline, and the least NDCG@10 gain over the baseline
+  (a metric computed after export carries its own threshold; TFX drops the
+  change thresholds when there is no baseline)."""
+  hit_rate = tfma.MetricThreshold()
+  if min_hit_rate_at_10 is not None:
+    hit_rate.value_threshold.lower_bound.value = min_hit_rate_at_10
+  if max_hit_rate_drop is not None:
+    hit_rate.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+    hit_rate.change_threshold.absolute.value = -max_hit_rate_drop
+  ndcg = tfma.MetricThreshold()
+  if min_ndcg_gain is not None:
+    ndcg.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+    ndcg.change_threshold.absolute.value = min_ndcg_gain
+  return ([_metric(HitRateAtK, k, **(_overall(hit_rate) if k == 10 else {}))
            for k in REPORTED_K]
-          + [_metric(NdcgAtK, NDCG_K), _metric(HitRateCurve, MAX_RANK)]
+          + [_metric(NdcgAtK, NDCG_K, **_overall(ndcg)),
+             _metric(HitRateCurve, MAX_RANK)]
           + [tfma.MetricConfig(class_name="ExampleCount")])
 
 
 def eval_config(min_hit_rate_at_10: Optional[float] = None,
                 max_hit_rate_drop: Optional[float] = None,
-                slice_features: Sequence[str] = slices.FEATURES
-                ) -> tfma.EvalConfig:
+                slice_features: Sequence[str] = slices.FEATURES,
+                min_ndcg_gain: Optional[float] = None) -> tfma.EvalConfig:
   """The candidate (and baseline) ranked on the test split, overall and per
-  slice; the candidate's HR@10 gates the blessing (no gate without bounds:
-  the forward evaluation's).
+  slice; the candidate's HR@10 (retrieval), or its NDCG@10 gain over the
+  baseline (the ranker's chain over retrieval alone), gates the blessing
+  (no gate without bounds: the forward evaluation's).
 
   One unnamed model spec: given a baseline, TFX's Evaluator adds its copy
   (TFMA's names `candidate` and `baseline`); without one it keeps the spec
@@ -232,7 +242,7 @@ def eval_config(min_hit_rate_at_10: Optional[float] = None,
   return _test_split_config(F.LABEL_ITEM_ID, slice_features, [
       tfma.MetricsSpec(
           metrics=ranking_metric_configs(min_hit_rate_at_10,
-                                         max_hit_rate_drop),
+                                         max_hit_rate_drop, min_ndcg_gain),
           output_names=[names.SCORES]),
       tfma.MetricsSpec(
           metrics=ranking_metric_configs(),
@@ -359,11 +369,8 @@ def rating_eval_config(min_rmse_gain: float, max_rmse_increase: float,
   overall slice: RMSE at least `min_rmse_gain` below the per-item mean's,
   and at most `max_rmse_increase` above the latest blessed rating model's."""
   def metric(cls, threshold=None):
-    gated = {"per_slice_thresholds": [tfma.PerSliceMetricThreshold(
-        slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]} if (
-            threshold) else {}
     return tfma.MetricConfig(class_name=cls.__name__, module=__name__,
-                             **gated)
+                             **(_overall(threshold) if threshold else {}))
   gain = tfma.MetricThreshold()
   gain.value_threshold.lower_bound.value = min_rmse_gain
   no_worse = tfma.MetricThreshold()

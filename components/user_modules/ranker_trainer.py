@@ -55,7 +55,7 @@ class RankerTrainerSettings(settings.StepSettings):
   """What the ranker's Trainer reads of the run config."""
   features: fc.FeatureConfig
   session: settings.SessionConfig
-  ranker: settings.RankerConfig
+  ranker: settings.RankerModelConfig
   train: settings.SeedConfig
 
 

@@ -18,6 +18,13 @@ RETRIEVAL = Stage("Trainer", "latest_blessed_model", "Evaluator",
 RANKING = Stage("rating_trainer", "latest_blessed_rating_model",
                 "rating_evaluator", "rating_pusher")
 TWO_STAGE_EVALUATOR = "two_stage_evaluator"
+# The next-item ranker (ranker.enabled): the retrieval model trained without
+# the ranker's labels, the candidates, the ranker's Trainer and the chain's
+# Evaluator.
+CANDIDATE_TRAINER = "candidate_trainer"
+CANDIDATE_GEN = "candidate_gen"
+RANKER_TRAINER = "ranker_trainer"
+RANKER_EVALUATOR = "ranker_evaluator"
 # The retrieval model blessed before the newest span, on that span.
 FORWARD_EVALUATOR = "forward_evaluator"
 # TFX's default id of the DistributionValidator (data in spans: the newest

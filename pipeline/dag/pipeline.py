@@ -15,6 +15,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import path_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.candidate_gen.component import CandidateGen
 from components.example_gen import executor as base_executor
 from components.example_gen.aliccp.component import AliCCPExampleGen
 from components.example_gen.movielens.component import MovieLensExampleGen
@@ -28,8 +29,10 @@ from components.sessionize.executor import SessionizeSettings
 from components.tflite_pusher.component import TFLitePusher
 from components.two_stage_evaluator.component import TwoStageEvaluator
 from components.user_modules import evaluation
+from components.user_modules.ranker_trainer import RankerTrainerSettings
 from components.user_modules.rating_trainer import RatingTrainerSettings
-from components.user_modules.trainer import TrainerSettings
+from components.user_modules.trainer import (HOLD_OUT_RANKER_LABELS,
+                                             TrainerSettings)
 from components.user_modules.transform import TransformSettings
 from components.user_modules.tuner import TunerSettings
 from pipeline import PROJECT_ROOT
@@ -69,25 +72,28 @@ def spans_in_window(example_gen, data_dir: str, window: int):
 
 def _trainer(module: str, transform, step, hyperparameters=None,
              trained_through_span: Optional[int] = None,
-             base_model=None) -> tfx.components.Trainer:
-  """A Trainer of `module`.run_fn on the Transform output: train split to
-  fit, eval split to stop early; `step` is the module's settings,
-  `hyperparameters` the Tuner's best when the pipeline tunes,
-  `trained_through_span` the newest span of the data, which the model
-  records (forward evaluation and warm start check it), and `base_model`
-  the model it warm-starts from."""
+             base_model=None, examples=None, train_split: str = F.TRAIN,
+             extra_config: Optional[dict] = None) -> tfx.components.Trainer:
+  """A Trainer of `module`.run_fn on the Transform output (or `examples`):
+  `train_split` to fit, the eval split to stop early; `step` is the
+  module's settings, `hyperparameters` the Tuner's best when the pipeline
+  tunes, `trained_through_span` the newest span of the data, which the
+  model records (forward evaluation and warm start check it), `base_model`
+  the model it starts from (retrieval: a warm start; the ranker: the
+  retrieval model it follows) and `extra_config` more of its
+  custom_config."""
   span = ({layout.TRAINED_THROUGH_SPAN: trained_through_span}
           if trained_through_span is not None else {})
   return tfx.components.Trainer(
       run_fn=f"{module}.run_fn",
-      examples=transform.outputs["transformed_examples"],
+      examples=examples or transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       hyperparameters=hyperparameters,
       base_model=base_model,
-      train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+      train_args=tfx.proto.TrainArgs(splits=[train_split]),
       eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
       custom_config={**step.to_dict(), "code_version": code_version(module),
-                     **span})
+                     **span, **(extra_config or {})})
 
 
 def _tuner(transform, step: TunerSettings) -> tfx.components.Tuner:
@@ -132,6 +138,39 @@ def _evaluate_and_push(stage: nodes.Stage, trainer, sessions, eval_config,
       code_version=code_version(TFLitePusher.__module__),
       **pusher_args).with_id(stage.pusher)
   return [latest_blessed, evaluator, pusher]
+
+
+def _ranker(config: RunConfig, transform, sessions, trainer,
+            hyperparameters) -> List:
+  """The next-item ranker after retrieval's Trainer: the retrieval model
+  trained without the ranker's labels (same settings), CandidateGen, the
+  ranker's Trainer (its base_model: the retrieval model it follows) and
+  TFX's Evaluator of the chain against retrieval alone."""
+  retrieval_module = f"{_USER_MODULES}.trainer"
+  candidate_trainer = _trainer(
+      retrieval_module, transform, config.step_settings(TrainerSettings),
+      hyperparameters,
+      extra_config={HOLD_OUT_RANKER_LABELS: True}).with_id(
+          nodes.CANDIDATE_TRAINER)
+  candidate_gen = CandidateGen(
+      examples=sessions, model=trainer.outputs["model"],
+      holdout_model=candidate_trainer.outputs["model"],
+      candidates=config.ranker.candidates,
+      code_version=code_version(CandidateGen.__module__)).with_id(
+          nodes.CANDIDATE_GEN)
+  ranker_trainer = _trainer(
+      f"{_USER_MODULES}.ranker_trainer", transform,
+      config.step_settings(RankerTrainerSettings),
+      base_model=trainer.outputs["model"],
+      examples=candidate_gen.outputs["candidates"],
+      train_split=F.RANKER_TRAIN).with_id(nodes.RANKER_TRAINER)
+  evaluator = tfx.components.Evaluator(
+      examples=sessions, model=ranker_trainer.outputs["model"],
+      baseline_model=trainer.outputs["model"], example_splits=[F.TEST],
+      eval_config=evaluation.eval_config(
+          min_ndcg_gain=config.ranker.min_ndcg_gain)).with_id(
+              nodes.RANKER_EVALUATOR)
+  return [candidate_trainer, candidate_gen, ranker_trainer, evaluator]
 
 
 def _example_gen(config: RunConfig, curated: str,
@@ -303,6 +342,9 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
         eval_config=evaluation.eval_config(),
         code_version=code_version(ForwardEvaluator.__module__),
     ).with_id(nodes.FORWARD_EVALUATOR))
+  if config.ranker.enabled:
+    components += _ranker(config, transform, sessions, trainer,
+                          best_hyperparameters)
   if config.has_ranking:
     rating_trainer = _trainer(
         f"{_USER_MODULES}.rating_trainer", transform,

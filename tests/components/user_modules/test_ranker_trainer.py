@@ -78,7 +78,7 @@ def trained(retrieval_export, tmp_path_factory):
   step = ranker_trainer.RankerTrainerSettings(
       features=FEATURES,
       session=settings.SessionConfig(max_context_length=CONTEXT),
-      ranker=settings.RankerConfig(candidates=CANDIDATES, neighbors=4,
+      ranker=settings.RankerModelConfig(candidates=CANDIDATES, neighbors=4,
                                    recent_windows=[1, 3], hidden_units=[8],
                                    epochs=3, quantization="none"),
       train=settings.SeedConfig())

@@ -54,11 +54,12 @@ def _cache_keys(overrides, tmp_path):
   return keys, upstream
 
 
-def rerun_by(overrides, tmp_path):
-  """The nodes a change of the default config re-runs: those whose cache
-  key changes, and everything downstream of them (new input artifacts)."""
-  base, upstream = _cache_keys([], tmp_path)
-  changed, _ = _cache_keys(overrides, tmp_path)
+def rerun_by(overrides, tmp_path, base_overrides=()):
+  """The nodes a change of the default config (with `base_overrides`)
+  re-runs: those whose cache key changes, and everything downstream of them
+  (new input artifacts)."""
+  base, upstream = _cache_keys(list(base_overrides), tmp_path)
+  changed, _ = _cache_keys(list(base_overrides) + overrides, tmp_path)
   assert changed.keys() == base.keys()
   rerun = {name for name in base if base[name] != changed[name]}
   grown = True
@@ -105,6 +106,53 @@ def test_a_setting_re_runs_only_the_steps_that_read_it(override, rerun,
   # The resolvers always run, whatever changed.
   assert rerun_by([override], tmp_path) - {
       "latest_blessed_model", "latest_blessed_rating_model"} == rerun
+
+
+RANKER_STAGE = {"candidate_trainer", "candidate_gen", "ranker_trainer",
+                "ranker_evaluator"}
+
+
+@pytest.mark.parametrize("override, rerun", [
+    ("ranker.epochs=3", {"ranker_trainer", "ranker_evaluator"}),
+    ("ranker.min_ndcg_gain=0.01", {"ranker_evaluator"}),
+    ("ranker.candidates=50", {"candidate_gen", "ranker_trainer",
+                              "ranker_evaluator"}),
+    # The retrieval model's settings are the candidate model's too.
+    ("train.epochs=3", RETRIEVAL_STAGE | RANKER_STAGE),
+    # Which train interactions are the ranker's labels: Sessionize on.
+    ("session.ranker_labels_per_user=5",
+     AFTER_SESSIONIZE | RANKER_STAGE),
+])
+def test_the_ranker_stage_re_runs_on_its_settings(override, rerun, tmp_path):
+  assert rerun_by([override], tmp_path, ["ranker.enabled=true"]) - {
+      "latest_blessed_model", "latest_blessed_rating_model"} == rerun
+
+
+def test_the_ranker_stage_follows_the_leakage_rule(tmp_path):
+  config = load_config(overrides=["ranker.enabled=true"], values={
+      "data": {"data_dir": SAMPLE}, "output_dir": str(tmp_path)})
+  nodes = {n.id: n for n in create_pipeline(
+      config.with_data_features()).components}
+  assert RANKER_STAGE <= set(nodes)
+  candidate, trainer = nodes["candidate_trainer"], nodes["Trainer"]
+  # The candidate model: retrieval's settings, without the ranker's labels.
+  held_out = json.loads(candidate.exec_properties["custom_config"])
+  assert held_out["hold_out_ranker_labels"] is True
+  assert "hold_out_ranker_labels" not in json.loads(
+      trainer.exec_properties["custom_config"])
+  gen = nodes["candidate_gen"]
+  assert gen.inputs["holdout_model"].producer_component_id == (
+      "candidate_trainer")
+  assert gen.inputs["model"].producer_component_id == "Trainer"
+  ranker = nodes["ranker_trainer"]
+  assert ranker.inputs["base_model"].producer_component_id == "Trainer"
+  assert ranker.inputs["examples"].producer_component_id == "candidate_gen"
+  assert json.loads(ranker.exec_properties["train_args"])["splits"] == [
+      F.RANKER_TRAIN]
+  evaluator = nodes["ranker_evaluator"]
+  assert evaluator.inputs["baseline_model"].producer_component_id == (
+      "Trainer")
+  assert json.loads(evaluator.exec_properties["example_splits"]) == [F.TEST]
 
 
 def test_the_tuner_feeds_the_trainer_its_best_hyperparameters(tmp_path):
