@@ -30,17 +30,18 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-ondevice bench-aliccp replay clean help
+.PHONY: venv run run-ml1m test test-fast bench bench-encoders bench-shapes bench-ondevice bench-two-stage bench-aliccp replay clean help
 
 help:
 	@echo "make run     - set up $(VENV) if needed and run the pipeline on the embedded sample (DATASET=aliccp: the Ali-CCP sample)"
 	@echo "make test    - set up $(VENV) if needed and run the test suite (what CI runs)"
 	@echo "make test-fast - the test suite without the pipeline runs (tests marked e2e)"
 	@echo "make run-ml1m - run the pipeline on $(ML1M_DIR)"
-	@echo "make bench   - bench-encoders, bench-shapes, then bench-ondevice"
+	@echo "make bench   - bench-encoders, bench-shapes, bench-ondevice, then bench-two-stage"
 	@echo "make bench-encoders - run the pipeline per context encoder ($(BENCH_ENCODERS)) on $(ML1M_DIR), write output/bench/bench.md"
 	@echo "make bench-shapes - the defaults before and after adapting to the data, and tuned, on $(ML1M_DIR), cuts of it and the sample: output/bench-shapes/shapes.md"
 	@echo "make bench-ondevice - the on-device Pareto table on $(ML1M_DIR): each model and quantization's bytes, invoke() against the reference workload, the TFLite file's HR@10: output/bench-ondevice/ondevice.md"
+	@echo "make bench-two-stage - retrieval alone against retrieval + the next-item ranker on $(ML1M_DIR), as SavedModels (TFMA) and as TFLite files, with training times, sizes and latency ratios: output/bench-two-stage/two_stage.md"
 	@echo "make replay  - $(ML1M_DIR) cut into $(REPLAY_SPANS) spans by time, the pipeline run once per span (warm-started, then from scratch): output/replay/warm/replay.md"
 	@echo "make bench-aliccp - Ali-CCP ingestion and sessionization throughput and peak memory (1M, 10M impressions; 1, 2 workers)"
 
@@ -67,7 +68,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) -m "not e2e"
 
-bench: bench-encoders bench-shapes bench-ondevice
+bench: bench-encoders bench-shapes bench-ondevice bench-two-stage
 
 bench-encoders: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
@@ -80,6 +81,10 @@ bench-shapes: $(STAMP)
 bench-ondevice: $(STAMP)
 	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
 	$(VENV)/bin/recsys bench --on-device --data-dir $(ML1M_DIR) --output-dir output/bench-ondevice
+
+bench-two-stage: $(STAMP)
+	@test -d $(ML1M_DIR) || { echo "error: $(ML1M_DIR) not found (set ML1M_DIR)" >&2; exit 1; }
+	$(VENV)/bin/recsys bench --two-stage --data-dir $(ML1M_DIR) --output-dir output/bench-two-stage
 
 # The ML-1M subset replayed as 8 spans arriving one by one, warm-started and
 # from scratch (README, Continuous training); the retrieval stage only.

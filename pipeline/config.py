@@ -159,6 +159,11 @@ class RunConfig:
     return os.path.join(self.serving_dir, layout.RANKING_DIR)
 
   @property
+  def ranker_serving_dir(self) -> str:
+    """Pushed next-item rankers: <serving_dir>/ranker/<version>/."""
+    return os.path.join(self.serving_dir, layout.RANKER_DIR)
+
+  @property
   def has_ranking(self) -> bool:
     """Whether the pipeline has the ranking stage (needs rated data)."""
     return self.ranking.enabled and session_data.session_data(

@@ -30,6 +30,8 @@ TRAINING_SUMMARY = "training_summary.json"
 # In the training summary: the newest span of the data the model was trained
 # on (data in spans; absent when the pipeline did not resolve spans).
 TRAINED_THROUGH_SPAN = "trained_through_span"
+# In a ranker's training summary: the retrieval Model (its URI) it follows.
+RETRIEVAL_MODEL_URI = "retrieval_model_uri"
 # In a retrieval Model: its weights and the vocabularies of its embedding
 # tables, what a later Trainer warm-starts from (warm_start.py).
 WARM_START_WEIGHTS = "warm_start_weights.npz"
@@ -50,3 +52,5 @@ BUNDLE_METADATA = "metadata.json"
 BUNDLE_SAVED_MODEL = "saved_model"
 # The rating model's versions: <push dir>/ranking/<version>/.
 RANKING_DIR = "ranking"
+# The next-item ranker's versions: <push dir>/ranker/<version>/.
+RANKER_DIR = "ranker"

@@ -443,10 +443,11 @@ class RankerModelConfig(Section):
 @dataclasses.dataclass
 class RankerConfig(RankerModelConfig):
   enabled: bool = setting(
-      False, "the next-item ranker: a retrieval model trained without the "
+      True, "the next-item ranker: a retrieval model trained without the "
       "ranker's labels proposes its train candidates, the ranker is trained "
-      "on them and the chain evaluated against retrieval alone (not pushed "
-      "yet)")
+      "on them, the chain evaluated against retrieval alone and the ranker "
+      "pushed to <serving_dir>/ranker/ beside the retrieval version it "
+      "follows")
   min_ndcg_gain: float = setting(
       0.0, "blessing: the chain's test NDCG@10 at least this far above "
       "retrieval alone's")
@@ -467,7 +468,8 @@ class ServingConfig(Section):
       "calibrated on train examples); the file is evaluated either way")
   max_tflite_drop: float = setting(
       0.005, "model.tflite is pushed only if its test HR@10 (through the "
-      "TFLite interpreter) is at most this far below the SavedModel's (TFMA)")
+      "TFLite interpreter; a ranker's chained after retrieval's file) is at "
+      "most this far below the SavedModel's (TFMA)")
 
   def check(self, prefix: str) -> None:
     _require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")

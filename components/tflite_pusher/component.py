@@ -37,6 +37,9 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
       # The session examples: model.tflite is evaluated on their test split.
       "examples": component_spec.ChannelParameter(
           type=standard_artifacts.Examples, optional=True),
+      # A ranker's: the retrieval stage's push of the model it follows.
+      "retrieval_push": component_spec.ChannelParameter(
+          type=standard_artifacts.PushedModel, optional=True),
   }
   OUTPUTS = {
       "pushed_model": component_spec.ChannelParameter(
@@ -45,8 +48,9 @@ class TFLitePusherSpec(component_spec.ComponentSpec):
 
 
 class TFLitePusher(base_component.BaseComponent):
-  """Evaluates model.tflite (given `examples`), then pushes it with the
-  SavedModel and metadata.json when blessed and the file holds up."""
+  """Evaluates model.tflite (given `examples`; a ranker's chained after the
+  retrieval file of `retrieval_push`), then pushes it with the SavedModel
+  and metadata.json when blessed and the file holds up."""
 
   SPEC_CLASS = TFLitePusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -58,10 +62,12 @@ class TFLitePusher(base_component.BaseComponent):
                code_version: str = "",
                metric_outputs: Optional[Dict[str, str]] = None,
                examples: Optional[types.BaseChannel] = None,
-               max_tflite_drop: float = 0.0):
+               max_tflite_drop: float = 0.0,
+               retrieval_push: Optional[types.BaseChannel] = None):
     super().__init__(spec=TFLitePusherSpec(
         model=model, model_blessing=model_blessing, evaluation=evaluation,
-        catalog=catalog, examples=examples, code_version=code_version,
+        catalog=catalog, examples=examples, retrieval_push=retrieval_push,
+        code_version=code_version,
         **{executor.PUSH_DIR: push_dir,
            executor.METRIC_OUTPUTS: json.dumps(metric_outputs or {}),
            executor.MAX_TFLITE_DROP: max_tflite_drop},

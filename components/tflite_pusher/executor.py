@@ -21,6 +21,14 @@ file whose HR@10 is more than `max_tflite_drop` below the SavedModel's TFMA
 figure is not pushed, and the reason gives both. The file's figures are
 written beside the PushedModel artifact (tflite_evaluation.json) and on it.
 
+A next-item ranker's Pusher is given `retrieval_push`, the retrieval stage's
+push of the model the ranker follows (its Trainer's base_model). The ranker
+is pushed only beside that retrieval version: when it was not pushed, or
+is another model, nothing is. Its model.tflite is evaluated chained after
+that bundle's file (file_evaluation.py), and metadata.json's `chain` says
+how an app chains the two (the retrieval version, the candidates, the
+steps) with both files' test figures.
+
 The bundle is assembled in a staging directory and renamed into place in one
 step, so a failing run never leaves a half-pushed model. An unblessed model
 is not pushed (the artifact records pushed = 0). A model that is already the
@@ -61,6 +69,19 @@ TFLITE_EVALUATION = "tflite_evaluation.json"
 # model's; the rating model's are given with `metric_outputs`).
 RETRIEVAL_METRICS = {"model": names.SCORES,
                      "most_popular": names.POPULARITY_SCORES}
+# What metadata.json's `chain` tells an app (TwoStageRecommender does it).
+CHAIN_STEPS = [
+    "Call the retrieval bundle (`retrieval_version`) as on its own: the "
+    "query mapped with its input_mapping.json, its model.tflite invoked.",
+    "From its `scores` output (every index), drop the user's history, "
+    "PADDING and UNKNOWN; take the `candidates` best indices (ties: the "
+    "lower index first) and their scores, PADDING and the lowest float "
+    "in slots left over.",
+    "Invoke this model.tflite's `rank` with them as candidate_item_index "
+    "(int32) and candidate_score (float32), and the same context and user "
+    "index inputs the retrieval model was given.",
+    "Order the candidates by its `scores` output, highest first.",
+]
 
 
 def _dtype_name(dtype) -> str:
@@ -138,10 +159,12 @@ def _model_settings(model_uri: str) -> Optional[Dict[str, Any]]:
 def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
          metrics: Dict[str, Dict[str, float]],
          blessing: Optional[Dict[str, Any]] = None,
-         tflite_evaluation: Optional[Dict[str, Any]] = None) -> str:
+         tflite_evaluation: Optional[Dict[str, Any]] = None,
+         chain: Optional[Dict[str, Any]] = None) -> str:
   """Stages the bundle and renames it into <push_dir>/<version>; returns it.
   `catalog` is the ItemCatalog shipped beside a retrieval model,
-  `tflite_evaluation` the file's own test metrics."""
+  `tflite_evaluation` the file's own test metrics (a ranker's: chained),
+  `chain` how a ranker follows its retrieval bundle."""
   tf.io.gfile.makedirs(push_dir)
   version = _new_version(push_dir)
   staging = os.path.join(push_dir, f".staging-{version}")
@@ -180,6 +203,7 @@ def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
         **({"tflite_evaluation": tflite_evaluation} if tflite_evaluation
            else {}),
         "blessing": blessing or {},
+        **({"chain": chain} if chain else {}),
         "model_uri": model_uri,
         **dataset,
         "config": _model_settings(model_uri),
@@ -195,18 +219,20 @@ def push(model_uri: str, push_dir: str, catalog: Optional[types.Artifact],
 
 
 def evaluate_tflite(tflite_dir: str, sessions: types.Artifact,
-                    output_uri: str) -> Dict[str, Any]:
-  """The model.tflite in `tflite_dir` (with its input mapping) on the test
-  split (file_evaluation.py), written to <output_uri>/tflite_evaluation.json."""
+                    output_uri: str, ranker_path: Optional[str] = None
+                    ) -> Dict[str, Any]:
+  """The model.tflite in `tflite_dir` (with its input mapping; chained
+  with the ranker file at `ranker_path`) on the test split
+  (file_evaluation.py), written to <output_uri>/tflite_evaluation.json."""
   pattern = os.path.join(artifact_utils.get_split_uri([sessions], F.TEST), "*")
   records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern)),
                                     compression_type="GZIP")
   found = file_evaluation.evaluate_file(
       os.path.join(tflite_dir, layout.TFLITE_MODEL),
       (r.numpy() for r in records),
-      os.path.join(tflite_dir, layout.INPUT_MAPPING))
+      os.path.join(tflite_dir, layout.INPUT_MAPPING), ranker_path)
   found["tflite_bytes"] = tf.io.gfile.stat(
-      os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
+      ranker_path or os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
   tf.io.gfile.makedirs(output_uri)
   with tf.io.gfile.GFile(os.path.join(output_uri, TFLITE_EVALUATION), "w") as f:
     f.write(json.dumps(found, indent=2, sort_keys=True))
@@ -220,6 +246,43 @@ def read_tflite_evaluation(pushed_uri: str) -> Optional[Dict[str, Any]]:
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
+
+
+def _read_json(path: str) -> Dict[str, Any]:
+  if not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def followed_retrieval(retrieval_push: types.Artifact, model_uri: str):
+  """(the retrieval bundle a ranker is chained after, or None; why not).
+  It must be pushed and hold the model the ranker was trained after."""
+  if not retrieval_push.get_int_custom_property("pushed"):
+    why = (retrieval_push.get_string_custom_property("not_pushed_reason")
+           or retrieval_push.get_string_custom_property("blessing_reason"))
+    return None, f"the retrieval model it follows was not pushed ({why})"
+  bundle = retrieval_push.get_string_custom_property("pushed_destination")
+  follows = _read_json(os.path.join(model_uri, layout.TRAINING_SUMMARY)).get(
+      layout.RETRIEVAL_MODEL_URI)
+  if pushed_model_uri(bundle) != follows:
+    return None, (f"the retrieval bundle {bundle} holds "
+                  f"{pushed_model_uri(bundle)}, not the model the ranker "
+                  f"follows ({follows})")
+  return bundle, None
+
+
+def chain_metadata(bundle: str, retrieval_push: types.Artifact,
+                   ranker_tflite: str) -> Dict[str, Any]:
+  """metadata.json's `chain` of a ranker pushed after `bundle`."""
+  (candidates,) = {d["shape"][-1] for name, d in
+                   signature_spec(ranker_tflite)["inputs"].items()
+                   if name == F.CANDIDATE_ITEM_INDEX}
+  retrieval_file = read_tflite_evaluation(retrieval_push.uri) or {}
+  return {"retrieval_version": int(os.path.basename(bundle)),
+          "retrieval_model_uri": pushed_model_uri(bundle),
+          "candidates": candidates, "steps": CHAIN_STEPS,
+          "retrieval_tflite_evaluation": retrieval_file.get("overall", {})}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -237,12 +300,25 @@ class Executor(base_executor.BaseExecutor):
               else "")
     pushed.set_string_custom_property("blessing_reason", reason)
     outputs = evaluation.read_metrics(evaluation_uri) if evaluation_uri else {}
+    model_tflite_dir = os.path.join(model.uri, layout.TFLITE_DIR)
+    tflite_dir, ranker_path, chain = model_tflite_dir, None, None
+    if input_dict.get("retrieval_push"):
+      retrieval_push = artifact_utils.get_single_instance(
+          input_dict["retrieval_push"])
+      bundle, refusal = followed_retrieval(retrieval_push, model.uri)
+      if refusal:
+        logging.warning("Not pushed: %s", refusal)
+        pushed.set_string_custom_property("not_pushed_reason", refusal)
+        pushed.set_int_custom_property("pushed", 0)
+        return
+      tflite_dir = bundle
+      ranker_path = os.path.join(model_tflite_dir, layout.TFLITE_MODEL)
+      chain = chain_metadata(bundle, retrieval_push, ranker_path)
     tflite_evaluation = None
     if input_dict.get("examples"):
       tflite_evaluation = evaluate_tflite(
-          os.path.join(model.uri, layout.TFLITE_DIR),
-          artifact_utils.get_single_instance(input_dict["examples"]),
-          pushed.uri)
+          tflite_dir, artifact_utils.get_single_instance(input_dict["examples"]),
+          pushed.uri, ranker_path)
       hit_rate = tflite_evaluation["overall"][file_evaluation.HIT_RATE_AT_10]
       pushed.set_float_custom_property("tflite_hit_rate_at_10", hit_rate)
       logging.info("model.tflite on the test split: %s",
@@ -278,7 +354,7 @@ class Executor(base_executor.BaseExecutor):
       baseline = blessing.get_string_custom_property("baseline_model") or None
       target = push(model.uri, push_dir, catalog, metrics,
                     {"reason": reason, "baseline_model": baseline},
-                    tflite_evaluation)
+                    tflite_evaluation, chain)
       logging.info("Pushed %s", target)
     pushed.set_int_custom_property("pushed", 1)
     pushed.set_string_custom_property("pushed_destination", target)

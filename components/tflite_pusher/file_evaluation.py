@@ -11,6 +11,12 @@ user's whole history excluded and ties against the target, exactly as the
 TFMA metrics rank the SavedModel's `evaluate` output. HR@1/5/10/50 and
 NDCG@10 overall and on every slice of the examples (components/lib/slices.py).
 
+With a ranker's file (the ranker stage's Pusher), the two files are chained
+as the ranker bundle tells an app (TwoStageRecommender): the retrieval
+file's catalog scores with the history excluded, its best N candidates
+re-ordered by the ranker's file above every other item. A target outside
+the N keeps its retrieval rank, as in the chain's TFMA evaluation.
+
 TFMA's own TFLite support does not fit: it feeds raw example features in
 batches (this file has a static batch of one and index inputs an app maps)
 and cannot exclude the history.
@@ -24,7 +30,8 @@ from components.lib import features as F
 from components.lib import slices
 from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.export.input_mapping import SEQUENCE, InputMapping
-from components.model.export.tflite import TFLiteRecommender
+from components.model.export.tflite import (TFLiteRanker, TFLiteRecommender,
+                                            TwoStageRecommender)
 from components.user_modules.evaluation import rank_metrics, target_rank
 
 HIT_RATE_AT_10 = "hit_rate@10"
@@ -57,11 +64,15 @@ def example_query(example: tf.train.Example, mapping: InputMapping
 
 
 def evaluate_file(tflite_path: str, records: Iterable[bytes],
-                  mapping_path: Optional[str] = None) -> Dict[str, Any]:
+                  mapping_path: Optional[str] = None,
+                  ranker_path: Optional[str] = None) -> Dict[str, Any]:
   """Serialized test session examples -> {"users", "overall": metrics,
-  "slices": {slice feature: {value: metrics}}} of the file."""
+  "slices": {slice feature: {value: metrics}}} of the retrieval file, or of
+  it chained with the ranker file at `ranker_path`."""
   recommender = TFLiteRecommender(tflite_path, num_threads=1,
                                   mapping_path=mapping_path)
+  chain = (TwoStageRecommender(recommender, TFLiteRanker(ranker_path))
+           if ranker_path else None)
   mapping = recommender.mapping
   ranks: List[int] = []
   slice_of: Dict[str, List[str]] = {}
@@ -73,6 +84,8 @@ def evaluate_file(tflite_path: str, records: Iterable[bytes],
     history = mapping.item_indices(_values(feature[F.HISTORY_ITEM_ID])
                                    if F.HISTORY_ITEM_ID in feature else [])
     scores[np.array(history + [F.PAD_ID, F.OOV_ID], np.int64)] = EXCLUDED_SCORE
+    if chain is not None:
+      scores = chain.rerank(scores)
     (label,) = _values(feature[F.LABEL_ITEM_ID])
     ranks.append(target_rank(scores, mapping.index(F.CONTEXT_ITEM_ID, label)))
     for name in slices.FEATURES:

@@ -186,6 +186,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       "train_lists_with_label": int((positions["train"] >= 0).sum()),
       "eval_lists_with_label": int((positions["eval"] >= 0).sum()),
       "history": history,
+      # The Pusher pushes the ranker beside this retrieval model only.
+      layout.RETRIEVAL_MODEL_URI: os.path.dirname(fn_args.base_model.rstrip("/")),
   }
   logging.info("Ranker training summary: %s", json.dumps(summary))
 

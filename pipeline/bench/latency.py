@@ -1,5 +1,6 @@
 """Latency of a pushed retrieval model through the TFLite interpreter, one
-query at a time as on a device (`recsys latency`, and the bench's column).
+query at a time as on a device (`recsys latency`, and the bench's column),
+alone or followed by its next-item ranker (`recsys latency --two-stage`).
 
 Two figures per query: `invoke()` alone (what the graph costs, inputs set
 beforehand, as an app that fills its buffers and then calls the
@@ -10,6 +11,13 @@ a ratio to the fixed reference workload of `../shared/ondevice/reference.py`
 (the TFLite on-device reference's LSTM shape), timed in the same process,
 interleaved query by query, on one thread, each model with new inputs per
 query (ReferenceWorkload).
+
+With the ranker (TwoStageRecommender), each query also times the ranker's
+`invoke()` on that query's candidates and the two stages end to end
+(`TwoStageRecommender.recommend`: retrieval, the best candidates picked from
+its catalog scores, the ranker); the two stages' cost is given as ratios
+to retrieval alone: invoke() of both files over retrieval's, and end to end
+over end to end.
 """
 import contextlib
 import importlib.util
@@ -25,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from components.lib import layout
-from components.model.export.tflite import TFLiteRecommender
+from components.model.export.tflite import (TFLiteRanker, TFLiteRecommender,
+                                            TwoStageRecommender)
 from pipeline import PROJECT_ROOT
 
 REFERENCE_SCRIPT = os.path.join(os.path.dirname(PROJECT_ROOT), "shared",
@@ -97,46 +106,82 @@ def reference_workload(script: str = REFERENCE_SCRIPT
 
 def measure_latency(recommender: TFLiteRecommender,
                     histories: Sequence[Sequence[str]],
-                    reference: Optional[ReferenceWorkload] = None
+                    reference: Optional[ReferenceWorkload] = None,
+                    two_stages: Optional[TwoStageRecommender] = None
                     ) -> Dict[str, float]:
   """Milliseconds per query, one query at a time (as on a device): each
   query's `invoke()` with its inputs set beforehand, then the same query
   end to end; the reference's `invoke()` on new inputs interleaved when
-  given."""
+  given; with `two_stages` (whose retrieval is `recommender`) the two
+  stages end to end, then the ranker's `invoke()` on that query's
+  candidates (see the module's docstring)."""
   recommender.recommend(histories[0])  # the first call warms the kernels
-  invoke, end_to_end, reference_ms = [], [], []
+  if two_stages is not None:
+    two_stages.recommend(histories[0])
+  times: Dict[str, List[float]] = {}
   for history in histories:
     if reference is not None:
       reference.next_query()
-      reference_ms.append(_timed_ms(reference.invoke))
+      times.setdefault("reference", []).append(_timed_ms(reference.invoke))
     recommender.set_inputs(history)
-    invoke.append(_timed_ms(recommender.interpreter.invoke))
-    end_to_end.append(_timed_ms(lambda h=history: recommender.recommend(h)))
-  result = {"queries": len(histories), **_spread("invoke", invoke),
-            **_spread("end_to_end", end_to_end)}
-  if reference_ms:
-    result["reference_median_ms"] = statistics.median(reference_ms)
-    result["invoke_ratio"] = (result["invoke_median_ms"]
-                              / result["reference_median_ms"])
+    times.setdefault("invoke", []).append(
+        _timed_ms(recommender.interpreter.invoke))
+    if two_stages is not None:
+      times.setdefault("two_stage_end_to_end", []).append(
+          _timed_ms(lambda h=history: two_stages.recommend(h)))
+      times.setdefault("ranker_invoke", []).append(
+          _timed_ms(two_stages.ranker.interpreter.invoke))
+    times.setdefault("end_to_end", []).append(
+        _timed_ms(lambda h=history: recommender.recommend(h)))
+  result = {"queries": len(histories)}
+  for name in ("invoke", "end_to_end", "ranker_invoke",
+               "two_stage_end_to_end"):
+    if name in times:
+      result.update(_spread(name, times[name]))
+  if two_stages is not None:
+    both = [a + b for a, b in zip(times["invoke"], times["ranker_invoke"])]
+    result.update(_spread("two_stage_invoke", both))
+    result["two_stage_invoke_ratio"] = (result["two_stage_invoke_median_ms"]
+                                        / result["invoke_median_ms"])
+    result["two_stage_end_to_end_ratio"] = (
+        result["two_stage_end_to_end_median_ms"]
+        / result["end_to_end_median_ms"])
+  if "reference" in times:
+    reference_ms = statistics.median(times["reference"])
+    result["reference_median_ms"] = reference_ms
+    result["invoke_ratio"] = result["invoke_median_ms"] / reference_ms
+    if two_stages is not None:
+      result["two_stage_invoke_reference_ratio"] = (
+          result["two_stage_invoke_median_ms"] / reference_ms)
   return result
 
 
 def measure_pushed_model(version_dir: str, queries: int, threads: int = 1,
-                         seed: int = 0, reference_script: str = REFERENCE_SCRIPT
-                         ) -> Dict[str, Any]:
-  """Latency of a pushed version on random full-length histories drawn from
-  its catalog, with its path, size and context length, beside the reference
-  workload when its script is there."""
+                         seed: int = 0, reference_script: str = REFERENCE_SCRIPT,
+                         ranker_dir: Optional[str] = None) -> Dict[str, Any]:
+  """Latency of a pushed version (followed by the ranker version in
+  `ranker_dir`) on random full-length histories drawn from its catalog,
+  with its path, size and context length, beside the reference workload
+  when its script is there."""
   path = os.path.join(version_dir, layout.TFLITE_MODEL)
   recommender = TFLiteRecommender(path, num_threads=threads)
+  two_stages, ranker = None, {}
+  if ranker_dir:
+    ranker_path = os.path.join(ranker_dir, layout.TFLITE_MODEL)
+    two_stages = TwoStageRecommender(
+        recommender, TFLiteRanker(ranker_path, num_threads=threads))
+    ranker = {"ranker_path": ranker_path,
+              "ranker_bytes": os.path.getsize(ranker_path),
+              "candidates": two_stages.ranker.candidates}
   with open(os.path.join(version_dir, layout.CATALOG), encoding="utf-8") as f:
     items = sorted(json.load(f))
   rng = np.random.default_rng(seed)
   histories = [list(rng.choice(items, size=recommender.context_length,
                                replace=False)) for _ in range(queries)]
   with reference_workload(reference_script) as reference:
-    measured = measure_latency(recommender, histories, reference)
-  return {"path": path, "bytes": os.path.getsize(path),
+    measured = measure_latency(recommender, histories, reference,
+                               two_stages)
+  return {"path": path, "bytes": os.path.getsize(path), **ranker,
           "context_length": recommender.context_length,
           "reference": reference_script if reference is not None else None,
           **measured}

@@ -58,7 +58,7 @@ def _run_model(data_dir: str, output_dir: str, encoder: str, profile: str
             "data": {"data_dir": data_dir}, "output_dir": output_dir,
             "push_dir": os.path.join(output_dir, "serving",
                                      f"{encoder}-{profile}"),
-            "ranking": {"enabled": False},
+            "ranking": {"enabled": False}, "ranker": {"enabled": False},
             # Each model is compared with the others here, not blessed
             # against the previous one.
             "eval": {"max_hit_rate_drop": 1.0}}

@@ -136,6 +136,7 @@ def data_sets(ml1m_dir: str, out_dir: str,
 # profile's model in the same pipeline.
 # The long-history model (the quality profile) is what adapts to the data.
 COMMON = {"profile": "quality", "ranking": {"enabled": False},
+          "ranker": {"enabled": False},
           "eval": {"max_hit_rate_drop": 1.0}}
 # How each profile differs: the defaults as they were before they adapted
 # to the data (a fixed context of 50 cut into disjoint chunks -- windows that

@@ -46,9 +46,25 @@ def cmd_bench_ondevice(args) -> int:
   return 0
 
 
+def cmd_bench_two_stage(args) -> int:
+  from pipeline.bench import two_stage  # pylint: disable=import-outside-toplevel
+  os.makedirs(args.output_dir, exist_ok=True)
+  result = two_stage.run(os.path.abspath(args.data_dir),
+                         os.path.abspath(args.output_dir), args.queries)
+  print(two_stage.markdown(result))
+  print(f"written: {os.path.join(args.output_dir, two_stage.TABLE)} and "
+        f"{two_stage.RESULT}")
+  return 0
+
+
 def cmd_bench(args) -> int:
+  if args.on_device and args.two_stage:
+    raise ConfigError("--on-device and --two-stage are two benchmarks: give "
+                      "one")
   if args.on_device:
     return cmd_bench_ondevice(args)
+  if args.two_stage:
+    return cmd_bench_two_stage(args)
   from pipeline.bench import encoders as bench  # pylint: disable=import-outside-toplevel
   names = _known(args.encoders, SEQUENCE_ENCODERS, "--encoders")
   os.makedirs(args.output_dir, exist_ok=True)
@@ -130,6 +146,13 @@ def add_commands(commands) -> None:
                      "evaluated on the test split through the TFLite "
                      "interpreter and timed against the reference workload; "
                      "writes ondevice.md and ondevice.json")
+  bench.add_argument("--two-stage", action="store_true",
+                     help="instead: retrieval alone against the two stages "
+                     "(pipeline/bench/two_stage.py): one pipeline run of the "
+                     "attention encoder's bench config with the next-item "
+                     "ranker; both evaluated by TFMA and as TFLite files, "
+                     "training times, sizes and both files' latency over "
+                     "retrieval's; writes two_stage.md and two_stage.json")
   bench.add_argument("--models", default=",".join(
       f"{e}:{p}" for e, p in ONDEVICE_MODELS), metavar="ENCODER:PROFILE,...",
                      help="--on-device: the models (default: %(default)s)")

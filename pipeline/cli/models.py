@@ -1,5 +1,6 @@
 """`recsys recommend` and `recsys latency`: calling a pushed TFLite model the
-way an app does."""
+way an app does (with --two-stage: the retrieval model, then the next-item
+ranker that follows it)."""
 import json
 import os
 import sys
@@ -40,9 +41,46 @@ def _describe(entry: Dict[str, Any]) -> str:
   return " ".join(f"{k}={v}" for k, v in sorted(entry.items()) if v)
 
 
+def _read_metadata(version_dir: str) -> Dict[str, Any]:
+  with open(os.path.join(version_dir, layout.BUNDLE_METADATA),
+            encoding="utf-8") as f:
+    return json.load(f)
+
+
+def chained_versions(model: str, ranker_model: str = ""):
+  """(the retrieval version directory, the ranker version directory) of
+  --two-stage: the newest ranker under `ranker_model` (default: ranker/
+  beside the retrieval versions) and the retrieval version its metadata
+  says it follows, which `model` must be or hold."""
+  model = os.path.normpath(model)
+  is_version = os.path.exists(os.path.join(model, layout.TFLITE_MODEL))
+  root = os.path.dirname(model) if is_version else model
+  ranker_dir = latest_version(ranker_model or os.path.join(
+      root, layout.RANKER_DIR))
+  chain = _read_metadata(ranker_dir).get("chain")
+  if not chain:
+    raise ConfigError(f"{ranker_dir} is not a next-item ranker's bundle "
+                      f"(its {layout.BUNDLE_METADATA} has no chain)")
+  retrieval_dir = os.path.join(root, str(chain["retrieval_version"]))
+  if is_version and model != retrieval_dir:
+    raise ConfigError(f"the ranker {ranker_dir} follows retrieval version "
+                      f"{chain['retrieval_version']}, not {model}")
+  if not os.path.exists(os.path.join(retrieval_dir, layout.TFLITE_MODEL)):
+    raise ConfigError(f"the ranker {ranker_dir} follows retrieval version "
+                      f"{chain['retrieval_version']}, which is not in {root}")
+  return retrieval_dir, ranker_dir
+
+
 def cmd_recommend(args) -> int:
   from components.model.export import tflite  # pylint: disable=import-outside-toplevel
-  version_dir = latest_version(args.model)
+  if args.two_stage and args.rated:
+    raise ConfigError("--two-stage and --rated are two ways to re-order: "
+                      "give one")
+  ranker_dir = None
+  if args.two_stage:
+    version_dir, ranker_dir = chained_versions(args.model, args.ranker_model)
+  else:
+    version_dir = latest_version(args.model)
   catalog = {}
   catalog_path = os.path.join(version_dir, layout.CATALOG)
   if os.path.exists(catalog_path):
@@ -74,16 +112,27 @@ def cmd_recommend(args) -> int:
       raise ConfigError(f"--user {item!r}: expected NAME=VALUE with NAME one of "
                         f"the model's inputs ({', '.join(recommender.inputs)})")
     user[name] = recommender.parse_value(name, value)
-  ids, scores = recommender.recommend(
-      history, {k: v for k, v in features.items() if k in recommender.inputs},
-      user=user)
+  features = {k: v for k, v in features.items() if k in recommender.inputs}
   print(f"model {version_dir}")
-  if not args.two_stage:
+  if ranker_dir:
+    two_stages = tflite.TwoStageRecommender(
+        recommender, tflite.TFLiteRanker(
+            os.path.join(ranker_dir, layout.TFLITE_MODEL)))
+    ids, scores, places = two_stages.recommend(history, features, user)
+    print(f"ranker {ranker_dir}: retrieval's best "
+          f"{two_stages.ranker.candidates} re-ordered")
+    for rank, (item, score, place) in enumerate(
+        zip(ids[:args.top], scores, places), start=1):
+      print(f"{rank:>3}. {item:>8}  {score:8.3f}  (retrieval #{place + 1})  "
+            f"{_describe(catalog.get(item, {}))}")
+    return 0
+  ids, scores = recommender.recommend(history, features, user=user)
+  if not args.rated:
     for rank, (item, score) in enumerate(zip(ids[:args.top], scores), start=1):
       print(f"{rank:>3}. {item:>8}  {score:8.3f}  "
             f"{_describe(catalog.get(item, {}))}")
     return 0
-  # Two stages: the retrieval top-K re-ordered by predicted rating.
+  # "You would rate these highly": the retrieval top-K by predicted rating.
   rating_dir = latest_version(args.ranking_model or os.path.join(
       os.path.dirname(version_dir), layout.RANKING_DIR))
   rater = tflite.TFLiteRater(os.path.join(rating_dir, layout.TFLITE_MODEL))
@@ -101,9 +150,12 @@ def cmd_recommend(args) -> int:
 def cmd_latency(args) -> int:
   from pipeline.bench import latency  # pylint: disable=import-outside-toplevel
   reference = args.reference or latency.REFERENCE_SCRIPT
-  result = latency.measure_pushed_model(latest_version(args.model),
-                                        args.queries, args.threads, args.seed,
-                                        reference)
+  version_dir, ranker_dir = (chained_versions(args.model, args.ranker_model)
+                             if args.two_stage
+                             else (latest_version(args.model), None))
+  result = latency.measure_pushed_model(version_dir, args.queries,
+                                        args.threads, args.seed, reference,
+                                        ranker_dir)
   if args.json:
     print(json.dumps(result))
     return 0
@@ -115,13 +167,37 @@ def cmd_latency(args) -> int:
     print(f"  {what}: median {result[name + '_median_ms']:.3f} ms, p90 "
           f"{result[name + '_p90_ms']:.3f} ms, max "
           f"{result[name + '_max_ms']:.3f} ms")
+  if ranker_dir:
+    print(f"ranker {result['ranker_path']} ({result['ranker_bytes']:,} "
+          f"bytes), {result['candidates']} candidates")
+    for name, what in [("ranker_invoke", "ranker invoke()"),
+                       ("two_stage_invoke", "both invoke()s"),
+                       ("two_stage_end_to_end", "two stages end to end")]:
+      print(f"  {what}: median {result[name + '_median_ms']:.3f} ms, p90 "
+            f"{result[name + '_p90_ms']:.3f} ms, max "
+            f"{result[name + '_max_ms']:.3f} ms")
+    print(f"  two stages over retrieval alone: invoke() "
+          f"{result['two_stage_invoke_ratio']:.2f}x, end to end "
+          f"{result['two_stage_end_to_end_ratio']:.2f}x")
   if result["reference"]:
     print(f"  reference workload invoke(): median "
           f"{result['reference_median_ms']:.3f} ms; invoke() "
-          f"{result['invoke_ratio']:.2f}x the reference")
+          f"{result['invoke_ratio']:.2f}x the reference" + (
+              f", both invoke()s {result['two_stage_invoke_reference_ratio']:.2f}x"
+              if ranker_dir else ""))
   else:
     print(f"  no reference workload ({reference} not found): no ratio")
   return 0
+
+
+def _add_two_stage_arguments(parser, what: str) -> None:
+  parser.add_argument("--two-stage", action="store_true",
+                      help=f"{what}: the newest ranker, after the retrieval "
+                      "version its metadata.json says it follows")
+  parser.add_argument("--ranker-model", metavar="DIR",
+                      help="the ranker for --two-stage: a version directory "
+                      "or its push root (default: ranker/ beside the "
+                      "retrieval model's versions)")
 
 
 def add_commands(commands) -> None:
@@ -142,11 +218,15 @@ def add_commands(commands) -> None:
                          "user_gender=F or user_age=25 (repeatable)")
   recommend.add_argument("--top", type=int, default=10,
                          help="how many to print (default 10)")
-  recommend.add_argument("--two-stage", action="store_true",
-                         help="re-order the retrieval model's top items by "
-                         "the pushed rating model's predicted rating")
+  _add_two_stage_arguments(recommend, "re-order retrieval's best "
+                           "candidates with the pushed next-item ranker")
+  recommend.add_argument("--rated", action="store_true",
+                         help="instead: the retrieval model's top items "
+                         "re-ordered by the pushed rating model's predicted "
+                         "rating (what you would rate highly, not what you "
+                         "would watch next)")
   recommend.add_argument("--ranking-model", metavar="DIR",
-                         help="the rating model for --two-stage: a version "
+                         help="the rating model for --rated: a version "
                          "directory or its push root (default: ranking/ "
                          "beside the retrieval model's versions)")
   recommend.set_defaults(func=cmd_recommend)
@@ -166,6 +246,9 @@ def add_commands(commands) -> None:
   latency.add_argument("--json", action="store_true",
                        help="print the figures as one JSON object")
   latency.add_argument("--seed", type=int, default=0)
+  _add_two_stage_arguments(latency, "also time the pushed next-item ranker "
+                           "and give both stages as ratios to retrieval "
+                           "alone")
   latency.add_argument("--reference", metavar="SCRIPT",
                        help="the reference workload's script (default: "
                        "../shared/ondevice/reference.py beside the project)")

@@ -19,6 +19,8 @@ Beam arguments go to every component's Beam job; write each one with '=':
 """
 RETRIEVAL_OUTPUTS = ((names.SCORES, "model"),
                      (names.POPULARITY_SCORES, "most popular"))
+# The ranker's evaluation: the two stages' scores of the catalog.
+RANKER_OUTPUTS = ((names.SCORES, "two stages"),)
 RATING_OUTPUTS = ((names.RATING, "model"),
                   (names.ITEM_MEAN_RATING, "item mean"),
                   (names.GLOBAL_MEAN_RATING, "global mean"))
@@ -37,7 +39,8 @@ def _format_metrics(metrics, outputs, order,
   return lines
 
 
-def _print_stage(summary: Dict[str, Any], outputs, order) -> None:
+def _print_stage(summary: Dict[str, Any], outputs, order,
+                 tflite_label: str = "model.tflite") -> None:
   if "model" in summary:
     print(f"  model:      {summary['model']}")
   if "tensorboard" in summary:
@@ -50,7 +53,7 @@ def _print_stage(summary: Dict[str, Any], outputs, order) -> None:
   if tflite:
     shown = "  ".join(f"{k}={tflite['overall'][k]:.4f}" for k in order
                       if k in tflite["overall"])
-    print(f"    {'model.tflite':<13} {shown}  ({tflite['tflite_bytes']:,} "
+    print(f"    {tflite_label:<13} {shown}  ({tflite['tflite_bytes']:,} "
           "bytes, through the TFLite interpreter)")
   reason = summary.get("blessing_reason")
   print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
@@ -95,6 +98,11 @@ def cmd_run(args) -> int:
                                     REPORTED_METRICS, "users")))
   elif forward.get("span") is not None:
     print(f"  forward:    none ({forward['status']})")
+  if "ranker" in summary:
+    print("next-item ranker (retrieval's best candidates re-ordered; "
+          "evaluated against retrieval alone):")
+    _print_stage(summary["ranker"], RANKER_OUTPUTS, REPORTED_METRICS,
+                 "both files")
   if "ranking" in summary:
     print("ranking stage (rating model):")
     _print_stage(summary["ranking"], RATING_OUTPUTS, ("rmse", "mae"))

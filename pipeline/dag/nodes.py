@@ -1,30 +1,32 @@
 """Node ids of the DAG, shared by the DAG and what reads a run's outputs
-(runner, report): each model stage is a Trainer, the resolver of its latest
-blessed model, an Evaluator and a Pusher. The retrieval stage keeps TFX's
-default ids, so its cache and MLMD history carry over."""
+(runner, report): each model stage is a Trainer, an Evaluator and a
+Pusher, and (retrieval, rating) the resolver of its latest blessed model,
+the Evaluator's baseline. The retrieval stage keeps TFX's default ids, so
+its cache and MLMD history carry over."""
 import dataclasses
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
   trainer: str
-  latest_blessed: str
   evaluator: str
   pusher: str
+  latest_blessed: Optional[str] = None
 
 
-RETRIEVAL = Stage("Trainer", "latest_blessed_model", "Evaluator",
-                  "TFLitePusher")
-RANKING = Stage("rating_trainer", "latest_blessed_rating_model",
-                "rating_evaluator", "rating_pusher")
+RETRIEVAL = Stage("Trainer", "Evaluator", "TFLitePusher",
+                  latest_blessed="latest_blessed_model")
+RANKING = Stage("rating_trainer", "rating_evaluator", "rating_pusher",
+                latest_blessed="latest_blessed_rating_model")
 TWO_STAGE_EVALUATOR = "two_stage_evaluator"
 # The next-item ranker (ranker.enabled): the retrieval model trained without
-# the ranker's labels, the candidates, the ranker's Trainer and the chain's
-# Evaluator.
+# the ranker's labels, the candidates, the ranker's Trainer, the chain's
+# Evaluator (against retrieval alone) and the ranker's Pusher.
+# Its Evaluator's baseline is retrieval alone, the model it follows.
 CANDIDATE_TRAINER = "candidate_trainer"
 CANDIDATE_GEN = "candidate_gen"
-RANKER_TRAINER = "ranker_trainer"
-RANKER_EVALUATOR = "ranker_evaluator"
+RANKER = Stage("ranker_trainer", "ranker_evaluator", "ranker_pusher")
 # The retrieval model blessed before the newest span, on that span.
 FORWARD_EVALUATOR = "forward_evaluator"
 # TFX's default id of the DistributionValidator (data in spans: the newest

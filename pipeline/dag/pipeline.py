@@ -44,6 +44,9 @@ from pipeline.dag.code_version import code_version
 RATING_METRICS = {"model": names.RATING,
                   "global_mean": names.GLOBAL_MEAN_RATING,
                   "item_mean": names.ITEM_MEAN_RATING}
+# metadata.json's metrics of the ranker: its evaluation's candidate is the
+# two stages (retrieval alone, the baseline, is in the retrieval bundle).
+RANKER_METRICS = {"two_stages": names.SCORES}
 SCHEMAS_DIR = os.path.join(PROJECT_ROOT, "schemas")
 _USER_MODULES = "components.user_modules"
 
@@ -141,11 +144,12 @@ def _evaluate_and_push(stage: nodes.Stage, trainer, sessions, eval_config,
 
 
 def _ranker(config: RunConfig, transform, sessions, trainer,
-            hyperparameters) -> List:
+            hyperparameters, retrieval_pusher) -> List:
   """The next-item ranker after retrieval's Trainer: the retrieval model
   trained without the ranker's labels (same settings), CandidateGen, the
-  ranker's Trainer (its base_model: the retrieval model it follows) and
-  TFX's Evaluator of the chain against retrieval alone."""
+  ranker's Trainer (its base_model: the retrieval model it follows), TFX's
+  Evaluator of the chain against retrieval alone, and the Pusher of a
+  blessed ranker beside the retrieval version it follows."""
   retrieval_module = f"{_USER_MODULES}.trainer"
   candidate_trainer = _trainer(
       retrieval_module, transform, config.step_settings(TrainerSettings),
@@ -163,14 +167,25 @@ def _ranker(config: RunConfig, transform, sessions, trainer,
       config.step_settings(RankerTrainerSettings),
       base_model=trainer.outputs["model"],
       examples=candidate_gen.outputs["candidates"],
-      train_split=F.RANKER_TRAIN).with_id(nodes.RANKER_TRAINER)
+      train_split=F.RANKER_TRAIN).with_id(nodes.RANKER.trainer)
   evaluator = tfx.components.Evaluator(
       examples=sessions, model=ranker_trainer.outputs["model"],
       baseline_model=trainer.outputs["model"], example_splits=[F.TEST],
       eval_config=evaluation.eval_config(
           min_ndcg_gain=config.ranker.min_ndcg_gain)).with_id(
-              nodes.RANKER_EVALUATOR)
-  return [candidate_trainer, candidate_gen, ranker_trainer, evaluator]
+              nodes.RANKER.evaluator)
+  pusher = TFLitePusher(
+      model=ranker_trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      evaluation=evaluator.outputs["evaluation"],
+      examples=sessions,
+      retrieval_push=retrieval_pusher.outputs["pushed_model"],
+      push_dir=config.ranker_serving_dir,
+      metric_outputs=RANKER_METRICS,
+      max_tflite_drop=config.serving.max_tflite_drop,
+      code_version=code_version(TFLitePusher.__module__)).with_id(
+          nodes.RANKER.pusher)
+  return [candidate_trainer, candidate_gen, ranker_trainer, evaluator, pusher]
 
 
 def _example_gen(config: RunConfig, curated: str,
@@ -344,7 +359,7 @@ def create_pipeline(config: RunConfig, pipeline_root: Optional[str] = None,
     ).with_id(nodes.FORWARD_EVALUATOR))
   if config.ranker.enabled:
     components += _ranker(config, transform, sessions, trainer,
-                          best_hyperparameters)
+                          best_hyperparameters, retrieval[-1])
   if config.has_ranking:
     rating_trainer = _trainer(
         f"{_USER_MODULES}.rating_trainer", transform,

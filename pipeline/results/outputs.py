@@ -186,7 +186,8 @@ def stage_summary(outputs: Dict[str, Dict[str, Any]],
 
 def summarize(config: RunConfig) -> Dict[str, Any]:
   """The latest run: the retrieval stage's summary at the top level, the
-  ranking stage's under `ranking` and the two-stage metrics under
+  next-item ranker's (its metrics: the two stages') under `ranker`, the
+  rating stage's under `ranking` and the rating re-order's metrics under
   `two_stage` (when the pipeline has them)."""
   from components.two_stage_evaluator.executor import read_metrics  # pylint: disable=import-outside-toplevel
   summary: Dict[str, Any] = {"output_dir": config.output_dir,
@@ -199,6 +200,8 @@ def summarize(config: RunConfig) -> Dict[str, Any]:
   if sessions is not None:
     summary["sessions"] = sessions.uri
   summary.update(stage_summary(outputs, nodes.RETRIEVAL))
+  if nodes.RANKER.trainer in outputs:
+    summary["ranker"] = stage_summary(outputs, nodes.RANKER)
   if nodes.RANKING.trainer in outputs:
     summary["ranking"] = stage_summary(outputs, nodes.RANKING)
   evaluation = outputs.get(nodes.TWO_STAGE_EVALUATOR, {}).get("evaluation")

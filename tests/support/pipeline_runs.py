@@ -20,15 +20,19 @@ RETRIEVAL_COMPONENTS = [
     "ImportSchemaGen", "MovieLensExampleGen", "StatisticsGen",
     "ExampleValidator", "Sessionize", "Transform", "Trainer",
     "latest_blessed_model", "Evaluator", "TFLitePusher", "forward_evaluator"]
-COMPONENTS = RETRIEVAL_COMPONENTS + [
+RANKER_COMPONENTS = ["candidate_trainer", "candidate_gen", "ranker_trainer",
+                     "ranker_evaluator", "ranker_pusher"]
+COMPONENTS = RETRIEVAL_COMPONENTS + RANKER_COMPONENTS + [
     "rating_trainer", "latest_blessed_rating_model", "rating_evaluator",
     "rating_pusher", "two_stage_evaluator"]
 RESOLVERS = {"latest_blessed_model", "latest_blessed_rating_model"}
 # What a re-run with the same config executes again: the resolvers, which
 # now find the first run's blessed models, and what depends on them (the
-# forward evaluation finds the sample is one span, and says so).
+# forward evaluation finds the sample is one span, and says so; the
+# ranker's Pusher gets the retrieval Pusher's new output, which finds the
+# model pushed already).
 RERUN = RESOLVERS | {"Evaluator", "TFLitePusher", "rating_evaluator",
-                     "rating_pusher", "forward_evaluator"}
+                     "rating_pusher", "forward_evaluator", "ranker_pusher"}
 BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 # The executors that run a Beam job, and so must get BEAM_ARGS.
 BEAM_EXECUTORS = {
@@ -72,12 +76,13 @@ class BeamRun:
 
 
 def run_sample_on_beam(output_dir: str) -> BeamRun:
-  """The sample on BeamDagRunner with two Beam workers, without the ranking
-  stage (it adds no Beam job of its own kind)."""
+  """The sample on BeamDagRunner with two Beam workers, without the
+  ranker and the rating stage (they add no Beam job of their own kind)."""
   config = load_config(values={"data": {"data_dir": SAMPLE},
                                "output_dir": output_dir,
                                "train": {"epochs": 6}, "runner": "beam",
                                "beam_args": BEAM_ARGS,
+                               "ranker": {"enabled": False},
                                "ranking": {"enabled": False}})
   made = []
   make = base_beam_executor.BaseBeamExecutor._make_beam_pipeline  # pylint: disable=protected-access

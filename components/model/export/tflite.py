@@ -5,7 +5,9 @@ with the plain TFLite runtime an app ships. The retrieval model's file holds
 its `ondevice` signature (vocabulary indices, a static batch of one);
 `TFLiteRecommender` calls it as an app does, mapping a history of raw item ids
 (with their position features, e.g. ratings, genres and years) with the
-model's input_mapping.json. The rating model's file holds its string-input
+model's input_mapping.json. The next-item ranker's file holds `rank`
+(`TFLiteRanker`), which re-orders retrieval's best candidates
+(`TwoStageRecommender`). The rating model's file holds its string-input
 `serving_default` (`TFLiteRater`).
 """
 import contextlib
@@ -18,9 +20,10 @@ import tensorflow as tf
 
 from components.lib import features as F
 from components.lib import layout
-from components.model.export.input_mapping import InputMapping
+from components.model.catalog_ranking import EXCLUDED_SCORE
+from components.model.export.input_mapping import FIRST_INDEX, InputMapping
 from components.model.export.signature_names import (CANDIDATE_ITEM_ID,
-                                                     ONDEVICE, RATINGS,
+                                                     ONDEVICE, RANK, RATINGS,
                                                      SCORES, SERVING,
                                                      TOP_ITEM_INDICES,
                                                      TOP_SCORES)
@@ -196,6 +199,12 @@ class TFLiteRecommender:
       return self.mapping.popularity_scores()
     return self.interpreter.get_tensor(self._outputs[SCORES])[0]
 
+  @property
+  def query_inputs(self) -> Dict[str, np.ndarray]:
+    """The index inputs of the last query ({name: [1, width] int32}): the
+    ranker takes the same context and user indices."""
+    return self._inputs
+
   def _invoke(self, item_ids, features, user) -> bool:
     """Sets a query's inputs and calls the model; False, without a call,
     for a history with no items (the mapping's popularity answers it)."""
@@ -204,6 +213,116 @@ class TFLiteRecommender:
       return False
     self.interpreter.invoke()
     return True
+
+
+class TFLiteRanker:
+  """Runs a next-item ranker's model.tflite (`rank`) as an app would:
+  candidates are vocabulary indices (int32, PADDING in unused slots) with
+  their retrieval scores, beside the context and user indices the app gave
+  the retrieval model; returns one score per slot."""
+
+  def __init__(self, model_path: str, num_threads: int = 1):
+    self.interpreter = tf.lite.Interpreter(model_path=model_path,
+                                           num_threads=num_threads)
+    runner = self.interpreter.get_signature_runner(RANK)
+    details = runner.get_input_details()
+    self._input_index = {name: d["index"] for name, d in details.items()}
+    (self._scores,) = [d["index"] for name, d in
+                       runner.get_output_details().items() if name == SCORES]
+    del runner  # the interpreter is used directly (allocated once)
+    self.candidates = int(details[F.CANDIDATE_ITEM_INDEX]["shape"][-1])
+    self.interpreter.allocate_tensors()
+
+  @property
+  def query_input_names(self) -> List[str]:
+    """The inputs it shares with the retrieval model (context, user)."""
+    return sorted(set(self._input_index) - {F.CANDIDATE_ITEM_INDEX,
+                                            F.CANDIDATE_SCORE})
+
+  def set_inputs(self, candidates: np.ndarray, candidate_scores: np.ndarray,
+                 query_inputs: Dict[str, np.ndarray]) -> None:
+    """`candidates` [1, n] int32 and their scores [1, n] float32, and the
+    retrieval model's index inputs of the query (those it takes)."""
+    self.interpreter.set_tensor(self._input_index[F.CANDIDATE_ITEM_INDEX],
+                                candidates)
+    self.interpreter.set_tensor(self._input_index[F.CANDIDATE_SCORE],
+                                candidate_scores)
+    for name in self.query_input_names:
+      self.interpreter.set_tensor(self._input_index[name], query_inputs[name])
+
+  def rank(self, candidates: np.ndarray, candidate_scores: np.ndarray,
+           query_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+    """[n] the ranker's score of each slot (see `set_inputs`)."""
+    self.set_inputs(candidates, candidate_scores, query_inputs)
+    self.interpreter.invoke()
+    return self.interpreter.get_tensor(self._scores)[0]
+
+
+class TwoStageRecommender:
+  """Retrieval's model.tflite, then the ranker's over its best candidates,
+  as the ranker bundle's metadata.json tells an app to chain them: the
+  retrieval scores of the catalog with the excluded items (the history,
+  PADDING, UNKNOWN) dropped, its best `ranker.candidates` indices (ties:
+  the lower index first, as tf.math.top_k orders them) with their scores,
+  ranked by the ranker with the same context and user indices. A history
+  with no items gets retrieval's most popular items (nothing to rank for).
+  """
+
+  def __init__(self, retrieval: TFLiteRecommender, ranker: TFLiteRanker):
+    self.retrieval = retrieval
+    self.ranker = ranker
+
+  def candidates(self, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Catalog scores (excluded items at EXCLUDED_SCORE) -> the ranker's
+    inputs: [1, n] int32 indices (PADDING where fewer items are left) and
+    [1, n] float32 scores."""
+    top = np.argsort(-scores, kind="stable")[:self.ranker.candidates]
+    values = scores[top].astype(np.float32)
+    indices = np.where(values > EXCLUDED_SCORE, top, F.PAD_ID)
+    width = self.ranker.candidates - len(top)  # a catalog smaller than n
+    return (np.pad(indices, (0, width))[np.newaxis].astype(np.int32),
+            np.pad(values, (0, width), constant_values=EXCLUDED_SCORE
+                   )[np.newaxis])
+
+  def _ranked(self, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(the candidate slots' item indices [n], PADDING where none; the
+    ranker's score of each slot [n]) for the last retrieval query."""
+    indices, values = self.candidates(scores)
+    return indices[0], self.ranker.rank(indices, values,
+                                        self.retrieval.query_inputs)
+
+  def rerank(self, scores: np.ndarray) -> np.ndarray:
+    """The two stages' catalog scores of the last retrieval query, given
+    its catalog scores with the excluded items at EXCLUDED_SCORE: the
+    candidates in the ranker's order above every other item, which keeps
+    its retrieval score (as the chain's SavedModel scores them for TFMA)."""
+    indices, ranked = self._ranked(scores)
+    valid = indices >= FIRST_INDEX
+    chained = scores.copy()
+    chained[indices[valid]] = (scores.max() + 1.0 + ranked[valid]
+                               - ranked[valid].min())
+    return chained
+
+  def recommend(self, item_ids: Sequence[str],
+                features: Optional[Dict[str, Sequence]] = None,
+                user: Optional[Dict[str, object]] = None,
+                excluded: Sequence[str] = ()
+                ) -> Tuple[List[str], np.ndarray, List[int]]:
+    """`TFLiteRecommender.recommend`'s query -> (the top_k item ids, their
+    ranker scores, each one's place in retrieval's order, 0 first); the
+    context's items and `excluded` (more of the user's history) dropped."""
+    if not item_ids:
+      ids, popular = self.retrieval.recommend(item_ids, features, user)
+      return ids, popular, list(range(len(ids)))
+    scores = self.retrieval.catalog_scores(item_ids, features, user).copy()
+    mapping = self.retrieval.mapping
+    dropped = mapping.item_indices(list(item_ids) + list(excluded))
+    scores[np.array(dropped + [F.PAD_ID, F.OOV_ID], np.int64)] = EXCLUDED_SCORE
+    indices, ranked = self._ranked(scores)
+    valid = np.flatnonzero(indices >= FIRST_INDEX)
+    order = valid[np.argsort(-ranked[valid], kind="stable")][:mapping.top_k]
+    return ([mapping.item_id(int(indices[k])) for k in order], ranked[order],
+            order.tolist())
 
 
 class TFLiteRater:

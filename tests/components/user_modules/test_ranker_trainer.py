@@ -7,25 +7,18 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
 from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
 
-from components.candidate_gen import executor as candidate_gen
 from components.lib import features as F
 from components.lib import layout
-from components.lib import settings
 from components.model.catalog_ranking import EXCLUDED_SCORE
 from components.model.export.signature_names import RANK, SCORES
 from components.user_modules import ranker_trainer
 from components.user_modules.evaluation import target_rank
-from tests.support.retrieval_model import (CONTEXT, FEATURES, ITEMS, example,
-                                           serialized_examples)
-from tests.support.session_artifacts import sessions_artifact
+from tests.support.ranker_model import CANDIDATES
+from tests.support.retrieval_model import FEATURES
 
 P = F.PAD_ID
-# Retrieval's top 3: some test labels (those that jump ahead) fall outside.
-CANDIDATES = 3
 
 
 def test_label_positions():
@@ -44,61 +37,8 @@ def test_earliest_histories_are_each_users_shortest():
   assert [list(h) for h in got] == [[5], [2, 3]]
 
 
-def _lists(users, jump=0):
-  """Session examples of users who watch items in id order: each of the
-  last positions of a 10-item timeline, with its history; with `jump` the
-  label skips that many items ahead (retrieval misses it)."""
-  examples = []
-  for u in users:
-    seq = [ITEMS[(u + i) % len(ITEMS)] for i in range(10)]
-    for end in range(6, 10):
-      label = ITEMS[(u + end + jump) % len(ITEMS)]
-      examples.append(example(seq[max(0, end - CONTEXT):end], label,
-                              history=seq[:end], user=str(u).encode()))
-  return examples
-
-
-@pytest.fixture(scope="module")
-def trained(retrieval_export, tmp_path_factory):
-  tmp = tmp_path_factory.mktemp("ranker")
-  sessions = sessions_artifact(str(tmp / "sessions"), {
-      split: serialized_examples(retrieval_export, examples)
-      for split, examples in (
-          (F.RANKER_TRAIN, _lists(range(30))),
-          (F.EVAL, _lists(range(30, 40))),
-          (F.TEST, _lists(range(40, 45)) + _lists(range(45, 48), jump=12)))})
-  model = standard_artifacts.Model()
-  model.uri = retrieval_export["model_uri"]
-  candidates = standard_artifacts.Examples()
-  candidates.uri = str(tmp / "candidates")
-  candidate_gen.Executor().Do(
-      {"examples": [sessions], "model": [model], "holdout_model": [model]},
-      {"candidates": [candidates]},
-      {candidate_gen.CANDIDATES_PER_EXAMPLE: CANDIDATES})
-  step = ranker_trainer.RankerTrainerSettings(
-      features=FEATURES,
-      session=settings.SessionConfig(max_context_length=CONTEXT),
-      ranker=settings.RankerModelConfig(candidates=CANDIDATES, neighbors=4,
-                                   recent_windows=[1, 3], hidden_units=[8],
-                                   epochs=3, quantization="none"),
-      train=settings.SeedConfig())
-  serving = str(tmp / "model" / "Format-Serving")
-  fn_args = tfx.components.FnArgs(
-      train_files=[os.path.join(artifact_utils.get_split_uri(
-          [candidates], F.RANKER_TRAIN), "*")],
-      eval_files=[os.path.join(artifact_utils.get_split_uri(
-          [candidates], F.EVAL), "*")],
-      transform_graph_path=retrieval_export["tft_output"]._transform_output_dir,  # pylint: disable=protected-access
-      serving_model_dir=serving, model_run_dir=str(tmp / "model_run"),
-      base_model=retrieval_export["saved_model_path"],
-      custom_config=step.to_dict())
-  ranker_trainer.run_fn(fn_args)
-  return {"serving": serving, "candidates": candidates,
-          "retrieval": retrieval_export}
-
-
-def test_run_fn_trains_on_the_ranker_lists(trained):
-  model_dir = os.path.dirname(trained["serving"])
+def test_run_fn_trains_on_the_ranker_lists(ranker_export):
+  model_dir = os.path.dirname(ranker_export["serving"])
   with open(os.path.join(model_dir, layout.TRAINING_SUMMARY)) as f:
     summary = json.load(f)
   # 30 users x 4 lists; eval stops early on the chain's NDCG@10.
@@ -108,8 +48,8 @@ def test_run_fn_trains_on_the_ranker_lists(trained):
   assert 0.0 <= summary[f"best_{ranker_trainer.MONITOR}"] <= 1.0
 
 
-def test_the_file_scores_the_candidates_as_the_saved_model(trained):
-  tflite_dir = os.path.join(os.path.dirname(trained["serving"]),
+def test_the_file_scores_the_candidates_as_the_saved_model(ranker_export):
+  tflite_dir = os.path.join(os.path.dirname(ranker_export["serving"]),
                             layout.TFLITE_DIR)
   loaded = tf.saved_model.load(os.path.join(tflite_dir,
                                             layout.ONDEVICE_SAVED_MODEL))
@@ -117,8 +57,8 @@ def test_the_file_scores_the_candidates_as_the_saved_model(trained):
   runner = tf.lite.Interpreter(model_path=path).get_signature_runner(RANK)
   lists = ranker_trainer.read_lists(
       [os.path.join(artifact_utils.get_split_uri(
-          [trained["candidates"]], F.TEST), "*")],
-      trained["retrieval"]["tft_output"], FEATURES, CANDIDATES)
+          [ranker_export["candidates"]], F.TEST), "*")],
+      ranker_export["retrieval"]["tft_output"], FEATURES, CANDIDATES)
   inputs = ranker_trainer.model_inputs(lists, FEATURES)
   for row in range(3):
     one = {name: values[row:row + 1].astype(
@@ -129,19 +69,19 @@ def test_the_file_scores_the_candidates_as_the_saved_model(trained):
                                atol=1e-5)
 
 
-def test_the_chain_ranks_as_the_protocol_says(trained):
+def test_the_chain_ranks_as_the_protocol_says(ranker_export):
   """The chain's `evaluate` (what TFMA ranks): a target among retrieval's
   candidates ranks where the ranker puts it among them, ties against
   it; a target outside them keeps its retrieval rank."""
-  chain = tf.saved_model.load(trained["serving"])
+  chain = tf.saved_model.load(ranker_export["serving"])
   ranker = tf.saved_model.load(os.path.join(
-      os.path.dirname(trained["serving"]), layout.TFLITE_DIR,
+      os.path.dirname(ranker_export["serving"]), layout.TFLITE_DIR,
       layout.ONDEVICE_SAVED_MODEL))
   files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri(
-      [trained["candidates"]], F.TEST), "*"))
+      [ranker_export["candidates"]], F.TEST), "*"))
   records = list(tf.data.TFRecordDataset(
       files, compression_type="GZIP").as_numpy_iterator())
-  lists = ranker_trainer.read_lists(files, trained["retrieval"]["tft_output"],
+  lists = ranker_trainer.read_lists(files, ranker_export["retrieval"]["tft_output"],
                                     FEATURES, CANDIDATES)
   inputs = ranker_trainer.model_inputs(lists, FEATURES)
   positions = ranker_trainer.label_positions(

@@ -21,6 +21,7 @@ def test_a_killed_run_shows_as_interrupted_and_the_next_resumes(tmp_path):
   out = tmp_path / "out"
   command = [sys.executable, "-m", "pipeline.cli", "run", "--output-dir",
              str(out), "--set", "ranking.enabled=false", "--set",
+             "ranker.enabled=false", "--set",
              "train.epochs=2"]
   child = subprocess.Popen(command, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True,

@@ -64,7 +64,8 @@ def test_a_new_span_is_ingested_alone_and_sessions_span_every_period(
                                "output_dir": str(tmp_path / "out"),
                                "train": {"epochs": 1},
                                "eval": {"min_hit_rate_at_10": 0.0},
-                               "ranking": {"enabled": False}})
+                               "ranker": {"enabled": False},
+                               "ranker": {"enabled": False}, "ranking": {"enabled": False}})
 
   first = local.run(config)
   os.rename(directories[2], arrived / directories[2].name)
@@ -188,7 +189,7 @@ def test_a_span_that_drifted_stops_the_run_until_accepted(tmp_path):
   (second / "ratings.dat").write_bytes(b"\n".join(kept) + b"\n")
   values = {"data": {"data_dir": str(data)},
             "output_dir": str(tmp_path / "out"), "train": {"epochs": 1},
-            "ranking": {"enabled": False}}
+            "ranker": {"enabled": False}, "ranking": {"enabled": False}}
 
   with pytest.raises(DataValidationError) as raised:
     local.run(load_config(values=values))

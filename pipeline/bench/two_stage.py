@@ -1,0 +1,187 @@
+"""`recsys bench --two-stage`: retrieval alone against retrieval followed by
+the next-item ranker, from one pipeline run on a data set.
+
+The run (the encoder bench's best retrieval model, configs/attention.yaml:
+the quality profile's attention encoder with its 20-minute budget, and the
+ranker with its defaults) trains the retrieval model, the same model without the ranker's labels
+(the candidates of the ranker's train lists: the leakage rule, README
+"Two stages") and the ranker. The table's rows, all on the test split
+under ../shared/PROTOCOL.md:
+
+* retrieval alone and the two stages as TFMA evaluated the SavedModels (the
+  ranker's Evaluator, whose baseline is retrieval alone);
+* the same through the pushed TFLite files, as an app chains them
+  (file_evaluation.py);
+* training minutes of each model, file sizes, and latency: both files'
+  `invoke()` over retrieval's alone, and over the reference workload, the
+  median over fresh `recsys latency --two-stage` processes (as the encoder
+  bench times a model: a process holding a pipeline run times slower).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+from components.model.export import signature_names as names
+from components.user_modules.evaluation import REPORTED_METRICS
+from pipeline import PROJECT_ROOT
+from pipeline.bench.encoders import CONFIGS_DIR, LATENCY_PROCESSES
+from pipeline.bench.machine import machine
+from pipeline.config import load_config
+from pipeline.dag import nodes
+
+CONFIG = os.path.join(CONFIGS_DIR, "attention.yaml")
+TABLE, RESULT = "two_stage.md", "two_stage.json"
+# The issue's targets: the gain of two stages over retrieval alone (test
+# split), the ranker file's size and the latency of both files' invoke()
+# over retrieval's (1 thread).
+MIN_NDCG_GAIN, MIN_HIT_RATE_GAIN = 0.015, 0.01
+MAX_RANKER_BYTES, MAX_LATENCY_RATIO = 300_000, 1.5
+
+
+def latency(retrieval_root: str, queries: int,
+            processes: int = LATENCY_PROCESSES) -> Dict[str, Any]:
+  """`recsys latency --two-stage` in fresh processes: the median of their
+  ratios, and each process's."""
+  runs = []
+  for seed in range(processes):
+    measured = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "latency", "--model",
+         retrieval_root, "--two-stage", "--queries", str(queries),
+         "--threads", "1", "--json", "--seed", str(seed)],
+        check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
+  found = {"processes": runs}
+  for name in ("two_stage_invoke_ratio", "two_stage_end_to_end_ratio",
+               "invoke_ratio", "two_stage_invoke_reference_ratio",
+               "invoke_median_ms", "ranker_invoke_median_ms"):
+    if all(name in r for r in runs):
+      found[name] = statistics.median(r[name] for r in runs)
+  return found
+
+
+def _seconds(summary: Dict[str, Any], node: str) -> float:
+  (found,) = [c["seconds"] for c in summary["components"]
+              if c["name"] == node]
+  return found
+
+
+def _metrics(values: Dict[str, float]) -> Dict[str, float]:
+  return {m: values[m] for m in REPORTED_METRICS}
+
+
+def run(data_dir: str, output_dir: str, queries: int = 1000
+        ) -> Dict[str, Any]:
+  """Runs the pipeline with CONFIG and the ranker on `data_dir` into
+  `output_dir` and
+  returns the figures of the table (written as RESULT and TABLE)."""
+  from pipeline.runners import local  # pylint: disable=import-outside-toplevel
+  started = time.monotonic()
+  config = load_config(CONFIG, values={"data": {"data_dir": data_dir},
+                                       "output_dir": output_dir,
+                                       "ranker": {"enabled": True}})
+  summary = local.run(config, quiet=True)
+  ranker = summary.get("ranker", {})
+  if not ranker.get("pushed"):
+    raise RuntimeError("the ranker was not pushed: "
+                       + ranker.get("not_pushed_reason", "not blessed")
+                       + f" ({ranker.get('blessing_reason')})")
+  result = {
+      "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+      "data_dir": data_dir, "candidates": config.ranker.candidates,
+      "ranker_max_minutes": config.ranker.max_minutes,
+      "retrieval": _metrics(summary["metrics"][names.SCORES]),
+      "two_stages": _metrics(ranker["metrics"][names.SCORES]),
+      "retrieval_file": _metrics(summary["tflite"]["overall"]),
+      "two_stage_files": _metrics(ranker["tflite"]["overall"]),
+      "most_popular": _metrics(summary["metrics"][names.POPULARITY_SCORES]),
+      "train_minutes": {
+          node: _seconds(summary, node) / 60.0
+          for node in (nodes.RETRIEVAL.trainer, nodes.CANDIDATE_TRAINER,
+                       nodes.CANDIDATE_GEN, nodes.RANKER.trainer)},
+      "retrieval_bytes": summary["tflite"]["tflite_bytes"],
+      "ranker_bytes": ranker["tflite"]["tflite_bytes"],
+      "ranker_training": {k: v for k, v in ranker["training"].items()
+                          if k != "history"},
+      "pushed": {"retrieval": summary["pushed"], "ranker": ranker["pushed"]},
+      "latency": latency(config.serving_dir, queries),
+  }
+  result["bench_minutes"] = (time.monotonic() - started) / 60.0
+  with open(os.path.join(output_dir, RESULT), "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(output_dir, TABLE), "w", encoding="utf-8") as f:
+    f.write(markdown(result))
+  return result
+
+
+def _row(label: str, values: Dict[str, float], rest: List[str]) -> str:
+  return (f"| {label} | " + " | ".join(f"{values[m]:.4f}"
+                                       for m in REPORTED_METRICS)
+          + " | " + " | ".join(rest) + " |")
+
+
+def targets(result: Dict[str, Any]) -> List[str]:
+  """Each target of the two stages, met or missed, with the figure."""
+  gain = {m: result["two_stages"][m] - result["retrieval"][m]
+          for m in ("ndcg@10", "hit_rate@10")}
+  file_gain = result["two_stage_files"]["ndcg@10"] - result[
+      "retrieval_file"]["ndcg@10"]
+  ratio = result["latency"].get("two_stage_invoke_ratio")
+  checks = [
+      (f"NDCG@10 gain {gain['ndcg@10']:+.4f} (files {file_gain:+.4f})",
+       gain["ndcg@10"] >= MIN_NDCG_GAIN, f">= +{MIN_NDCG_GAIN}"),
+      (f"HR@10 gain {gain['hit_rate@10']:+.4f}",
+       gain["hit_rate@10"] >= MIN_HIT_RATE_GAIN, f">= +{MIN_HIT_RATE_GAIN}"),
+      (f"ranker file {result['ranker_bytes']:,} bytes",
+       result["ranker_bytes"] <= MAX_RANKER_BYTES,
+       f"<= {MAX_RANKER_BYTES:,}"),
+  ]
+  if ratio is not None:
+    checks.append((f"both invoke()s {ratio:.2f}x retrieval's",
+                   ratio <= MAX_LATENCY_RATIO, f"<= {MAX_LATENCY_RATIO}x"))
+  return [f"- {what}: {'met' if met else 'missed'} (target {bound})"
+          for what, met, bound in checks]
+
+
+def markdown(result: Dict[str, Any]) -> str:
+  minutes = result["train_minutes"]
+  trained = (f"{minutes[nodes.RETRIEVAL.trainer]:.1f}")
+  ranker = (f"{minutes[nodes.CANDIDATE_TRAINER]:.1f} + "
+            f"{minutes[nodes.CANDIDATE_GEN]:.1f} + "
+            f"{minutes[nodes.RANKER.trainer]:.1f}")
+  measured = result["latency"]
+  ratio = measured.get("two_stage_invoke_ratio")
+  reference = measured.get("two_stage_invoke_reference_ratio")
+  lines = [
+      f"{result['date']}, {result['machine']}; test split of "
+      f"{result['data_dir']} under PROTOCOL.md; the ranker re-orders "
+      f"retrieval's best {result['candidates']}; the bench took "
+      f"{result['bench_minutes']:.0f} min", "",
+      "| model | " + " | ".join(REPORTED_METRICS).replace("hit_rate", "HR")
+      .replace("ndcg", "NDCG") + " | train min | TFLite bytes | invoke() "
+      "ratio |",
+      "|" + "---|" * (len(REPORTED_METRICS) + 4),
+      _row("retrieval alone (SavedModel, TFMA)", result["retrieval"],
+           [trained, "", ""]),
+      _row("two stages (SavedModels, TFMA)", result["two_stages"],
+           [f"{trained} + {ranker}", "", ""]),
+      _row("retrieval model.tflite", result["retrieval_file"],
+           ["", f"{result['retrieval_bytes']:,}", "1.00"]),
+      _row("two stages, both .tflite files", result["two_stage_files"],
+           ["", f"{result['retrieval_bytes']:,} + "
+            f"{result['ranker_bytes']:,}",
+            f"{ratio:.2f}" if ratio is not None else "–"]),
+      _row("most popular", result["most_popular"], ["", "", ""]),
+      "",
+      "Train minutes of the two stages: retrieval + (retrieval without the "
+      "ranker's labels + CandidateGen + the ranker). invoke() ratio: the "
+      "median over processes of both files' invoke() over retrieval's, one "
+      "thread" + (f"; both files {reference:.2f}x the reference workload"
+                  if reference is not None else "") + ".",
+      "",
+      *targets(result),
+  ]
+  return "\n".join(lines) + "\n"
