@@ -46,10 +46,11 @@ RESULT = "ondevice.json"
 TABLE = "ondevice.md"
 
 
-def _run_model(data_dir: str, output_dir: str, encoder: str, profile: str
-               ) -> Dict[str, Any]:
+def run_model(data_dir: str, output_dir: str, encoder: str, profile: str,
+              ranker: bool = False) -> Dict[str, Any]:
   """One pipeline run of (encoder, profile), adapted to the data as `recsys
-  run` adapts it; -> its summary."""
+  run` adapts it, with the next-item ranker when `ranker`; -> its
+  summary."""
   # pylint: disable=import-outside-toplevel
   from pipeline import adaptive
   from pipeline.config import given_settings, load_config
@@ -58,7 +59,7 @@ def _run_model(data_dir: str, output_dir: str, encoder: str, profile: str
             "data": {"data_dir": data_dir}, "output_dir": output_dir,
             "push_dir": os.path.join(output_dir, "serving",
                                      f"{encoder}-{profile}"),
-            "ranking": {"enabled": False}, "ranker": {"enabled": False},
+            "ranking": {"enabled": False}, "ranker": {"enabled": ranker},
             # Each model is compared with the others here, not blessed
             # against the previous one.
             "eval": {"max_hit_rate_drop": 1.0}}
@@ -152,7 +153,7 @@ def run(data_dir: str, output_dir: str,
       "data_dir": data_dir, "rows": []}
   for encoder, profile in models:
     print(f"[bench] {encoder}, profile {profile}", flush=True)
-    summary = _run_model(data_dir, output_dir, encoder, profile)
+    summary = run_model(data_dir, output_dir, encoder, profile)
     if not summary.get("pushed"):
       raise RuntimeError(f"{encoder}, {profile}: nothing pushed ("
                          f"{summary.get('not_pushed_reason', 'not blessed')})")

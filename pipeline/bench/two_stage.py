@@ -1,9 +1,9 @@
 """`recsys bench --two-stage`: retrieval alone against retrieval followed by
 the next-item ranker, from one pipeline run on a data set.
 
-The run (the encoder bench's best retrieval model, configs/attention.yaml:
-the quality profile's attention encoder with its 20-minute budget, and the
-ranker with its defaults) trains the retrieval model, the same model without the ranker's labels
+The run (the best retrieval model of the on-device bench, the quality
+profile's attention encoder adapted to the data as `recsys run` adapts it,
+and the ranker with its defaults) trains the retrieval model, the same model without the ranker's labels
 (the candidates of the ranker's train lists: the leakage rule, README
 "Two stages") and the ranker. The table's rows, all on the test split
 under ../shared/PROTOCOL.md:
@@ -28,12 +28,12 @@ from typing import Any, Dict, List
 from components.model.export import signature_names as names
 from components.user_modules.evaluation import REPORTED_METRICS
 from pipeline import PROJECT_ROOT
-from pipeline.bench.encoders import CONFIGS_DIR, LATENCY_PROCESSES
 from pipeline.bench.machine import machine
-from pipeline.config import load_config
+from pipeline.bench.ondevice import LATENCY_PROCESSES, run_model
 from pipeline.dag import nodes
 
-CONFIG = os.path.join(CONFIGS_DIR, "attention.yaml")
+# The retrieval model: (encoder, profile) as the on-device bench runs it.
+MODEL = ("attention", "quality")
 TABLE, RESULT = "two_stage.md", "two_stage.json"
 # The issue's targets: the gain of two stages over retrieval alone (test
 # split), the ranker file's size and the latency of both files' invoke()
@@ -91,7 +91,9 @@ def run(data_dir: str, output_dir: str, queries: int = 1000
                        + f" ({ranker.get('blessing_reason')})")
   result = {
       "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-      "data_dir": data_dir, "candidates": config.ranker.candidates,
+      "data_dir": data_dir, "model": "{}:{}".format(*MODEL),
+      "context_length": config.session.max_context_length,
+      "candidates": config.ranker.candidates,
       "ranker_max_minutes": config.ranker.max_minutes,
       "retrieval": _metrics(summary["metrics"][names.SCORES]),
       "two_stages": _metrics(ranker["metrics"][names.SCORES]),
@@ -107,7 +109,7 @@ def run(data_dir: str, output_dir: str, queries: int = 1000
       "ranker_training": {k: v for k, v in ranker["training"].items()
                           if k != "history"},
       "pushed": {"retrieval": summary["pushed"], "ranker": ranker["pushed"]},
-      "latency": latency(config.serving_dir, queries),
+      "latency": latency(os.path.dirname(summary["pushed"]), queries),
   }
   result["bench_minutes"] = (time.monotonic() - started) / 60.0
   with open(os.path.join(output_dir, RESULT), "w", encoding="utf-8") as f:
@@ -157,8 +159,9 @@ def markdown(result: Dict[str, Any]) -> str:
   reference = measured.get("two_stage_invoke_reference_ratio")
   lines = [
       f"{result['date']}, {result['machine']}; test split of "
-      f"{result['data_dir']} under PROTOCOL.md; the ranker re-orders "
-      f"retrieval's best {result['candidates']}; the bench took "
+      f"{result['data_dir']} under PROTOCOL.md; retrieval "
+      f"{result['model']} (L={result['context_length']}), the ranker "
+      f"re-orders its best {result['candidates']}; the bench took "
       f"{result['bench_minutes']:.0f} min", "",
       "| model | " + " | ".join(REPORTED_METRICS).replace("hit_rate", "HR")
       .replace("ndcg", "NDCG") + " | train min | TFLite bytes | invoke() "

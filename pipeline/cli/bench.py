@@ -149,8 +149,9 @@ def add_commands(commands) -> None:
   bench.add_argument("--two-stage", action="store_true",
                      help="instead: retrieval alone against the two stages "
                      "(pipeline/bench/two_stage.py): one pipeline run of the "
-                     "attention encoder's bench config with the next-item "
-                     "ranker; both evaluated by TFMA and as TFLite files, "
+                     "long-history retrieval model (attention, the quality "
+                     "profile) with the next-item ranker; both evaluated by "
+                     "TFMA and as TFLite files, "
                      "training times, sizes and both files' latency over "
                      "retrieval's; writes two_stage.md and two_stage.json")
   bench.add_argument("--models", default=",".join(

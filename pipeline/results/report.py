@@ -156,6 +156,8 @@ def facts(config: RunConfig, run: str = "latest") -> Dict[str, Any]:
   transform = output("Transform", "transform_graph")
   found["transform_graph_uri"] = transform and transform.uri
   found.update(_stage_facts(found_outputs, nodes.RETRIEVAL))
+  found["ranker"] = (_stage_facts(found_outputs, nodes.RANKER)
+                     if nodes.RANKER.trainer in found_outputs else None)
   found["ranking"] = (_stage_facts(found_outputs, nodes.RANKING)
                       if nodes.RANKING.trainer in found_outputs else None)
   two = output(nodes.TWO_STAGE_EVALUATOR, "evaluation")
@@ -348,6 +350,8 @@ def format_text(found: Dict[str, Any]) -> str:
   lines += _pushed_lines(found.get("pushed"))
   if found.get("not_pushed_reason"):
     lines.append(f"  not pushed: {found['not_pushed_reason']}")
+  if found.get("ranker"):
+    lines += ["", ""] + ranker_text(found["ranker"])
   if found.get("ranking"):
     lines += ["", ""] + ranking_text(found["ranking"])
   if found.get("two_stage"):
@@ -483,6 +487,53 @@ def ranking_text(stage: Dict[str, Any]) -> List[str]:
                                     "NOT blessed"), f"    {blessing['reason']}"]
   lines += [f"  {line}" if line else line
             for line in _pushed_lines(stage.get("pushed"))]
+  return lines
+
+
+def ranker_text(stage: Dict[str, Any]) -> List[str]:
+  """The next-item ranker: training, the two stages against retrieval alone
+  (TFMA's baseline) overall and by slice, both files chained, blessing,
+  push."""
+  lines = ["Two stages: retrieval, then the next-item ranker"]
+  training = stage.get("training")
+  if training:
+    lines.append(
+        f"  ranker: {training['epochs']} epochs in {training['seconds']:.0f} "
+        f"s, best epoch {training['best_epoch']}; "
+        f"{training['train_lists_with_label']} of "
+        f"{training['train_lists']} train lists hold their label")
+  overall = (stage.get("slices") or {}).get((), {})
+
+  def row(roles, name):
+    def get(role):
+      return roles.get(role, {}).get(names.SCORES, {}).get(name)
+    return [_number(get(evaluation.BASELINE)), _number(get(evaluation.CANDIDATE)),
+            _number(get(evaluation.DIFF), signed=True)]
+  header = ["retrieval alone", "two stages", "change"]
+  if overall:
+    tflite = (stage.get("tflite") or {}).get("overall", {})
+    lines += [f"  test split ({count(overall)} users, full ranking, seen "
+              "items excluded); both files: the TFLite files chained as an "
+              "app chains them"]
+    lines += _table(["metric"] + header + ["both files"],
+                    [[label] + row(overall, name) + [_number(tflite.get(name))]
+                     for name, label in METRIC_LABELS])
+    rows, previous = [], None
+    for feature, value, roles in slice_rows(stage):
+      rows.append([feature if feature != previous else "", value,
+                   count(roles)] + row(roles, "ndcg@10"))
+      previous = feature
+    if rows:
+      lines += ["", "  NDCG@10 by slice"]
+      lines += _table(["slice", "value", "users"] + header, rows)
+  blessing = stage.get("blessing")
+  if blessing:
+    lines += ["", "  Blessing: " + ("blessed" if blessing["blessed"] else
+                                    "NOT blessed"), f"    {blessing['reason']}"]
+  lines += [f"  {line}" if line else line
+            for line in _pushed_lines(stage.get("pushed"))]
+  if stage.get("not_pushed_reason"):
+    lines.append(f"    not pushed: {stage['not_pushed_reason']}")
   return lines
 
 

@@ -59,6 +59,7 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
   found = outputs.run_outputs(store, executions)
   result = outputs.outcome(found)
   rating = outputs.outcome(found, nodes.RANKING).get("metrics", {})
+  ranker = outputs.outcome(found, nodes.RANKER).get("metrics", {})
   config = outputs.recorded_config(run)
   forward = outputs.forward_outcome(found) or {}
   return {
@@ -82,6 +83,9 @@ def run_row(store, run, executions, live: bool = False) -> Dict[str, Any]:
       "forward_hit_rate@10": forward.get("metrics", {}).get(
           names.SCORES, {}).get("hit_rate@10"),
       "forward_span": forward.get("span") if forward.get("metrics") else None,
+      # The two stages (retrieval, then the next-item ranker).
+      "two_stage_hit_rate@10": ranker.get(names.SCORES, {}).get(
+          "hit_rate@10"),
       "rmse": rating.get(names.RATING, {}).get("rmse"),
       "blessed": result.get("blessed"), "pushed": result.get("pushed")}
 
@@ -127,7 +131,8 @@ def cell(value: Optional[Any], digits: int = 4) -> str:
 def format_runs(rows: List[Dict[str, Any]]) -> str:
   """A fixed-width table, one line per run."""
   header = ["run", "started (UTC)", "status", "config", "encoder", "HR@10",
-            "TFLite HR@10", "forward HR@10", "blessed", "rating RMSE",
+            "TFLite HR@10", "forward HR@10", "blessed", "two-stage HR@10",
+            "rating RMSE",
             "cached", "pushed"]
   lines = [[cell(r["run"]), cell(r["started"]), r["status"],
             cell(r["digest"]),
@@ -137,6 +142,7 @@ def format_runs(rows: List[Dict[str, Any]]) -> str:
                 f" (span {r['forward_span']})"
                 if r["forward_span"] is not None else ""),
             cell(r["blessed"]),
+            cell(r["two_stage_hit_rate@10"]),
             cell(r["rmse"]),
             f"{r['cached']}/{r['components']}", cell(r["pushed"])]
            for r in rows]

@@ -11,6 +11,7 @@ def _result(ndcg_gain, latency_ratio):
             "ndcg@10": ndcg}
   return {
       "date": "2026-12-06", "machine": "m", "data_dir": "d",
+      "model": "attention:quality", "context_length": 200,
       "candidates": 100, "bench_minutes": 47.0,
       "retrieval": metrics(0.30, 0.18),
       "two_stages": metrics(0.32, 0.18 + ndcg_gain),

@@ -60,8 +60,9 @@ def test_report_text_of_the_latest_run(sample_runs, capsys):
   model = first["metrics"][names.SCORES]
   popular = first["metrics"][names.POPULARITY_SCORES]
   # Model, most popular and delta, then the baseline model and TFMA's diff.
-  (hr10, tflite_hr10) = [line.split() for line in lines
-                         if line.split()[:1] == ["HR@10"] and "slice" not in line]
+  (hr10, tflite_hr10, ranker_hr10) = [
+      line.split() for line in lines
+      if line.split()[:1] == ["HR@10"] and "slice" not in line]
   assert hr10 == ["HR@10", f"{model['hit_rate@10']:.4f}",
                   f"{popular['hit_rate@10']:.4f}",
                   f"{model['hit_rate@10'] - popular['hit_rate@10']:+.4f}",
@@ -85,6 +86,17 @@ def test_report_text_of_the_latest_run(sample_runs, capsys):
   assert f"model.tflite {tflite / 2**20:.2f} MiB" in text
   assert "anomalies: none" in text
   assert "ratings: 64162 interactions, 600 users" in text
+  # The two stages against retrieval alone (TFMA's baseline: this run's
+  # retrieval model), and both files chained.
+  ranker = first["ranker"]
+  chain = ranker["metrics"][names.SCORES]["hit_rate@10"]
+  assert ranker_hr10[:3] == ["HR@10", f"{model['hit_rate@10']:.4f}",
+                             f"{chain:.4f}"]
+  assert float(ranker_hr10[3]) == pytest.approx(
+      chain - model["hit_rate@10"], abs=1e-4)
+  assert ranker_hr10[4] == f"{ranker['tflite']['overall']['hit_rate@10']:.4f}"
+  assert "  NDCG@10 by slice" in text
+  assert f"Pushed: {ranker['pushed']}" in text
 
 
 def test_report_of_an_unknown_run_names_the_known_ones(sample_runs):

@@ -23,6 +23,8 @@ def test_runs_lists_each_run_from_mlmd(sample_runs, beam_run):
     assert row["rmse"] == pytest.approx(
         first["ranking"]["metrics"][names.RATING]["rmse"], abs=1e-6)
     assert row["blessed"] is True
+    assert row["two_stage_hit_rate@10"] == first["ranker"]["metrics"][
+        names.SCORES]["hit_rate@10"]
     # The cached runs' model is the first run's push.
     assert row["pushed"] == first["pushed"]
   assert rows[0]["started"] <= rows[1]["started"] <= rows[2]["started"]
@@ -35,7 +37,8 @@ def test_runs_lists_each_run_from_mlmd(sample_runs, beam_run):
       f"{len(COMPONENTS) - len(RERUN)}/{len(COMPONENTS)}", first["pushed"]]
   (beam,) = pipeline_runs.list_runs(beam_run.config)
   assert beam["digest"] == beam_run.summary["config"].digest() != same
-  assert beam["rmse"] is None  # no ranking stage
+  # Neither the rating stage nor the ranker.
+  assert beam["rmse"] is None and beam["two_stage_hit_rate@10"] is None
   assert beam["pushed"] == beam_run.summary["pushed"]
 
 
