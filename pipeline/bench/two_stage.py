@@ -75,15 +75,12 @@ def _metrics(values: Dict[str, float]) -> Dict[str, float]:
 
 def run(data_dir: str, output_dir: str, queries: int = 1000
         ) -> Dict[str, Any]:
-  """Runs the pipeline with CONFIG and the ranker on `data_dir` into
-  `output_dir` and
-  returns the figures of the table (written as RESULT and TABLE)."""
-  from pipeline.runners import local  # pylint: disable=import-outside-toplevel
+  """Runs the pipeline of MODEL with the ranker on `data_dir` into
+  `output_dir` and returns the figures of the table (written as RESULT and
+  TABLE)."""
   started = time.monotonic()
-  config = load_config(CONFIG, values={"data": {"data_dir": data_dir},
-                                       "output_dir": output_dir,
-                                       "ranker": {"enabled": True}})
-  summary = local.run(config, quiet=True)
+  summary = run_model(data_dir, output_dir, *MODEL, ranker=True)
+  config = summary["config"]
   ranker = summary.get("ranker", {})
   if not ranker.get("pushed"):
     raise RuntimeError("the ranker was not pushed: "

@@ -1,7 +1,11 @@
 """The two-stage bench's table: its rows from a run's figures, and each
 target stated met or missed with the figure it was judged on."""
+import pytest
+
+from components.model.export import signature_names as names
 from components.user_modules.evaluation import REPORTED_METRICS
 from pipeline.bench import two_stage
+from pipeline.config import load_config
 from pipeline.dag import nodes
 
 
@@ -48,3 +52,44 @@ def test_a_missed_target_says_so_with_its_figure():
   assert lines[1] == "- HR@10 gain +0.0200: met (target >= +0.01)"
   assert lines[2] == "- ranker file 214,520 bytes: met (target <= 300,000)"
   assert lines[3] == "- both invoke()s 1.70x retrieval's: missed (target <= 1.5x)"
+
+
+def test_run_reads_the_figures_of_one_pipeline_run(tmp_path, monkeypatch):
+  def metrics(hr10):
+    return {**{m: 0.1 for m in REPORTED_METRICS}, "hit_rate@10": hr10,
+            "example_count": 2999.0}
+  config = load_config(values={"ranker": {"enabled": True}})
+  summary = {
+      "config": config, "pushed": str(tmp_path / "serving" / "17"),
+      "metrics": {names.SCORES: metrics(0.30),
+                  names.POPULARITY_SCORES: metrics(0.04)},
+      "tflite": {"overall": metrics(0.30), "tflite_bytes": 900},
+      "ranker": {"pushed": str(tmp_path / "serving" / "ranker" / "18"),
+                 "metrics": {names.SCORES: metrics(0.32)},
+                 "tflite": {"overall": metrics(0.31), "tflite_bytes": 300},
+                 "training": {"seconds": 30.0, "history": {"loss": [1.0]}}},
+      "components": [{"name": name, "seconds": 60.0} for name in (
+          nodes.RETRIEVAL.trainer, nodes.CANDIDATE_TRAINER,
+          nodes.CANDIDATE_GEN, nodes.RANKER.trainer)],
+  }
+  ran, timed = [], []
+  monkeypatch.setattr(two_stage, "run_model", lambda *args, **kwargs: (
+      ran.append((args, kwargs)) or summary))
+  monkeypatch.setattr(two_stage, "latency", lambda root, queries: (
+      timed.append(root) or {"two_stage_invoke_ratio": 1.2}))
+  result = two_stage.run("data", str(tmp_path), queries=10)
+  assert ran == [(("data", str(tmp_path), "attention", "quality"),
+                  {"ranker": True})]
+  assert timed == [str(tmp_path / "serving")]
+  assert result["retrieval"]["hit_rate@10"] == 0.30
+  assert result["two_stages"]["hit_rate@10"] == 0.32
+  assert result["two_stage_files"]["hit_rate@10"] == 0.31
+  assert "history" not in result["ranker_training"]
+  assert result["train_minutes"][nodes.CANDIDATE_TRAINER] == 1.0
+  assert (tmp_path / two_stage.TABLE).read_text() == two_stage.markdown(
+      result)
+  # A ranker that was not pushed stops the bench with the reason.
+  summary["ranker"] = {"not_pushed_reason": "the retrieval model it follows "
+                       "was not pushed (x)", "blessing_reason": "passed"}
+  with pytest.raises(RuntimeError, match="follows was not pushed"):
+    two_stage.run("data", str(tmp_path), queries=10)
