@@ -213,7 +213,7 @@ def test_pushed_bundle_is_complete_and_versioned(sample_runs):
   # The re-run's model is the one already pushed: no second version.
   assert second["pushed"] == pushed
   assert sorted(os.listdir(config.serving_dir)) == [
-      os.path.basename(pushed), "ranking"]
+      os.path.basename(pushed), layout.RANKER_DIR, layout.RANKING_DIR]
   assert sorted(os.listdir(pushed)) == sorted([
       layout.CATALOG, layout.BUNDLE_METADATA, layout.TFLITE_MODEL,
       layout.INPUT_MAPPING, layout.BUNDLE_SAVED_MODEL])
