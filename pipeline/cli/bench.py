@@ -49,8 +49,12 @@ def cmd_bench_ondevice(args) -> int:
 def cmd_bench_two_stage(args) -> int:
   from pipeline.bench import two_stage  # pylint: disable=import-outside-toplevel
   os.makedirs(args.output_dir, exist_ok=True)
-  result = two_stage.run(os.path.abspath(args.data_dir),
-                         os.path.abspath(args.output_dir), args.queries)
+  if args.remeasure:
+    result = two_stage.remeasure(os.path.abspath(args.output_dir),
+                                 args.queries)
+  else:
+    result = two_stage.run(os.path.abspath(args.data_dir),
+                           os.path.abspath(args.output_dir), args.queries)
   print(two_stage.markdown(result))
   print(f"written: {os.path.join(args.output_dir, two_stage.TABLE)} and "
         f"{two_stage.RESULT}")
@@ -138,7 +142,8 @@ def add_commands(commands) -> None:
                      help="TFLite queries timed per model (default 1000)")
   bench.add_argument("--remeasure", action="store_true",
                      help="only measure the TFLite size and latency of the "
-                     "models in OUTPUT_DIR/bench.json again")
+                     "models in OUTPUT_DIR/bench.json again (--two-stage: "
+                     "the latency of OUTPUT_DIR/two_stage.json's files)")
   bench.add_argument("--on-device", action="store_true",
                      help="instead: the on-device Pareto table "
                      "(pipeline/bench/ondevice.py): each of --models trained "

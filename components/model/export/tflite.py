@@ -275,11 +275,20 @@ class TwoStageRecommender:
   def candidates(self, scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Catalog scores (excluded items at EXCLUDED_SCORE) -> the ranker's
     inputs: [1, n] int32 indices (PADDING where fewer items are left) and
-    [1, n] float32 scores."""
-    top = np.argsort(-scores, kind="stable")[:self.ranker.candidates]
+    [1, n] float32 scores. The n best are selected (not the catalog sorted):
+    those above the n-th score, then the lowest indices tied with it."""
+    n = self.ranker.candidates
+    if len(scores) > n:
+      kth = scores[np.argpartition(-scores, n - 1)[n - 1]]
+      above = np.flatnonzero(scores > kth)
+      top = np.concatenate([above, np.flatnonzero(scores == kth)[
+          :n - len(above)]])
+    else:
+      top = np.arange(len(scores))
+    top = top[np.lexsort((top, -scores[top]))]
     values = scores[top].astype(np.float32)
     indices = np.where(values > EXCLUDED_SCORE, top, F.PAD_ID)
-    width = self.ranker.candidates - len(top)  # a catalog smaller than n
+    width = n - len(top)  # a catalog smaller than n
     return (np.pad(indices, (0, width))[np.newaxis].astype(np.int32),
             np.pad(values, (0, width), constant_values=EXCLUDED_SCORE
                    )[np.newaxis])
@@ -316,8 +325,13 @@ class TwoStageRecommender:
       return ids, popular, list(range(len(ids)))
     scores = self.retrieval.catalog_scores(item_ids, features, user).copy()
     mapping = self.retrieval.mapping
-    dropped = mapping.item_indices(list(item_ids) + list(excluded))
-    scores[np.array(dropped + [F.PAD_ID, F.OOV_ID], np.int64)] = EXCLUDED_SCORE
+    # The context's indices are the query's input already; a longer
+    # history's older items are mapped here.
+    scores[self.retrieval.query_inputs[F.CONTEXT_ITEM_ID][0]] = EXCLUDED_SCORE
+    older = list(item_ids)[:-mapping.context_length] + list(excluded)
+    if older:
+      scores[mapping.item_indices(older)] = EXCLUDED_SCORE
+    scores[[F.PAD_ID, F.OOV_ID]] = EXCLUDED_SCORE
     indices, ranked = self._ranked(scores)
     valid = np.flatnonzero(indices >= FIRST_INDEX)
     order = valid[np.argsort(-ranked[valid], kind="stable")][:mapping.top_k]

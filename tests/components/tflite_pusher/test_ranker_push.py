@@ -86,6 +86,23 @@ def test_two_stages_reorder_retrieval_candidates(ranker_export):
   assert popular == mapping.most_popular()[0]
 
 
+def test_the_candidates_are_tf_top_k_s_even_among_ties(ranker_export):
+  """The n best as tf.math.top_k orders them (what the chain's SavedModel
+  ranks): by score, ties by the lower index; excluded items left out."""
+  two_stages = _two_stages(ranker_export)
+  rng = np.random.default_rng(0)
+  for size in (2, CANDIDATES, 40):
+    scores = rng.integers(0, 4, size).astype(np.float32)  # many ties
+    scores[rng.integers(0, size, 2)] = np.finfo(np.float32).min
+    indices, values = two_stages.candidates(scores)
+    top = tf.math.top_k(scores, k=min(CANDIDATES, size))
+    want = np.where(top.values.numpy() > np.finfo(np.float32).min,
+                    top.indices.numpy(), F.PAD_ID)
+    width = CANDIDATES - len(want)
+    np.testing.assert_array_equal(indices[0], np.pad(want, (0, width)))
+    np.testing.assert_array_equal(values[0][:len(want)], top.values.numpy())
+
+
 def _retrieval_push(ranker_export, root, pushed: int, other_model=False):
   """The retrieval Pusher's output: when `pushed`, a bundle of the
   retrieval model the ranker follows, or of a copy of it at another URI
