@@ -107,7 +107,8 @@ def cmd_run(args) -> int:
     print("ranking stage (rating model):")
     _print_stage(summary["ranking"], RATING_OUTPUTS, ("rmse", "mae"))
   if "two_stage" in summary:
-    print(f"two-stage, test split ({summary['two_stage']['users']} users):")
+    print(f"retrieval's top N by predicted rating, test split "
+          f"({summary['two_stage']['users']} users):")
     print("\n".join(_format_two_stage(summary["two_stage"],
                                        REPORTED_METRICS)))
   return 0

@@ -546,7 +546,7 @@ def two_stage_text(found: Dict[str, Any]) -> List[str]:
   rows += [[f"top {n} by rating"] + [_number(metrics[name])
                                      for name, _ in labels]
            for n, metrics in found["two_stage"].items()]
-  return ([f"Two stages: retrieval's top N re-ordered by predicted rating "
-           f"(test split, {found['users']} users, full ranking, seen items "
-           "excluded)"]
+  return ([f"Retrieval's top N re-ordered by predicted rating (the rating "
+           f"model's list; test split, {found['users']} users, full "
+           "ranking, seen items excluded)"]
           + _table([""] + [label for _, label in labels], rows))
