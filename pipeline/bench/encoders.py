@@ -11,16 +11,14 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any, Dict, List, Sequence
 
 from components.lib.feature_config import SEQUENCE_ENCODERS
 from components.model.export import signature_names as names
 from components.user_modules.evaluation import REPORTED_METRICS
-from pipeline import PROJECT_ROOT
 from pipeline.config import load_config
+from pipeline.bench import latency
 from pipeline.bench.machine import machine
 from pipeline.runners import local
 
@@ -43,15 +41,7 @@ def tflite_facts(version_dir: str, queries: int,
   figure is the median over `processes` processes (each its own random
   histories); their medians are kept to show the spread.
   """
-  runs = []
-  for seed in range(processes):
-    measured = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "latency", "--model",
-         version_dir, "--queries", str(queries), "--threads", "1", "--json",
-         "--seed", str(seed)],
-        check=True, capture_output=True, text=True,
-        cwd=PROJECT_ROOT)
-    runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
+  runs = latency.in_fresh_processes(version_dir, queries, processes)
   return {"tflite_bytes": runs[0]["bytes"],
           "latency_median_ms": statistics.median(
               r["end_to_end_median_ms"] for r in runs),

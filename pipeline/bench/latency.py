@@ -25,6 +25,8 @@ import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -185,3 +187,20 @@ def measure_pushed_model(version_dir: str, queries: int, threads: int = 1,
           "context_length": recommender.context_length,
           "reference": reference_script if reference is not None else None,
           **measured}
+
+
+def in_fresh_processes(model_dir: str, queries: int, processes: int,
+                       two_stage: bool = False) -> List[Dict[str, Any]]:
+  """`recsys latency --json` (with `--two-stage`) of a pushed version or
+  push root in `processes` fresh processes, one thread, seeds 0, 1, ...:
+  a process as an app runs the model, not the bench's own, which holds a
+  whole pipeline run and times the same model up to twice as slow."""
+  runs = []
+  for seed in range(processes):
+    measured = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "latency", "--model",
+         model_dir, "--queries", str(queries), "--threads", "1", "--json",
+         "--seed", str(seed)] + (["--two-stage"] if two_stage else []),
+        check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
+  return runs

@@ -24,8 +24,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -33,7 +31,7 @@ from components.lib import layout
 from components.lib.settings import QUANTIZATIONS
 from components.model.export import signature_names as names
 from components.model.export import tflite
-from pipeline import PROJECT_ROOT
+from pipeline.bench import latency
 from pipeline.bench.machine import machine
 
 # (encoder, profile) pairs of the default table: the shipped default
@@ -72,14 +70,7 @@ def run_model(data_dir: str, output_dir: str, encoder: str, profile: str,
 
 def _latency(version_dir: str, queries: int) -> Dict[str, float]:
   """`recsys latency` of a version directory in fresh processes."""
-  runs = []
-  for seed in range(LATENCY_PROCESSES):
-    measured = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "latency", "--model",
-         version_dir, "--queries", str(queries), "--threads", "1", "--json",
-         "--seed", str(seed)], check=True, capture_output=True, text=True,
-        cwd=PROJECT_ROOT)
-    runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
+  runs = latency.in_fresh_processes(version_dir, queries, LATENCY_PROCESSES)
   if any(r.get("invoke_ratio") is None for r in runs):
     raise RuntimeError("the reference workload (../shared/ondevice/"
                        "reference.py) is missing: no ratio to report")

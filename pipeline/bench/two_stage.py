@@ -20,14 +20,12 @@ under ../shared/PROTOCOL.md:
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any, Dict, List
 
 from components.model.export import signature_names as names
 from components.user_modules.evaluation import REPORTED_METRICS
-from pipeline import PROJECT_ROOT
+from pipeline.bench.latency import in_fresh_processes
 from pipeline.bench.machine import machine
 from pipeline.bench.ondevice import LATENCY_PROCESSES, run_model
 from pipeline.dag import nodes
@@ -46,14 +44,8 @@ def latency(retrieval_root: str, queries: int,
             processes: int = LATENCY_PROCESSES) -> Dict[str, Any]:
   """`recsys latency --two-stage` in fresh processes: the median of their
   ratios, and each process's."""
-  runs = []
-  for seed in range(processes):
-    measured = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "latency", "--model",
-         retrieval_root, "--two-stage", "--queries", str(queries),
-         "--threads", "1", "--json", "--seed", str(seed)],
-        check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
-    runs.append(json.loads(measured.stdout.strip().splitlines()[-1]))
+  runs = in_fresh_processes(retrieval_root, queries, processes,
+                            two_stage=True)
   found = {"processes": runs}
   for name in ("two_stage_invoke_ratio", "two_stage_end_to_end_ratio",
                "invoke_ratio", "two_stage_invoke_reference_ratio",
