@@ -457,7 +457,9 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
 @dataclasses.dataclass
-class ServingConfig(Section):
+class ServingModelConfig(Section):
+  """The serving settings a Trainer reads (what its export holds); the
+  push bound is the Pushers' alone, so changing it re-trains nothing."""
   top_k: int = setting(
       100, "recommendations the serving signature and the TFLite model "
       "return (and the candidates the rating model rates)")
@@ -466,14 +468,21 @@ class ServingConfig(Section):
       "(float32), float16 (half the bytes; bucket boundaries stay exact), "
       "dynamic (int8 weights, float activations), int8 (full integer, "
       "calibrated on train examples); the file is evaluated either way")
+
+  def check(self, prefix: str) -> None:
+    _require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
+    _one_of(self.quantization, f"{prefix}.quantization", QUANTIZATIONS)
+
+
+@dataclasses.dataclass
+class ServingConfig(ServingModelConfig):
   max_tflite_drop: float = setting(
       0.005, "model.tflite is pushed only if its test HR@10 (through the "
       "TFLite interpreter; a ranker's chained after retrieval's file) is at "
       "most this far below the SavedModel's (TFMA)")
 
   def check(self, prefix: str) -> None:
-    _require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
-    _one_of(self.quantization, f"{prefix}.quantization", QUANTIZATIONS)
+    super().check(prefix)
     _require(self.max_tflite_drop >= 0, f"{prefix}.max_tflite_drop",
              "must be >= 0")
 

@@ -39,7 +39,7 @@ class RatingTrainerSettings(settings.StepSettings):
   features: fc.FeatureConfig
   session: settings.SessionConfig
   ranking: settings.RatingModelConfig
-  serving: settings.ServingConfig
+  serving: settings.ServingModelConfig
   train: settings.SeedConfig
 
 

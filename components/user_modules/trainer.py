@@ -55,7 +55,7 @@ class TrainerSettings(settings.StepSettings):
   session: settings.SessionConfig
   model: settings.ModelConfig
   train: settings.TrainConfig
-  serving: settings.ServingConfig
+  serving: settings.ServingModelConfig
 
 
 def make_dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput,

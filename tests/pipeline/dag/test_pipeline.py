@@ -95,6 +95,8 @@ AFTER_SESSIONIZE = {"Sessionize", "Transform", "forward_evaluator"} | (
     ("eval.min_hit_rate_at_10=0.1", {"Evaluator", "TFLitePusher",
                                      "ranker_pusher"}),
     ("ranking.max_rmse_increase=0.5", {"rating_evaluator", "rating_pusher"}),
+    # The push bound of the TFLite files: the Pushers read it, no Trainer.
+    ("serving.max_tflite_drop=0.02", {"TFLitePusher", "ranker_pusher"}),
     ("ranking.two_stage_candidates=10,20", {"two_stage_evaluator"}),
     # Transform reads the vocabulary caps of the model section, not the rest.
     ("model.vocabulary_min_count=2",
