@@ -231,8 +231,13 @@ def evaluate_tflite(tflite_dir: str, sessions: types.Artifact,
       os.path.join(tflite_dir, layout.TFLITE_MODEL),
       (r.numpy() for r in records),
       os.path.join(tflite_dir, layout.INPUT_MAPPING), ranker_path)
-  found["tflite_bytes"] = tf.io.gfile.stat(
-      ranker_path or os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
+  retrieval_bytes = tf.io.gfile.stat(
+      os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
+  if ranker_path:
+    found["tflite_bytes"] = tf.io.gfile.stat(ranker_path).length
+    found["retrieval_tflite_bytes"] = retrieval_bytes
+  else:
+    found["tflite_bytes"] = retrieval_bytes
   tf.io.gfile.makedirs(output_uri)
   with tf.io.gfile.GFile(os.path.join(output_uri, TFLITE_EVALUATION), "w") as f:
     f.write(json.dumps(found, indent=2, sort_keys=True))

@@ -53,8 +53,11 @@ def _print_stage(summary: Dict[str, Any], outputs, order,
   if tflite:
     shown = "  ".join(f"{k}={tflite['overall'][k]:.4f}" for k in order
                       if k in tflite["overall"])
-    print(f"    {tflite_label:<13} {shown}  ({tflite['tflite_bytes']:,} "
-          "bytes, through the TFLite interpreter)")
+    files = f"{tflite['tflite_bytes']:,}"
+    if "retrieval_tflite_bytes" in tflite:  # a ranker's, after retrieval's
+      files = f"{tflite['retrieval_tflite_bytes']:,} + {files}"
+    print(f"    {tflite_label:<13} {shown}  ({files} bytes, through the "
+          "TFLite interpreter)")
   reason = summary.get("blessing_reason")
   print(f"  blessed:    {'yes' if summary.get('blessed') else 'no'}"
         + (f" ({reason})" if reason else ""))

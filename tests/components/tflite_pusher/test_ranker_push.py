@@ -156,6 +156,10 @@ def test_a_ranker_is_pushed_with_how_to_chain_it(ranker_export, tmp_path):
   assert metadata["signature"] == names.RANK
   assert metadata["tflite_evaluation"] == pusher.read_tflite_evaluation(
       output.uri)
+  assert metadata["tflite_evaluation"]["tflite_bytes"] == os.path.getsize(
+      _ranker_file(ranker_export))
+  assert metadata["tflite_evaluation"]["retrieval_tflite_bytes"] == (
+      os.path.getsize(ranker_export["retrieval"]["tflite"]))
   assert metadata["tflite_evaluation"]["overall"] == pytest.approx(
       file_evaluation.evaluate_file(
           ranker_export["retrieval"]["tflite"], _test_records(ranker_export),
