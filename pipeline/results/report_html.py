@@ -11,7 +11,7 @@ import base64
 import html
 import io
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,9 +21,11 @@ from components.model.export import signature_names as names
 from components.user_modules import evaluation
 from pipeline.results import report
 
-# Colours of the three models, the same in every plot.
+# Colours of the models, the same in every plot; the ranker's two stages
+# are measured against this run's retrieval model, retrieval alone.
 COLOURS = {"model": "#1f77b4", "most popular": "#ff7f0e",
-           "latest blessed": "#2ca02c"}
+           "latest blessed": "#2ca02c", "retrieval alone": "#1f77b4",
+           "two stages": "#9467bd"}
 
 
 def _png(figure) -> str:
@@ -70,8 +72,10 @@ def hit_rate_curve(found: Dict[str, Any]) -> Optional[str]:
   return _png(figure)
 
 
-def slice_bars(found: Dict[str, Any]) -> Optional[str]:
-  rows = report.slice_rows(found)
+def _slice_bars(rows, models: Callable[[Dict[str, Any]], Dict[str, float]],
+                ylabel: str) -> Optional[str]:
+  """One bar chart per slice feature of `rows` ((feature, value, roles)),
+  a bar per model that `models(roles)` gives a value."""
   if not rows:
     return None
   features: Dict[str, List[Tuple[str, Dict]]] = {}
@@ -81,7 +85,7 @@ def slice_bars(found: Dict[str, Any]) -> Optional[str]:
   figure, axes_list = plt.subplots(len(features), 1, squeeze=False,
                                    figsize=(8, 2.6 * len(features)))
   for axes, (feature, values) in zip(axes_list[:, 0], features.items()):
-    per_model = [_models(roles, "hit_rate@10") for _, roles in values]
+    per_model = [models(roles) for _, roles in values]
     labels = [label for label in COLOURS if any(label in m for m in per_model)]
     width = 0.8 / len(labels)
     positions = np.arange(len(values))
@@ -91,11 +95,35 @@ def slice_bars(found: Dict[str, Any]) -> Optional[str]:
                color=COLOURS[label])
     axes.set_xticks(positions, [f"{value}\n(n={report.count(roles)})"
                                 for value, roles in values])
-    axes.set(ylabel="HR@10", title=feature)
+    axes.set(ylabel=ylabel, title=feature)
     axes.grid(axis="y", alpha=0.3)
-  axes_list[0, 0].legend()
+  axes_list[0, 0].legend(loc="upper left", bbox_to_anchor=(1, 1))
   figure.tight_layout()
   return _png(figure)
+
+
+def slice_bars(found: Dict[str, Any]) -> Optional[str]:
+  return _slice_bars(report.slice_rows(found),
+                     lambda roles: _models(roles, "hit_rate@10"), "HR@10")
+
+
+def ranker_slice_bars(found: Dict[str, Any]) -> Optional[str]:
+  """NDCG@10 of the two stages beside retrieval alone (TFMA's baseline of
+  the ranker's evaluation), overall and per slice."""
+  stage = found.get("ranker") or {}
+  overall = (stage.get("slices") or {}).get(())
+  if not overall:
+    return None
+
+  def models(roles):
+    found_values = {
+        "retrieval alone": roles.get(evaluation.BASELINE, {}),
+        "two stages": roles.get(evaluation.CANDIDATE, {})}
+    return {label: role[names.SCORES]["ndcg@10"]
+            for label, role in found_values.items()
+            if role.get(names.SCORES, {}).get("ndcg@10") is not None}
+  return _slice_bars([("overall", "all users", overall)] +
+                     report.slice_rows(stage), models, "NDCG@10")
 
 
 def _scalars(log_dir: str, tag: str) -> List[Tuple[int, float]]:
@@ -240,9 +268,11 @@ PLOTS = (
     ("loss", "Training and eval loss", loss_curves),
     ("popularity", "Item popularity", popularity),
     ("history-length", "History lengths", history_histogram),
+    ("ranker", "Two stages: NDCG@10 of retrieval then the next-item ranker, "
+     "beside retrieval alone, per slice", ranker_slice_bars),
     ("rating-loss", "Rating model: training and eval loss (MSE)",
      rating_loss_curves),
-    ("two-stage", "Two stages: retrieval top N re-ordered by rating",
+    ("two-stage", "Retrieval's top N re-ordered by predicted rating",
      two_stage_curves),
 )
 
