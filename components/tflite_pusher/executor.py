@@ -227,17 +227,13 @@ def evaluate_tflite(tflite_dir: str, sessions: types.Artifact,
   pattern = os.path.join(artifact_utils.get_split_uri([sessions], F.TEST), "*")
   records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern)),
                                     compression_type="GZIP")
+  retrieval_path = os.path.join(tflite_dir, layout.TFLITE_MODEL)
   found = file_evaluation.evaluate_file(
-      os.path.join(tflite_dir, layout.TFLITE_MODEL),
-      (r.numpy() for r in records),
+      retrieval_path, (r.numpy() for r in records),
       os.path.join(tflite_dir, layout.INPUT_MAPPING), ranker_path)
-  retrieval_bytes = tf.io.gfile.stat(
-      os.path.join(tflite_dir, layout.TFLITE_MODEL)).length
+  found["tflite_bytes"] = tf.io.gfile.stat(ranker_path or retrieval_path).length
   if ranker_path:
-    found["tflite_bytes"] = tf.io.gfile.stat(ranker_path).length
-    found["retrieval_tflite_bytes"] = retrieval_bytes
-  else:
-    found["tflite_bytes"] = retrieval_bytes
+    found["retrieval_tflite_bytes"] = tf.io.gfile.stat(retrieval_path).length
   tf.io.gfile.makedirs(output_uri)
   with tf.io.gfile.GFile(os.path.join(output_uri, TFLITE_EVALUATION), "w") as f:
     f.write(json.dumps(found, indent=2, sort_keys=True))
