@@ -409,12 +409,16 @@ class RankerModelConfig(Section):
   candidates: int = setting(
       100, "retrieval's top N that the ranker re-orders (a label outside "
       "them keeps its retrieval rank)")
-  neighbors: int = setting(
-      10, "co-occurring items kept per item: the table the ranker file "
-      "holds (the largest part of it)")
+  successors: int = setting(
+      16, "likeliest next items kept per item (P(next | item) from the "
+      "train histories): the table the ranker file holds (the largest part "
+      "of it; 4 bytes an entry)")
+  successor_window: int = setting(
+      3, "an item up to this many steps after another counts as following "
+      "it (weighted 1 / steps)")
   recent_windows: List[int] = setting(
-      [1, 5, 20], "the newest context items a candidate's co-occurrence is "
-      "averaged and maxed over, one feature pair per window")
+      [1, 5, 20], "the newest context items over which a candidate's "
+      "P(candidate | item) is summed and maxed, one feature pair per window")
   hidden_units: List[int] = setting([64, 32], "ranker: dense layers")
   dropout: float = setting(0.0, "ranker: dropout")
   epochs: int = setting(10, "ranker: upper bound on epochs")
@@ -431,8 +435,8 @@ class RankerModelConfig(Section):
   def check(self, prefix: str) -> None:
     _one_of(self.quantization, f"{prefix}.quantization",
             ("none", "float16", "dynamic"))
-    for name in ("candidates", "neighbors", "epochs", "batch_size",
-                 "patience"):
+    for name in ("candidates", "successors", "successor_window", "epochs",
+                 "batch_size", "patience"):
       _require(getattr(self, name) >= 1, f"{prefix}.{name}", "must be >= 1")
     _require(bool(self.recent_windows) and min(self.recent_windows) >= 1,
              f"{prefix}.recent_windows", "must be a non-empty list of "

@@ -7,10 +7,12 @@ against the context that a dot product cannot express:
 * how retrieval ranked it: its score against the best and against the
   list's mean and spread, and its position;
 * its train popularity;
-* item-to-item co-occurrence with the most recent context items (the mean
-  and the largest cosine similarity of their user sets, against the last 1,
-  5, 20, ... items): each item's `neighbors` most co-occurring items are
-  kept, the table a phone holds;
+* how likely it follows the most recent context items: P(candidate | item)
+  of each of the last 1, 5, 20, ... items (their sum and their largest),
+  from item-to-item transitions in the train histories; each item's
+  `successors` most likely next items are kept, the table a phone holds.
+  The retrieval model ranks by one dot product with a summary of the whole
+  context; these counts keep the short-range order it blurs;
 * its attributes against the recent items' (MovieLens genres and year,
   Ali-CCP category, shop, brand, intention): the share of its attribute
   values that the last few items hold;
@@ -38,39 +40,42 @@ from components.model.feature_embeddings import static_group_embeddings
 MASKED_SCORE = -1e4
 # Recent context items whose attributes a candidate's are compared with.
 ATTRIBUTE_RECENT_ITEMS = 5
+# Transition probabilities span 1e-5 to 1: a feature is log(1 + p / this).
+PROBABILITY_UNIT = 1e-3
 
 
-def cooccurrence_neighbors(item_sets: Sequence[np.ndarray], num_items: int,
-                           neighbors: int) -> Tuple[np.ndarray, np.ndarray]:
-  """Item-to-item cosine similarity of user sets, each item's `neighbors`
-  most similar others: (ids [num_items, neighbors] (PAD where an item has
-  fewer), similarities [num_items, neighbors]). `item_sets`: one array of
-  item ids per user (PAD and OOV are left out)."""
-  rows, columns = [], []
-  for user, items in enumerate(item_sets):
-    items = np.unique(np.asarray(items, np.int64))
+def successor_table(histories: Sequence[np.ndarray], num_items: int,
+                    successors: int, window: int
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+  """Each item's `successors` likeliest next items: (ids [num_items,
+  successors] (PAD where an item has fewer), P(next | item) [num_items,
+  successors]). In each history (item ids, oldest first; PAD and OOV left
+  out) an item b `d` <= `window` steps after a counts 1 / d towards a -> b;
+  P normalizes a's counts over all its successors, before the cut."""
+  rows, columns, weights = [], [], []
+  for history in histories:
+    items = np.asarray(history, np.int64)
     items = items[items >= F.NUM_RESERVED_IDS]
-    rows.append(np.full(len(items), user))
-    columns.append(items)
-  users = scipy.sparse.csr_matrix(
-      (np.ones(sum(len(c) for c in columns), np.float32),
-       (np.concatenate(rows) if rows else [], np.concatenate(columns)
-        if columns else [])), shape=(len(item_sets), num_items))
-  counts = np.asarray(users.sum(axis=0)).ravel()
-  together = (users.T @ users).tocsr()
-  ids = np.zeros([num_items, neighbors], np.int32)
-  similarity = np.zeros([num_items, neighbors], np.float32)
+    for distance in range(1, min(window, len(items) - 1) + 1):
+      rows.append(items[:-distance])
+      columns.append(items[distance:])
+      weights.append(np.full(len(items) - distance, 1.0 / distance))
+  counts = scipy.sparse.csr_matrix(
+      (np.concatenate(weights) if weights else [],
+       (np.concatenate(rows) if rows else [],
+        np.concatenate(columns) if columns else [])),
+      shape=(num_items, num_items))
+  counts.sum_duplicates()
+  ids = np.zeros([num_items, successors], np.int32)
+  probability = np.zeros([num_items, successors], np.float32)
   for item in range(num_items):
-    start, end = together.indptr[item], together.indptr[item + 1]
-    others = together.indices[start:end]
-    values = together.data[start:end] / np.sqrt(counts[item] * counts[others])
-    keep = others != item
-    others, values = others[keep], values[keep]
-    # Most similar first; ties by id, so that the table is reproducible.
-    best = np.lexsort((others, -values))[:neighbors]
+    start, end = counts.indptr[item], counts.indptr[item + 1]
+    others, values = counts.indices[start:end], counts.data[start:end]
+    # Likeliest first; ties by id, so that the table is reproducible.
+    best = np.lexsort((others, -values))[:successors]
     ids[item, :len(best)] = others[best]
-    similarity[item, :len(best)] = values[best]
-  return ids, similarity
+    probability[item, :len(best)] = values[best] / max(values.sum(), 1e-12)
+  return ids, probability
 
 
 def recent_items(context: tf.Tensor, count: int) -> tf.Tensor:
@@ -95,8 +100,8 @@ class CandidateFeatures(keras.layers.Layer):
   dense features [b, n, width] (see the module's docstring), from constant
   item tables built on train data."""
 
-  def __init__(self, log_popularity: np.ndarray, neighbor_ids: np.ndarray,
-               neighbor_similarity: np.ndarray, attribute_table: np.ndarray,
+  def __init__(self, log_popularity: np.ndarray, successor_ids: np.ndarray,
+               successor_probability: np.ndarray, attribute_table: np.ndarray,
                recent_windows: Sequence[int], **kwargs):
     super().__init__(**kwargs)
     self.recent_windows = sorted(recent_windows)
@@ -104,8 +109,9 @@ class CandidateFeatures(keras.layers.Layer):
     # phone they are most of the file.
     self._tables = {
         "log_popularity": np.asarray(log_popularity, np.float32),
-        "neighbor_ids": _narrow(neighbor_ids),
-        "neighbor_similarity": np.asarray(neighbor_similarity, np.float32),
+        "successor_ids": _narrow(successor_ids),
+        "successor_probability": np.asarray(successor_probability,
+                                            np.float32),
         "attribute_table": _narrow(attribute_table)}
     self.width = 3 + 1 + 2 * len(self.recent_windows) + (
         1 if self._tables["attribute_table"].shape[1] else 0)
@@ -133,22 +139,22 @@ class CandidateFeatures(keras.layers.Layer):
             tf.where(valid, (scores - mean) / spread, 0.0),
             tf.broadcast_to(position[tf.newaxis], tf.shape(scores))]
 
-  def _cooccurrence(self, candidates, recent):
-    """Per window of recent items: the mean and the largest similarity."""
-    # [b, r, k] each recent item's neighbors; [b, n, r] a candidate's
-    # similarity to each recent item (0 unless it is a neighbor).
-    ids = tf.cast(tf.gather(self.neighbor_ids, recent), tf.int32)
-    weights = tf.gather(self.neighbor_similarity, recent)
+  def _transitions(self, candidates, recent):
+    """Per window of recent items: the sum and the largest of P(candidate |
+    item), on a log scale."""
+    # [b, r, k] each recent item's successors; [b, n, r] P(candidate | each
+    # recent item) (0 unless it is a kept successor).
+    ids = tf.cast(tf.gather(self.successor_ids, recent), tf.int32)
+    probability = tf.gather(self.successor_probability, recent)
     match = tf.cast(tf.equal(candidates[:, :, tf.newaxis, tf.newaxis],
                              ids[:, tf.newaxis]), tf.float32)
-    similarity = tf.reduce_sum(match * weights[:, tf.newaxis], axis=-1)
+    follows = tf.reduce_sum(match * probability[:, tf.newaxis], axis=-1)
     real = tf.cast(tf.not_equal(recent, F.PAD_ID), tf.float32)[:, tf.newaxis]
     parts = []
     for window in self.recent_windows:
-      kept = similarity[:, :, :window] * real[:, :, :window]
-      count = tf.maximum(tf.reduce_sum(real[:, :, :window], axis=-1), 1.0)
-      parts += [tf.reduce_sum(kept, axis=-1) / count,
-                tf.reduce_max(kept, axis=-1)]
+      kept = follows[:, :, :window] * real[:, :, :window]
+      parts += [tf.math.log1p(tf.reduce_sum(kept, axis=-1) / PROBABILITY_UNIT),
+                tf.math.log1p(tf.reduce_max(kept, axis=-1) / PROBABILITY_UNIT)]
     return parts
 
   def _attributes(self, candidates, recent):
@@ -171,7 +177,7 @@ class CandidateFeatures(keras.layers.Layer):
     recent = recent_items(tf.cast(context, tf.int32), self.recent_windows[-1])
     parts = self._retrieval(scores, valid)
     parts.append(tf.gather(self.log_popularity, candidates))
-    parts += self._cooccurrence(candidates, recent)
+    parts += self._transitions(candidates, recent)
     if self.attribute_table.shape[1]:
       parts += self._attributes(candidates, recent)
     return tf.stack(parts, axis=-1)

@@ -10,9 +10,9 @@ whose label retrieval missed weigh zero.
 
 The item tables come from the train data: popularity from Transform's
 train counts, attributes (MovieLens genres and year, ...) from the
-contexts and labels, and co-occurrence from each user's items before their
-ranker labels (the history of their first ranker example), so that no
-ranker label, eval or test target is in them.
+contexts and labels, and item-to-item transitions from each user's items
+before their ranker labels (the history of their first ranker example), so
+that no ranker label, eval or test target is in them.
 
 The Model artifact holds the chain's SavedModel (Format-Serving: the
 retrieval model, its base_model, followed by the ranker; what TFMA
@@ -42,7 +42,7 @@ from components.model.export.ranker import ChainExport, RankerOnDeviceExport
 from components.model.export.signature_names import RANK
 from components.model.next_item_ranker import (CandidateFeatures,
                                                NextItemRanker,
-                                               cooccurrence_neighbors)
+                                               successor_table)
 from components.user_modules import training
 from components.user_modules.rating_trainer import attribute_table
 
@@ -130,12 +130,12 @@ def build_model(step: RankerTrainerSettings, tft_output: tft.TFTransformOutput,
   config, ranker = step.features, step.ranker
   sizes = training.vocabulary_sizes(tft_output, config)
   num_items = sizes[config.label.vocabulary]
-  neighbor_ids, similarity = cooccurrence_neighbors(
+  successor_ids, probability = successor_table(
       earliest_histories(lists[F.USER_ID], lists[F.HISTORY_ITEM_ID]),
-      num_items, ranker.neighbors)
+      num_items, ranker.successors, ranker.successor_window)
   features = CandidateFeatures(
       np.log1p(retrieval.read_item_counts(tft_output, config)),
-      neighbor_ids, similarity,
+      successor_ids, probability,
       attribute_table(lists, config.item_attributes(), num_items),
       ranker.recent_windows, name="candidate_features")
   model = NextItemRanker(config, sizes, features, ranker.hidden_units,

@@ -56,7 +56,7 @@ def train(retrieval_export, tmp) -> dict:
   step = ranker_trainer.RankerTrainerSettings(
       features=FEATURES,
       session=settings.SessionConfig(max_context_length=CONTEXT),
-      ranker=settings.RankerModelConfig(candidates=CANDIDATES, neighbors=4,
+      ranker=settings.RankerModelConfig(candidates=CANDIDATES, successors=4,
                                    recent_windows=[1, 3], hidden_units=[8],
                                    epochs=3, quantization="none"),
       train=settings.SeedConfig())

@@ -42,7 +42,7 @@ def test_session_defaults_follow_the_protocol():
     (SessionConfig, {"ranker_labels_per_user": -1},
      "session.ranker_labels_per_user"),
     (settings.RankerConfig, {"candidates": 0}, "ranker.candidates"),
-    (settings.RankerConfig, {"neighbors": 0}, "ranker.neighbors"),
+    (settings.RankerConfig, {"successors": 0}, "ranker.successors"),
     (settings.RankerConfig, {"recent_windows": []}, "ranker.recent_windows"),
     (settings.RankerConfig, {"recent_windows": [0, 5]},
      "ranker.recent_windows"),

@@ -12,22 +12,26 @@ from tests.support.sessions import feature_config
 P = F.PAD_ID
 
 
-def test_cooccurrence_neighbors_are_the_most_similar_items_by_cosine():
-  # Users' item sets; 1 (OOV) and PAD are no items.
-  sets = [np.array([2, 3, 4, 1]), np.array([2, 3]), np.array([3, 5, 0])]
-  ids, similarity = ranker.cooccurrence_neighbors(sets, 6, 2)
-  # 3 is in all three sets, 2 in two, 4 and 5 in one each.
-  # cos(2, 3) = 2 / sqrt(2 * 3); cos(2, 4) = 1 / sqrt(2); cos(3, 4) =
-  # cos(3, 5) = 1 / sqrt(3); 4 and 5 never meet.
+def test_successor_table_counts_the_next_items_within_the_window():
+  # Histories, oldest first; 1 (OOV) and PAD are no items (2, 1, 3 is 2, 3).
+  histories = [np.array([2, 3, 4]), np.array([2, 1, 3]), np.array([3, 5, 0])]
+  ids, probability = ranker.successor_table(histories, 6, 2, window=2)
+  # 2 -> 3 twice (1 each), 2 -> 4 two steps later (1/2): P 2/2.5, 0.5/2.5.
   np.testing.assert_array_equal(ids[2], [3, 4])
-  np.testing.assert_allclose(similarity[2], [2 / np.sqrt(6), 1 / np.sqrt(2)],
-                             rtol=1e-6)
-  np.testing.assert_array_equal(ids[3], [2, 4])  # 4 and 5 tie: lower id
-  np.testing.assert_allclose(similarity[3], [2 / np.sqrt(6), 1 / np.sqrt(3)],
-                             rtol=1e-6)
-  np.testing.assert_array_equal(ids[5], [3, P])  # one neighbour only
-  np.testing.assert_allclose(similarity[5], [1 / np.sqrt(3), 0.0], rtol=1e-6)
-  np.testing.assert_array_equal(ids[0], [P, P])
+  np.testing.assert_allclose(probability[2], [0.8, 0.2], rtol=1e-6)
+  np.testing.assert_array_equal(ids[3], [4, 5])  # a tie: the lower id first
+  np.testing.assert_allclose(probability[3], [0.5, 0.5], rtol=1e-6)
+  # Nothing follows 4, 5 or PAD.
+  for item in (0, 4, 5):
+    np.testing.assert_array_equal(ids[item], [P, P])
+    np.testing.assert_array_equal(probability[item], [0.0, 0.0])
+  # P is over all of an item's successors, before the table's cut.
+  ids, probability = ranker.successor_table(histories, 6, 1, window=2)
+  np.testing.assert_array_equal(ids[:, 0], [P, P, 3, 4, P, P])
+  np.testing.assert_allclose(probability[2], [0.8], rtol=1e-6)
+  # Next items only: 2 -> 4 is two steps.
+  _, probability = ranker.successor_table(histories, 6, 2, window=1)
+  np.testing.assert_allclose(probability[2], [1.0, 0.0], rtol=1e-6)
 
 
 def test_recent_items_are_the_newest_first():
@@ -37,18 +41,18 @@ def test_recent_items_are_the_newest_first():
 
 
 def _features(**kwargs):
-  """Items 2..7: popularity log(1 + id); 2 and 3 are each other's
-  neighbours (0.5), 4's neighbour is 6 (0.25); one attribute slot."""
+  """Items 2..7: popularity log(1 + id); 2 and 3 follow each other (P
+  0.5), 6 follows 4 (P 0.25); one attribute slot."""
   num_items = 8
-  neighbor_ids = np.zeros([num_items, 2], np.int32)
-  neighbor_similarity = np.zeros([num_items, 2], np.float32)
-  neighbor_ids[2, 0], neighbor_similarity[2, 0] = 3, 0.5
-  neighbor_ids[3, 0], neighbor_similarity[3, 0] = 2, 0.5
-  neighbor_ids[4, 0], neighbor_similarity[4, 0] = 6, 0.25
+  successor_ids = np.zeros([num_items, 2], np.int32)
+  successor_probability = np.zeros([num_items, 2], np.float32)
+  successor_ids[2, 0], successor_probability[2, 0] = 3, 0.5
+  successor_ids[3, 0], successor_probability[3, 0] = 2, 0.5
+  successor_ids[4, 0], successor_probability[4, 0] = 6, 0.25
   attributes = np.array([[P], [P], [10], [11], [10], [12], [11], [13]],
                         np.int32)
   return ranker.CandidateFeatures(
-      np.log1p(np.arange(num_items)), neighbor_ids, neighbor_similarity,
+      np.log1p(np.arange(num_items)), successor_ids, successor_probability,
       attributes, recent_windows=kwargs.get("windows", [1, 2]))
 
 
@@ -66,11 +70,14 @@ def test_candidate_features_by_hand():
   np.testing.assert_allclose(valid[:, 1], [1.2247, 0.0, -1.2247], atol=1e-3)
   np.testing.assert_allclose(x[:, 2], np.log1p(np.arange(4)), atol=1e-6)
   np.testing.assert_allclose(valid[:, 3], np.log1p([3, 6, 7]), atol=1e-6)
-  # Co-occurrence with the last 1 item (4): only 6 is 4's neighbour; with
-  # the last 2 (4, 2): 3 is 2's, 6 is 4's; mean over the window, max.
-  np.testing.assert_allclose(valid[:, 4:8], [[0.0, 0.0, 0.25, 0.5],
-                                             [0.25, 0.25, 0.125, 0.25],
-                                             [0.0, 0.0, 0.0, 0.0]], atol=1e-6)
+  # P(candidate | item) of the last 1 item (4): only 6 follows 4; of the
+  # last 2 (4, 2): 3 follows 2, 6 follows 4; the sum over the window and the
+  # largest, each log(1 + p / PROBABILITY_UNIT).
+  follows = np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25],
+                      [0.0, 0.0, 0.0, 0.0]])
+  np.testing.assert_allclose(valid[:, 4:8],
+                             np.log1p(follows / ranker.PROBABILITY_UNIT),
+                             rtol=1e-5)
   # Attributes: 3 has 11 (not among 2's 10 and 4's 10), 6 has 11 too, 7 13.
   np.testing.assert_allclose(valid[:, 8], [0.0, 0.0, 0.0])
   x = layer(tf.constant([[4, 5]]), tf.constant([[1.0, 0.5]]),
@@ -79,8 +86,8 @@ def test_candidate_features_by_hand():
 
 
 class _Lists:
-  """Synthetic lists: the label is the candidate that co-occurs with the
-  newest context item, at a random position with a low retrieval score."""
+  """Synthetic lists: the label is the candidate that follows the newest
+  context item, at a random position with a low retrieval score."""
 
   def __init__(self, count, seed):
     rng = np.random.default_rng(seed)
@@ -148,14 +155,14 @@ def test_padding_scores_the_floor_and_lists_without_their_label_weigh_zero():
 def test_id_tables_take_the_narrowest_type_that_holds_the_ids():
   small = _features()
   small.build(None)
-  assert small.neighbor_ids.dtype == tf.int16
+  assert small.successor_ids.dtype == tf.int16
   assert small.attribute_table.dtype == tf.int16
   wide = ranker.CandidateFeatures(
       np.zeros(40000), np.full([40000, 1], 39999), np.ones([40000, 1]),
       np.zeros([40000, 0]), recent_windows=[1])
   wide.build(None)
-  assert wide.neighbor_ids.dtype == tf.int32
-  # Item 39999's neighbour is itself: found through the int32 table.
+  assert wide.successor_ids.dtype == tf.int32
+  # Item 39999 follows itself: found through the int32 table.
   x = wide(tf.constant([[39999]]), tf.constant([[1.0]]),
            tf.constant([[39999]])).numpy()
-  assert x[0, 0, 4] == 1.0
+  assert x[0, 0, 4] == pytest.approx(np.log1p(1 / ranker.PROBABILITY_UNIT))

@@ -1,4 +1,4 @@
-"""The ranker's Trainer: label positions, the co-occurrence histories, and
+"""The ranker's Trainer: label positions, the transition histories, and
 run_fn on CandidateGen's lists of a small retrieval model (the Model
 artifact's SavedModel and TFLite file score alike)."""
 import json

@@ -34,11 +34,11 @@ def _inputs(rng, rows):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   rng = np.random.default_rng(0)
-  sets = [rng.choice(np.arange(2, ITEMS), size=10, replace=False)
-          for _ in range(60)]
-  ids, similarity = ranker.cooccurrence_neighbors(sets, ITEMS, 4)
+  histories = [rng.choice(np.arange(2, ITEMS), size=10, replace=False)
+               for _ in range(60)]
+  ids, probability = ranker.successor_table(histories, ITEMS, 4, 3)
   layer = ranker.CandidateFeatures(
-      np.log1p(rng.integers(0, 50, ITEMS)), ids, similarity,
+      np.log1p(rng.integers(0, 50, ITEMS)), ids, probability,
       rng.integers(2, 6, size=(ITEMS, 2)), recent_windows=[1, 3])
   keras.utils.set_random_seed(0)
   model = ranker.NextItemRanker(
