@@ -410,15 +410,16 @@ class RankerModelConfig(Section):
       100, "retrieval's top N that the ranker re-orders (a label outside "
       "them keeps its retrieval rank)")
   successors: int = setting(
-      16, "likeliest next items kept per item (P(next | item) from the "
-      "train histories): the table the ranker file holds (the largest part "
-      "of it; 4 bytes an entry)")
+      15, "likeliest next items kept per item, with the probability that "
+      "each follows it in the train histories: the table the ranker file "
+      "holds (the largest part of it; 4 bytes an entry)")
   successor_window: int = setting(
       3, "an item up to this many steps after another counts as following "
       "it (weighted 1 / steps)")
   recent_windows: List[int] = setting(
-      [1, 5, 20], "the newest context items over which a candidate's "
-      "P(candidate | item) is summed and maxed, one feature pair per window")
+      [1, 5, 20], "the newest context items over which the probability that "
+      "a candidate follows each is summed and maxed, one feature pair per "
+      "window")
   hidden_units: List[int] = setting([64, 32], "ranker: dense layers")
   dropout: float = setting(0.0, "ranker: dropout")
   epochs: int = setting(10, "ranker: upper bound on epochs")

@@ -10,9 +10,9 @@ against the context that a dot product cannot express:
 * how likely it follows the most recent context items: P(candidate | item)
   of each of the last 1, 5, 20, ... items (their sum and their largest),
   from item-to-item transitions in the train histories; each item's
-  `successors` most likely next items are kept, the table a phone holds.
-  The retrieval model ranks by one dot product with a summary of the whole
-  context; these counts keep the short-range order it blurs;
+  `successors` most likely next items are kept, the table a phone holds
+  (on ML-1M these counts add to an attention retrieval model what the
+  user-set co-occurrence they replaced did not; README, "Two stages");
 * its attributes against the recent items' (MovieLens genres and year,
   Ali-CCP category, shop, brand, intention): the share of its attribute
   values that the last few items hold;
