@@ -64,6 +64,11 @@ class Feature:
     """Embedding rows for bucketized features (vocabularies: from TFT)."""
     return self.buckets.count + F.NUM_RESERVED_IDS if self.buckets else None
 
+  def index_count(self, vocabulary_sizes: Dict[str, int]) -> int:
+    """The indices this feature takes (its embedding's rows): its buckets'
+    or its vocabulary's, the reserved ones included."""
+    return self.num_ids or vocabulary_sizes[self.vocabulary]
+
 
 @dataclasses.dataclass(frozen=True)
 class Group:

@@ -98,7 +98,7 @@ class DualEncoder(CausalModel):
     embeddings = {}
     for group in feature_config.groups:
       for feature in group.features:
-        rows = feature.num_ids or vocabulary_sizes[feature.vocabulary]
+        rows = feature.index_count(vocabulary_sizes)
         shared = (model_config.share_item_embeddings and
                   feature.vocabulary == label.vocabulary and
                   feature.embedding_dim == label.embedding_dim)

@@ -100,7 +100,7 @@ def static_group_embeddings(config: fc.FeatureConfig,
   for group in config.groups:
     if group.kind == fc.STATIC:
       embeddings = {f.name: PaddedEmbedding(
-          f.num_ids or vocabulary_sizes[f.vocabulary], f.embedding_dim,
+          f.index_count(vocabulary_sizes), f.embedding_dim,
           name=f"{f.name}_embedding") for f in group.features}
       layers.append(StaticGroupEmbedding(group, embeddings,
                                          name=f"{group.name}_embedding"))

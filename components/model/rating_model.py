@@ -51,7 +51,7 @@ class ItemTower(keras.layers.Layer):
     self.bias = keras.layers.Embedding(
         num_items, 1, embeddings_initializer="zeros", name="item_bias")
     self.attribute_embeddings = [
-        keras.layers.Embedding(f.num_ids or vocabulary_sizes[f.vocabulary],
+        keras.layers.Embedding(f.index_count(vocabulary_sizes),
                                f.embedding_dim, name=f"{f.name}_embedding")
         for f in self.attributes]
 

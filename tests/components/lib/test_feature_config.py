@@ -56,6 +56,14 @@ def test_bad_configs_name_the_field(path, value, message):
     check(edited(path, value))
 
 
+def test_index_count_is_the_buckets_or_the_vocabulary_with_reserved_ids():
+  features = {f.name: f for g in check(GOOD).groups for f in g.features}
+  sizes = {"item_id": 50, "genre": 6, "user_gender": 4}
+  assert features["context_item_id"].index_count(sizes) == 50
+  # 30 year buckets, then PAD and OOV.
+  assert features["context_year"].index_count(sizes) == 32
+
+
 def test_types_need_the_right_vocabulary_source():
   string_with_buckets = edited(("groups", 0, "features", 3),
                                {**GOOD["groups"][0]["features"][3],
