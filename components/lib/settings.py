@@ -412,7 +412,9 @@ class RankerModelConfig(Section):
   successors: int = setting(
       15, "likeliest next items kept per item, with the probability that "
       "each follows it in the train histories: the table the ranker file "
-      "holds (the largest part of it; 4 bytes an entry)")
+      "holds (the largest part of it; an entry is an id, int16 up to "
+      "32,767 items, and a probability: 4 bytes in a float16 file, 6 in an "
+      "unquantized one)")
   successor_window: int = setting(
       3, "an item up to this many steps after another counts as following "
       "it (weighted 1 / steps)")
